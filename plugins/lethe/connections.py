@@ -1,0 +1,23 @@
+"""Airflow connection ids through which lethe reaches the governed stores.
+
+Policies name these ids; credentials live only in the connections (``AIRFLOW_CONN_*``
+variables, a secrets backend, or the UI). The embedded stack writes all four.
+"""
+
+from __future__ import annotations
+
+#: The provider's telecom database (PostgreSQL): usage records, tickets, contracts ...
+TELECOM_DB = "lethe_telecom_db"
+#: The privacy control schema (PostgreSQL): requests, holds, restrictions, audit ledger.
+CONTROL_DB = "lethe_control_db"
+#: The call-recording server (SFTP).
+RECORDINGS_SFTP = "lethe_recordings_sftp"
+#: The object store (S3 or an S3-compatible server): traffic logs, analytics, exports.
+OBJECT_STORE = "lethe_s3"
+
+ALL = (TELECOM_DB, CONTROL_DB, RECORDINGS_SFTP, OBJECT_STORE)
+
+
+def env_var_name(conn_id: str) -> str:
+    """The environment variable Airflow reads a connection from."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"

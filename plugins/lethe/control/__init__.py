@@ -1,0 +1,3 @@
+"""The privacy control schema: requests, holds, restrictions and the audit ledger."""
+
+from __future__ import annotations

@@ -1,0 +1,38 @@
+"""``python -m lethe.control migrate [--conn-id ID]``: create or upgrade the control schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lethe.connections import CONTROL_DB
+from lethe.control.migrate import apply_migrations, discover
+from lethe.exceptions import LetheError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lethe.control", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    migrate = sub.add_parser("migrate", help="apply the control schema's migrations")
+    migrate.add_argument("--conn-id", default=CONTROL_DB, help="Airflow connection id")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    try:
+        conn = PostgresHook(postgres_conn_id=args.conn_id).get_conn()
+        try:
+            applied = apply_migrations(conn)
+        finally:
+            conn.close()
+    except LetheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"control schema at version {discover()[-1].version}; applied now: {applied or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

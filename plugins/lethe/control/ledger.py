@@ -1,0 +1,88 @@
+"""The audit ledger: an append-only, hash-chained record of every removal, export and refusal.
+
+The database numbers and chains the entries (see migration 0001); this module writes them
+and checks the chain. Entries carry counts and ids, never personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from lethe.exceptions import ControlSchemaError
+
+_COLUMNS = (
+    "action",
+    "outcome",
+    "actor",
+    "policy_family",
+    "category_id",
+    "store",
+    "request_id",
+    "dag_id",
+    "run_id",
+    "task_id",
+)
+# Built from the constant column names above; every value is a bound parameter.
+_INSERT = (
+    "INSERT INTO privacy.audit_ledger"  # noqa: S608
+    f" ({', '.join(_COLUMNS)}, counts, details, prev_hash, entry_hash)"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, '', '')"
+    " RETURNING entry_id"
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What one step did: who/what/when/how many, without the personal data itself.
+
+    :param action: what was done, e.g. ``purge``, ``dry_run``, ``export``, ``refusal``.
+    :param outcome: ``ok``, ``failed``, ``refused``, ``stopped`` ...
+    :param actor: the DAG task or person that acted.
+    :param counts: numbers only (matched, removed, skipped_hold ...).
+    :param details: ids, cutoffs, durations and reasons; no personal data.
+    """
+
+    action: str
+    outcome: str
+    actor: str
+    policy_family: str | None = None
+    category_id: str | None = None
+    store: str | None = None
+    request_id: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.counts.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"audit count {name!r} must be an integer")
+
+
+def record(conn, entry: AuditEntry) -> int:
+    """Append ``entry`` to the ledger and commit; return its entry id."""
+    values = [getattr(entry, name) for name in _COLUMNS]
+    with conn.cursor() as cur:
+        cur.execute(
+            _INSERT, (*values, json.dumps(entry.counts), json.dumps(entry.details, default=str))
+        )
+        (entry_id,) = cur.fetchone()
+    conn.commit()
+    return entry_id
+
+
+def verify(conn) -> None:
+    """Check the whole chain.
+
+    :raises ControlSchemaError: naming the first entry whose content or link was changed.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT privacy.verify_audit_ledger()")
+        (broken,) = cur.fetchone()
+    conn.rollback()
+    if broken is not None:
+        raise ControlSchemaError(f"audit ledger chain is broken at entry {broken}")

@@ -1,0 +1,167 @@
+"""The embedded stack: real PostgreSQL, SFTP and S3 servers on loopback, from pip packages alone.
+
+Used by the demo and the test suite::
+
+    with EmbeddedStack(state_dir=Path(".lethe/stack")) as stack:
+        os.environ.update(stack.airflow_env())
+
+PostgreSQL runs as its own server process (``pg_ctl``); the SFTP (asyncssh) and S3 (moto)
+servers run in threads of the calling process, so they live as long as it does. The command
+line (``python -m lethe.stack up``) keeps a detached process around for them.
+
+With ``LETHE_TEST_POSTGRES_DSN`` set, no PostgreSQL server is started: a fresh database on
+that server is used and dropped on stop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lethe import connections
+from lethe.stack.postgres import EXTERNAL_DSN_ENV, EmbeddedPostgres, ExternalPostgres
+from lethe.stack.s3 import EmbeddedS3Server
+from lethe.stack.sftp import EmbeddedSFTPServer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["EmbeddedStack"]
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedStack:
+    """PostgreSQL, SFTP and S3 servers for the four lethe connections.
+
+    Layout of ``state_dir``: ``postgres/`` (data directory, log, socket), ``sftp/`` (host and
+    client keys), ``sftp-root/`` (the directory served over SFTP).
+
+    :param state_dir: where the servers keep their state; created if missing.
+    :param external_postgres_dsn: a server to use instead of starting one; defaults to
+        ``LETHE_TEST_POSTGRES_DSN``. An empty string forces the embedded server.
+    """
+
+    def __init__(self, state_dir: Path | str, *, external_postgres_dsn: str | None = None) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        dsn = (
+            os.environ.get(EXTERNAL_DSN_ENV, "")
+            if external_postgres_dsn is None
+            else external_postgres_dsn
+        )
+        self.postgres: EmbeddedPostgres | ExternalPostgres = (
+            ExternalPostgres(dsn) if dsn else EmbeddedPostgres(self.state_dir / "postgres")
+        )
+        self.sftp = EmbeddedSFTPServer(self.state_dir / "sftp-root", self.state_dir / "sftp")
+        self.s3 = EmbeddedS3Server()
+        self._started = False
+
+    @property
+    def postgres_dsn(self) -> str:
+        """A libpq URI of the ``lethe`` database (for psycopg or psql)."""
+        return self.postgres.dsn
+
+    @property
+    def sftp_root(self) -> Path:
+        """The directory served over SFTP, on local disk."""
+        return self.sftp.root
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """The URL of the S3 server."""
+        return self.s3.endpoint_url
+
+    def start(self) -> EmbeddedStack:
+        """Start the three servers; on failure stop those already started.
+
+        :return: the stack itself.
+        :raises StackError: when a server cannot start.
+        """
+        if self._started:
+            return self
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        started: list[EmbeddedPostgres | ExternalPostgres | EmbeddedSFTPServer | EmbeddedS3Server]
+        started = []
+        try:
+            for server in (self.postgres, self.sftp, self.s3):
+                server.start()
+                started.append(server)
+        except BaseException:
+            for server in reversed(started):
+                try:
+                    server.stop()
+                except Exception:
+                    log.exception("Could not stop %s after a failed start", type(server).__name__)
+            raise
+        self._started = True
+        # A caller that forgets stop() (or dies of an exception) must not leave servers behind.
+        atexit.register(self.stop)
+        log.info("Embedded stack is up in %s", self.state_dir)
+        return self
+
+    def stop(self) -> None:
+        """Stop every server; safe to call more than once.
+
+        :raises StackError: when PostgreSQL cannot be stopped (after the others were stopped).
+        """
+        if not self._started:
+            return
+        self._started = False
+        atexit.unregister(self.stop)
+        errors: list[Exception] = []
+        for server in (self.s3, self.sftp, self.postgres):
+            try:
+                server.stop()
+            except Exception as e:
+                log.exception("Could not stop %s", type(server).__name__)
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        log.info("Embedded stack in %s stopped", self.state_dir)
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def airflow_connections(self) -> dict[str, dict[str, Any]]:
+        """The four lethe connections, by connection id, as JSON-ready dicts."""
+        database = self.postgres.airflow_connection()
+        return {
+            connections.TELECOM_DB: database,
+            connections.CONTROL_DB: dict(database),
+            connections.RECORDINGS_SFTP: self.sftp.airflow_connection(),
+            connections.OBJECT_STORE: self.s3.airflow_connection(),
+        }
+
+    def airflow_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables (JSON values) for the four lethe connections.
+
+        :return: variable name to value; holds credentials, so never log it.
+        """
+        return {
+            connections.env_var_name(conn_id): json.dumps(connection, sort_keys=True)
+            for conn_id, connection in self.airflow_connections().items()
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Where each server is, without credentials."""
+        return {
+            "state_dir": str(self.state_dir),
+            "postgres": {
+                **self.postgres.describe(),
+                "external": isinstance(self.postgres, ExternalPostgres),
+            },
+            "sftp": self.sftp.describe(),
+            "s3": self.s3.describe(),
+        }

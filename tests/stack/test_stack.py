@@ -1,0 +1,367 @@
+"""The embedded stack: a round trip through each server with the official provider hooks.
+
+Uses the session ``stack`` fixture (tests/conftest.py), whose ``AIRFLOW_CONN_*`` variables
+are in the environment; the command line is tested once in its own state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncssh
+import boto3
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from lethe import connections
+from lethe.exceptions import StackError
+from lethe.stack._net import port_open
+from lethe.stack.postgres import PG_BIN_ENV, EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sftp_hook(conn_id: str = connections.RECORDINGS_SFTP):
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    return SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=1)
+
+
+# --- Airflow connections ------------------------------------------------------------------------
+
+
+def test_airflow_env_defines_the_four_connections(stack):
+    env = stack.airflow_env()
+    assert set(env) == {connections.env_var_name(conn_id) for conn_id in connections.ALL}
+    for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
+        database = json.loads(env[connections.env_var_name(conn_id)])
+        assert database["conn_type"] == "postgres"
+        assert database["host"] == "127.0.0.1"
+        assert database["schema"] == stack.postgres.database
+    sftp = json.loads(env[connections.env_var_name(connections.RECORDINGS_SFTP)])
+    assert sftp["extra"]["host_key"].startswith("ssh-ed25519 ")
+    assert "no_host_key_check" not in sftp["extra"]
+    assert Path(sftp["extra"]["key_file"]).is_file()
+    s3 = json.loads(env[connections.env_var_name(connections.OBJECT_STORE)])
+    assert s3["extra"] == {"endpoint_url": stack.s3_endpoint_url, "region_name": "us-east-1"}
+    # What the stack tells about itself (logs, stack.json "services") carries no secret.
+    described = json.dumps(stack.describe())
+    assert stack.sftp.password not in described
+    assert stack.s3.secret_access_key not in described
+
+
+def test_connections_resolve_from_env_outside_a_task(stack, monkeypatch):
+    """Outside a task, Airflow 3.3 looks connections up in env vars (and custom backends) only."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    telecom = BaseHook.get_connection(connections.TELECOM_DB)
+    assert (telecom.conn_type, telecom.host, telecom.port) == (
+        "postgres",
+        "127.0.0.1",
+        stack.postgres.port,
+    )
+    assert telecom.schema == stack.postgres.database
+    sftp = BaseHook.get_connection(connections.RECORDINGS_SFTP)
+    assert sftp.port == stack.sftp.port
+    assert sftp.extra_dejson["host_key"] == stack.sftp.host_public_key
+    s3 = BaseHook.get_connection(connections.OBJECT_STORE)
+    assert s3.extra_dejson["endpoint_url"] == stack.s3_endpoint_url
+
+    monkeypatch.delenv(connections.env_var_name(connections.CONTROL_DB))
+    with pytest.raises(AirflowNotFoundException):
+        BaseHook.get_connection(connections.CONTROL_DB)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def test_postgres_round_trip_through_postgres_hook(stack):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    hook = PostgresHook(postgres_conn_id=connections.TELECOM_DB)
+    hook.run("DROP TABLE IF EXISTS lethe_stack_probe")
+    hook.run("CREATE TABLE lethe_stack_probe (id serial PRIMARY KEY, msisdn text, seconds int)")
+    try:
+        tricky = "+33 6 12'; DROP TABLE x; --"
+        hook.run(
+            "INSERT INTO lethe_stack_probe (msisdn, seconds) VALUES (%s, %s), (%s, %s)",
+            parameters=(tricky, 42, "+33 7 00", 7),
+        )
+        rows = hook.get_records(
+            "SELECT msisdn, seconds FROM lethe_stack_probe WHERE seconds > %s ORDER BY id",
+            parameters=(10,),
+        )
+        assert [tuple(row) for row in rows] == [(tricky, 42)]
+
+        with hook.get_sqlalchemy_engine().connect() as conn:
+            database, count = conn.execute(
+                text("SELECT current_database(), count(*) FROM lethe_stack_probe")
+            ).one()
+        assert (database, count) == (stack.postgres.database, 2)
+
+        # The control connection reaches the same database.
+        control = PostgresHook(postgres_conn_id=connections.CONTROL_DB)
+        assert control.get_first("SELECT count(*) FROM lethe_stack_probe")[0] == 2
+        # And so does the libpq URI, for psycopg and psql.
+        with psycopg.connect(stack.postgres_dsn) as conn:
+            assert conn.execute("SELECT max(seconds) FROM lethe_stack_probe").fetchone() == (42,)
+    finally:
+        hook.run("DROP TABLE lethe_stack_probe")
+
+
+def test_postgres_listens_on_loopback_tcp_as_superuser(stack):
+    with psycopg.connect(stack.postgres_dsn) as conn:
+        address, superuser = conn.execute(
+            "SELECT host(inet_server_addr()), rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert address == "127.0.0.1"
+    assert superuser is True
+
+
+def test_postgres_without_binaries_raises_stack_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(PG_BIN_ENV, str(tmp_path))
+    with pytest.raises(StackError, match=r"lacks the PostgreSQL binaries initdb, pg_ctl"):
+        EmbeddedPostgres(tmp_path / "postgres").start()
+
+
+# --- SFTP ---------------------------------------------------------------------------------------
+
+
+def test_sftp_round_trip_through_sftp_hook(stack, tmp_path):
+    hook = _sftp_hook()
+    local = tmp_path / "call.wav"
+    local.write_bytes(b"RIFF" + os.urandom(2048))
+    directory = f"/stack-test-{uuid.uuid4().hex[:8]}/2024/01"
+    remote = f"{directory}/call.wav"
+
+    hook.create_directory(directory)
+    hook.store_file(remote, str(local))
+    assert (stack.sftp_root / remote.lstrip("/")).read_bytes() == local.read_bytes()
+
+    [entry] = hook.list_directory_with_attr(directory)
+    assert entry.filename == "call.wav"
+    assert entry.st_size == local.stat().st_size
+    assert abs(entry.st_mtime - time.time()) < 120
+
+    with hook.get_managed_conn() as sftp:
+        sftp.utime(remote, (1_600_000_000, 1_600_000_000))
+        sftp.rename(remote, f"{directory}/renamed.wav")
+        sftp.mkdir(f"{directory}/empty")
+        sftp.rmdir(f"{directory}/empty")
+    attributes = {item.filename: item for item in hook.list_directory_with_attr(directory)}
+    assert list(attributes) == ["renamed.wav"]
+    assert attributes["renamed.wav"].st_mtime == 1_600_000_000
+
+    back = tmp_path / "back.wav"
+    hook.retrieve_file(f"{directory}/renamed.wav", str(back))
+    assert back.read_bytes() == local.read_bytes()
+
+    hook.delete_file(f"{directory}/renamed.wav")
+    assert hook.list_directory(directory) == []
+    hook.delete_directory(directory)
+    assert not (stack.sftp_root / directory.lstrip("/")).exists()
+
+
+def test_sftp_paths_cannot_escape_the_root(stack, tmp_path):
+    hook = _sftp_hook()
+    outside = stack.sftp_root.parent / "outside.txt"
+    outside.write_text("not served")
+    local = tmp_path / "payload.txt"
+    local.write_text("payload")
+    try:
+        # ".." above the root is the root itself: the upload lands inside.
+        hook.store_file("/../../outside.txt", str(local))
+        assert outside.read_text() == "not served"
+        assert (stack.sftp_root / "outside.txt").read_text() == "payload"
+        assert sorted(hook.list_directory("/../..")) == sorted(hook.list_directory("/"))
+
+        # A link planted on disk that points out of the root is not followed.
+        (stack.sftp_root / "escape").symlink_to(stack.sftp_root.parent)
+        with pytest.raises(PermissionError):
+            hook.retrieve_file("/escape/outside.txt", str(tmp_path / "stolen.txt"))
+        stolen = tmp_path / "stolen.txt"  # paramiko opens the local file first
+        assert not stolen.exists() or stolen.read_text() == ""
+        # And no link can be made through SFTP.
+        with hook.get_managed_conn() as sftp, pytest.raises(OSError, match="not supported"):
+            sftp.symlink("/", "/link-to-root")
+    finally:
+        outside.unlink()
+        (stack.sftp_root / "outside.txt").unlink(missing_ok=True)
+        (stack.sftp_root / "escape").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("variant", "works"),
+    [
+        ("password_only", True),
+        ("key_only", True),
+        ("wrong_password", False),
+        ("wrong_host_key", False),
+    ],
+)
+def test_sftp_authentication_and_host_key_pinning(stack, monkeypatch, variant, works):
+    connection = json.loads(
+        stack.airflow_env()[connections.env_var_name(connections.RECORDINGS_SFTP)]
+    )
+    if variant == "password_only":
+        del connection["extra"]["key_file"]
+    elif variant == "key_only":
+        del connection["password"]
+    elif variant == "wrong_password":
+        del connection["extra"]["key_file"]
+        connection["password"] = "not-the-password"
+    else:
+        other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+        connection["extra"]["host_key"] = " ".join(other_key.split()[:2])
+    monkeypatch.setenv("AIRFLOW_CONN_LETHE_SFTP_VARIANT", json.dumps(connection))
+
+    hook = _sftp_hook("lethe_sftp_variant")
+    if works:
+        assert isinstance(hook.list_directory("/"), list)
+    else:
+        with pytest.raises(Exception, match=r"(?i)authentication|host key|not match"):
+            hook.list_directory("/")
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+
+def test_s3_round_trip_through_s3_hook(stack):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    hook = S3Hook(aws_conn_id=connections.OBJECT_STORE)
+    assert hook.get_conn().meta.endpoint_url == stack.s3_endpoint_url
+    bucket = f"lethe-stack-{uuid.uuid4().hex[:8]}"
+    hook.create_bucket(bucket_name=bucket)
+    keys = [f"traffic/2024/01/{n}.json" for n in range(3)]
+    for n, key in enumerate(keys):
+        hook.load_string(json.dumps({"n": n}), key=key, bucket_name=bucket)
+    hook.load_string("other", key="exports/x.csv", bucket_name=bucket)
+
+    assert sorted(hook.list_keys(bucket_name=bucket, prefix="traffic/")) == keys
+    assert json.loads(hook.read_key(keys[1], bucket_name=bucket)) == {"n": 1}
+    hook.delete_objects(bucket=bucket, keys=keys)
+    assert hook.list_keys(bucket_name=bucket, prefix="traffic/") == []
+    assert hook.list_keys(bucket_name=bucket) == ["exports/x.csv"]
+
+
+def test_s3_versioned_bucket_through_the_hook_client(stack):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = S3Hook(aws_conn_id=connections.OBJECT_STORE).get_conn()
+    bucket = f"lethe-versioned-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = client.put_object(Bucket=bucket, Key="cdr.csv", Body=b"v1")["VersionId"]
+    second = client.put_object(Bucket=bucket, Key="cdr.csv", Body=b"v2")["VersionId"]
+    assert first != second
+    client.delete_object(Bucket=bucket, Key="cdr.csv")  # only adds a delete marker
+
+    listing = client.list_object_versions(Bucket=bucket)
+    assert {v["VersionId"] for v in listing["Versions"]} == {first, second}
+    assert len(listing["DeleteMarkers"]) == 1
+    old = client.get_object(Bucket=bucket, Key="cdr.csv", VersionId=first)["Body"].read()
+    assert old == b"v1"
+
+    doomed = [v["VersionId"] for v in listing["Versions"] + listing["DeleteMarkers"]]
+    for version_id in doomed:
+        client.delete_object(Bucket=bucket, Key="cdr.csv", VersionId=version_id)
+    listing = client.list_object_versions(Bucket=bucket)
+    assert "Versions" not in listing
+    assert "DeleteMarkers" not in listing
+    # The same server answers a plain boto3 client configured by hand.
+    plain = boto3.client(
+        "s3",
+        endpoint_url=stack.s3_endpoint_url,
+        aws_access_key_id=stack.s3.access_key_id,
+        aws_secret_access_key=stack.s3.secret_access_key,
+        region_name="us-east-1",
+    )
+    assert bucket in {b["Name"] for b in plain.list_buckets()["Buckets"]}
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins"))
+    return subprocess.run(
+        [sys.executable, "-m", "lethe.stack", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_cli_up_env_down(tmp_path):
+    state_dir = tmp_path / "cli-stack"
+    up = _cli("up", "--state-dir", str(state_dir), cwd=tmp_path)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        state = json.loads((state_dir / "stack.json").read_text())
+        pid = state["pid"]
+        assert _alive(pid)
+        assert (state_dir / "stack.json").stat().st_mode & 0o077 == 0
+
+        again = _cli("up", "--state-dir", str(state_dir), cwd=tmp_path)
+        assert again.returncode == 0
+        assert "already up" in again.stdout
+
+        status = _cli("status", "--state-dir", str(state_dir), cwd=tmp_path)
+        assert status.returncode == 0, status.stdout
+        assert status.stdout.count("[reachable]") == 3
+
+        env_out = _cli("env", "--state-dir", str(state_dir), cwd=tmp_path)
+        assert env_out.returncode == 0, env_out.stderr
+        exported: dict[str, str] = {}
+        for line in env_out.stdout.splitlines():
+            keyword, assignment = shlex.split(line)
+            assert keyword == "export"
+            name, _, value = assignment.partition("=")
+            exported[name] = value
+        assert set(exported) == {connections.env_var_name(c) for c in connections.ALL}
+        database = json.loads(exported[connections.env_var_name(connections.TELECOM_DB)])
+        with psycopg.connect(
+            host=database["host"],
+            port=database["port"],
+            user=database["login"],
+            password=database.get("password"),
+            dbname=database["schema"],
+        ) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (database["schema"],)
+    finally:
+        down = _cli("down", "--state-dir", str(state_dir), cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert not _alive(pid)
+    assert not (state_dir / "stack.json").exists()
+    assert not (state_dir / "postgres" / "data" / "postmaster.pid").exists()
+    sftp_port = state["services"]["sftp"]["port"]
+    assert not port_open(sftp_port)
+
+    second = _cli("down", "--state-dir", str(state_dir), cwd=tmp_path)
+    assert second.returncode == 0
+    assert "not up" in second.stdout
+    after = _cli("env", "--state-dir", str(state_dir), cwd=tmp_path)
+    assert after.returncode == 1
+    assert "not up" in after.stderr

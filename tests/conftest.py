@@ -78,9 +78,12 @@ def airflow_db():
 @pytest.fixture(scope="session")
 def dagbag(airflow_db):
     """Every DAG in dags/, parsed once and synced to the metadata database for dag.test()."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import sync_bag_to_db
     from airflow.models import DagBag
 
+    DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
     return bag

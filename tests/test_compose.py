@@ -103,3 +103,20 @@ def test_postgres_major_version_matches_the_tested_server(resolved, stack):
     for name in ("postgres", "lethe-db"):
         image = resolved["services"][name]["image"]
         assert image == f"postgres:{tested_major}", f"{name} runs {image}, tests run {tested_major}"
+
+
+def test_minio_init_creates_every_bucket_the_policies_name(resolved):
+    from lethe.policy import load_catalog
+
+    script = " ".join(resolved["services"]["minio-init"]["command"])
+    s3_stores = [
+        store
+        for category in load_catalog().categories()
+        for store in category.stores
+        if store.kind == "s3"
+    ]
+    assert s3_stores
+    for store in s3_stores:
+        assert f"lethe/{store.bucket}" in script, f"minio-init does not create {store.bucket}"
+        if store.versioned:
+            assert f"mc version enable lethe/{store.bucket}" in script, store.bucket

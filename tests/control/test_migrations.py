@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import psycopg2
@@ -182,3 +183,15 @@ class TestAuditLedger:
     def test_counts_must_be_numbers(self):
         with pytest.raises(ValueError, match=r"'removed' must be an integer"):
             _entry(counts={"removed": "jan@example.nl"})
+
+
+def test_identity_types_match_the_policy_vocabulary(control_db):
+    from lethe.policy import Identity
+
+    with control_db.cursor() as cur:
+        cur.execute(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_type t ON t.oid = c.contypid WHERE t.typname = 'identity_type'"
+        )
+        (definition,) = cur.fetchone()
+    assert set(re.findall(r"'([a-z_]+)'::text", definition)) == {i.value for i in Identity}

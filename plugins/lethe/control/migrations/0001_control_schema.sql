@@ -6,6 +6,10 @@
 
 CREATE SCHEMA IF NOT EXISTS privacy;
 
+-- The kinds of identity a subject is known by in the governed stores (lethe.policy Identity).
+CREATE DOMAIN privacy.identity_type AS text CHECK (VALUE IN (
+    'email', 'phone', 'customer_id', 'contract_id', 'ip', 'visitor_id', 'imei', 'iccid', 'mac'));
+
 -- Requests of data subjects (GDPR art. 15-21), registered by support or compliance.
 -- identities holds the verified identities to act on (personal data, kept here only):
 -- {"email": ["..."], "phone": ["+31..."], "customer_id": ["..."]}.
@@ -47,7 +51,7 @@ CREATE INDEX subject_requests_pending_idx ON privacy.subject_requests (status, r
 CREATE TABLE privacy.legal_holds (
     hold_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     category_id     text,
-    identity_type   text,
+    identity_type   privacy.identity_type,
     identity_value  text,
     reason          text NOT NULL,
     reference       text,
@@ -66,7 +70,7 @@ CREATE INDEX legal_holds_active_idx ON privacy.legal_holds (identity_type, ident
 -- removed while the related request is pending.
 CREATE TABLE privacy.processing_restrictions (
     restriction_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    identity_type   text NOT NULL,
+    identity_type   privacy.identity_type NOT NULL,
     identity_value  text NOT NULL,
     request_id      uuid REFERENCES privacy.subject_requests,
     reason          text NOT NULL,

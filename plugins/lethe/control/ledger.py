@@ -31,6 +31,10 @@ _INSERT = (
     f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, '', '')"
     " RETURNING entry_id"
 )
+_SELECT = (
+    "SELECT entry_id, recorded_at, "  # noqa: S608
+    f"{', '.join(_COLUMNS)}, counts, details FROM privacy.audit_ledger"
+)
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,26 @@ def verify(conn) -> None:
     conn.rollback()
     if broken is not None:
         raise ControlSchemaError(f"audit ledger chain is broken at entry {broken}")
+
+
+def entries(
+    conn, *, dag_id: str | None = None, run_id: str | None = None, after_entry: int = 0
+) -> list[dict[str, Any]]:
+    """Ledger entries in order, optionally of one DAG (and run) and after an entry id.
+
+    :return: dicts of the entries' columns (no personal data: the ledger holds none).
+    """
+    where, params = ["entry_id > %s"], [after_entry]
+    if dag_id is not None:
+        where.append("dag_id = %s")
+        params.append(dag_id)
+    if run_id is not None:
+        where.append("run_id = %s")
+        params.append(run_id)
+    query = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY entry_id"
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    conn.rollback()
+    return rows

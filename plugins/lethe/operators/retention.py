@@ -1,0 +1,331 @@
+"""Retention operators: enforce one category's retention on one store, and check the result.
+
+``PostgresRetentionOperator``, ``SFTPRetentionOperator`` and ``S3RetentionOperator`` share
+:class:`BaseRetentionOperator`, which computes the cutoff from the run's logical date,
+reads legal holds and restrictions, surveys the store, applies the purge guard, purges
+(unless it is a dry run), writes one ledger entry and returns a small count-only summary.
+The store adapters (:mod:`lethe.stores`) do the I/O over the official provider hooks.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from lethe.connections import CONTROL_DB
+from lethe.exceptions import PurgeError, PurgeGuardError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow.sdk import Context
+
+    from lethe.policy.models import Category, PolicyFamily
+    from lethe.stores.base import Cutoff, RetentionAdapter, Survey
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """A flag from a trigger form or a template: a bool, or 'true'/'false' text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise AirflowFailException(f"{name} must be true or false, not {type(value).__name__}")
+
+
+def run_moment(context: Context) -> datetime:
+    """The moment retention is counted from: the run's logical date.
+
+    Manually triggered runs may have no logical date in Airflow 3; they count from the
+    moment the run was due (``run_after``), which is fixed for the run, so a retry or a
+    rerun computes the same cutoff.
+    """
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    if moment is None or moment.tzinfo is None:
+        raise AirflowFailException("the run has no aware logical date to count retention from")
+    return moment
+
+
+def store_label(store: Any) -> str:
+    """How a store is named in logs, the ledger and task labels: kind, connection, place."""
+    return f"{store.kind}:{store.conn_id}:{store.location}"
+
+
+class BaseRetentionOperator(BaseOperator):
+    """Enforce one category's retention on one of its stores.
+
+    :param family_id: the policy family (file) the category belongs to. (templated)
+    :param category_id: the data category. (templated)
+    :param store_index: which of the category's stores (0-based). (templated)
+    :param dry_run: only count and report what would be removed. (templated)
+    :param override_guard: let a purge through that the purge guard stopped; for this
+        run only, and only with ``override_reason``. (templated)
+    :param override_reason: why the guard is overridden; recorded in the ledger. (templated)
+    :param control_conn_id: connection of the privacy control schema. (templated)
+    :param policy_dir: directory of the policy files; default: ``LETHE_POLICY_DIR`` or
+        ``include/policies``. (templated)
+    """
+
+    #: The store kind this operator handles.
+    store_kind: ClassVar[str]
+
+    template_fields = (
+        "family_id",
+        "category_id",
+        "store_index",
+        "dry_run",
+        "override_guard",
+        "override_reason",
+        "control_conn_id",
+        "policy_dir",
+    )
+    ui_color = "#f4d6d6"
+
+    def __init__(
+        self,
+        *,
+        family_id: str,
+        category_id: str,
+        store_index: int = 0,
+        dry_run: bool | str = False,
+        override_guard: bool | str = False,
+        override_reason: str | None = None,
+        control_conn_id: str = CONTROL_DB,
+        policy_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.family_id = family_id
+        self.category_id = category_id
+        self.store_index = store_index
+        self.dry_run = dry_run
+        self.override_guard = override_guard
+        self.override_reason = override_reason
+        self.control_conn_id = control_conn_id
+        self.policy_dir = policy_dir
+
+    # --- policy ------------------------------------------------------------------------
+
+    @cached_property
+    def family(self) -> PolicyFamily:
+        from lethe.policy import load_catalog
+
+        return load_catalog(self.policy_dir).family(self.family_id)
+
+    @cached_property
+    def category(self) -> Category:
+        for category in self.family.categories:
+            if category.id == self.category_id:
+                return category
+        raise AirflowFailException(
+            f"category {self.category_id!r} is not in policy family {self.family_id!r}"
+        )
+
+    @cached_property
+    def store(self) -> Any:
+        stores = self.category.stores
+        index = int(self.store_index)
+        if not 0 <= index < len(stores):
+            raise AirflowFailException(
+                f"category {self.category_id!r} has {len(stores)} store(s); no index {index}"
+            )
+        store = stores[index]
+        if store.kind != self.store_kind:
+            raise AirflowFailException(
+                f"{type(self).__name__} handles {self.store_kind} stores; store {index} of "
+                f"{self.category_id!r} is a {store.kind} store"
+            )
+        return store
+
+    @property
+    def store_label(self) -> str:
+        """``kind:conn_id:location`` of the store, for task labels (map_index_template)."""
+        return store_label(self.store)
+
+    # --- I/O, through hooks ------------------------------------------------------------
+
+    def adapter_options(self) -> dict[str, Any]:
+        """Options of this store kind's adapter."""
+        return {}
+
+    def make_adapter(self) -> RetentionAdapter:
+        """The store adapter, over the provider hook of this operator's store kind."""
+        from lethe.stores import adapter_for
+
+        return adapter_for(self.store, self.category, **self.adapter_options())
+
+    def _control_conn(self):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
+
+    # --- the run -----------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.protection import load_protection
+        from lethe.retention import resolve_cutoff
+
+        dry_run = as_bool(self.dry_run, "dry_run")
+        override = as_bool(self.override_guard, "override_guard")
+        if override and not (self.override_reason or "").strip():
+            raise AirflowFailException("override_guard needs an override_reason for the ledger")
+        moment = run_moment(context)
+        started = time.monotonic()
+        label = store_label(self.store)
+
+        cutoff = resolve_cutoff(self.category, moment)
+        control = self._control_conn()
+        try:
+            protection = load_protection(control, self.category)
+            adapter = self.make_adapter()
+            with adapter.session():
+                survey = adapter.survey(cutoff, protection)
+                self.log.info(
+                    "%s %s: %d items, %d expired (%d held, %d restricted), cutoff %s",
+                    self.category_id,
+                    label,
+                    survey.total,
+                    survey.expired,
+                    survey.held,
+                    survey.restricted,
+                    cutoff.default.isoformat(),
+                )
+                entry = self._entry_base(context, cutoff, survey, dry_run, override)
+                if dry_run:
+                    return self._finish(control, entry, "dry_run", "ok", survey, 0, started)
+                try:
+                    self._check_guard(survey, cutoff)
+                except PurgeGuardError as exc:
+                    if not override:
+                        self._finish(control, entry, "purge", "stopped", survey, 0, started, exc)
+                        raise AirflowFailException(str(exc)) from exc
+                    self.log.warning("Purge guard overridden for this run: %s", exc)
+                    entry["details"]["guard_overridden"] = str(exc)
+                try:
+                    result = adapter.purge(cutoff, protection)
+                except PurgeError as exc:
+                    entry["counts"]["failed"] = exc.failed
+                    self._finish(
+                        control, entry, "purge", "failed", survey, exc.removed, started, exc
+                    )
+                    raise
+                entry["counts"].update(
+                    {
+                        "batches": result.batches,
+                        "partitions_dropped": result.partitions_dropped,
+                        "versions_removed": result.versions_removed,
+                        "directories_removed": result.directories_removed,
+                    }
+                )
+                return self._finish(control, entry, "purge", "ok", survey, result.removed, started)
+        finally:
+            control.close()
+
+    def _check_guard(self, survey: Survey, cutoff: Cutoff) -> None:
+        if survey.total and survey.expired == survey.total and survey.unaged == 0:
+            raise PurgeGuardError(
+                f"every one of the store's {survey.total} items is older than its cutoff "
+                f"({cutoff.default.isoformat()}): the store looks stale, or the clock or the "
+                "policy is wrong"
+            )
+        limit = self.family.purge_guard
+        if survey.total and survey.removable / survey.total > limit:
+            raise PurgeGuardError(
+                f"the purge would remove {survey.removable} of {survey.total} items "
+                f"({survey.removable / survey.total:.0%}), more than the policy's purge guard "
+                f"of {limit:.0%}"
+            )
+
+    def _entry_base(
+        self, context: Context, cutoff: Cutoff, survey: Survey, dry_run: bool, override: bool
+    ) -> dict[str, Any]:
+        ti = context["ti"]
+        details: dict[str, Any] = {
+            "cutoff": cutoff.default.isoformat(),
+            "policy_version": self.family.version,
+            "dry_run": dry_run,
+        }
+        if cutoff.per_subject:
+            details["subjects_with_own_retention"] = len(cutoff.per_subject)
+        if override:
+            details["override_reason"] = self.override_reason
+        return {
+            "actor": f"{ti.dag_id}.{ti.task_id}",
+            "policy_family": self.family_id,
+            "category_id": self.category_id,
+            "store": store_label(self.store),
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+            "counts": {
+                "total": survey.total,
+                "matched": survey.expired,
+                "skipped_hold": survey.held,
+                "skipped_restriction": survey.restricted,
+            },
+            "details": details,
+        }
+
+    def _finish(
+        self,
+        control,
+        entry: dict[str, Any],
+        action: str,
+        outcome: str,
+        survey: Survey,
+        removed: int,
+        started: float,
+        error: Exception | None = None,
+    ) -> dict[str, Any]:
+        from lethe.control import ledger
+
+        entry["counts"]["removed"] = removed
+        entry["details"]["duration_ms"] = round((time.monotonic() - started) * 1000)
+        if error is not None:
+            entry["details"]["reason"] = str(error)
+        ledger.record(control, ledger.AuditEntry(action=action, outcome=outcome, **entry))
+        summary = {
+            "category_id": self.category_id,
+            "store": entry["store"],
+            "dry_run": action == "dry_run",
+            "cutoff": entry["details"]["cutoff"],
+            **entry["counts"],
+            "would_remove": survey.removable if action == "dry_run" else 0,
+        }
+        self.log.info(
+            "%s %s: %s %s, removed %d", self.category_id, entry["store"], action, outcome, removed
+        )
+        return summary
+
+
+class PostgresRetentionOperator(BaseRetentionOperator):
+    """Retention on a PostgreSQL table: bounded batches, whole expired partitions dropped.
+
+    :param batch_size: rows per delete transaction. (templated)
+    """
+
+    store_kind = "postgres"
+    template_fields = (*BaseRetentionOperator.template_fields, "batch_size")
+
+    def __init__(self, *, batch_size: int = 20_000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_size = batch_size
+
+    def adapter_options(self) -> dict[str, Any]:
+        return {"batch_size": int(self.batch_size)}
+
+
+class SFTPRetentionOperator(BaseRetentionOperator):
+    """Retention on an SFTP tree: one SSH session, listings with attributes."""
+
+    store_kind = "sftp"
+
+
+class S3RetentionOperator(BaseRetentionOperator):
+    """Retention on an S3 key layout: expired date prefixes only, DeleteObjects in 1000s."""
+
+    store_kind = "s3"

@@ -1,0 +1,187 @@
+"""What every store adapter shares: cutoffs, protections, and the retention contract.
+
+An adapter (one per store kind: PostgreSQL, SFTP, S3) wraps an official provider hook and
+one store of a policy category. For retention it can *survey* the store (how much there
+is, how much has expired, how much of that is protected) and *purge* what may go. The
+operator decides between the two (dry run, purge guard); the adapter only does the I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from lethe.policy.models import Category
+    from lethe.policy.primitives import Duration
+    from lethe.policy.vocabulary import Identity
+
+#: The provider's time zone: retention periods are counted in its calendar.
+PROVIDER_TZ = ZoneInfo("Europe/Amsterdam")
+
+
+def cutoff_before(moment: datetime, period: Duration, tz: ZoneInfo = PROVIDER_TZ) -> datetime:
+    """The moment ``period`` before ``moment``, counted on the provider's calendar; in UTC.
+
+    Months and years are calendar months and years of the wall clock in ``tz`` (P6M from
+    31 August 00:00 is 28/29 February 00:00, clamped to the shorter month). Where that
+    wall-clock time is skipped or repeated by a DST change, the earlier instant is taken,
+    so nothing is ever treated as older than it is.
+
+    :param moment: an aware datetime, usually the run's logical date.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("cutoff_before needs an aware datetime")
+    wall = period.before(moment.astimezone(tz).replace(tzinfo=None))
+    candidates = (wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1))
+    return min(c.astimezone(UTC) for c in candidates)
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """When the items of one store have expired: aged strictly before the cutoff.
+
+    :param default: the cutoff for every item (aware, UTC).
+    :param per_subject: for a customer-defined retention: the cutoff of each subject
+        (identity value -> cutoff) that chose its own period; others get ``default``.
+    :param subject_identity: the identity type ``per_subject`` is keyed by.
+    """
+
+    default: datetime
+    per_subject: Mapping[str, datetime] = field(default_factory=dict)
+    subject_identity: Identity | None = None
+
+    def for_subject(self, value: str | None) -> datetime:
+        """The cutoff for an item of the subject ``value`` (of ``subject_identity``)."""
+        if value is None:
+            return self.default
+        return self.per_subject.get(value, self.default)
+
+    @property
+    def earliest(self) -> datetime:
+        """The earliest cutoff of any subject: items aged before it are expired for all."""
+        return min([self.default, *self.per_subject.values()])
+
+    @property
+    def latest(self) -> datetime:
+        """The latest cutoff of any subject: items aged at or after it are kept for all."""
+        return max([self.default, *self.per_subject.values()])
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What retention must leave alone in one category, read from the control schema.
+
+    :param category_held: a legal hold covers the whole category.
+    :param held: subject identities under a legal hold, by identity type.
+    :param restricted: subject identities whose processing is restricted, by type.
+    """
+
+    category_held: bool = False
+    held: Mapping[Identity, frozenset[str]] = field(default_factory=dict)
+    restricted: Mapping[Identity, frozenset[str]] = field(default_factory=dict)
+
+    def is_held(self, subjects: Mapping[Identity, tuple[str, ...] | list[str]]) -> bool:
+        """Whether an item with these identities is under a legal hold."""
+        return self.category_held or _any_in(subjects, self.held)
+
+    def is_restricted(self, subjects: Mapping[Identity, tuple[str, ...] | list[str]]) -> bool:
+        """Whether an item with these identities belongs to a restricted subject."""
+        return _any_in(subjects, self.restricted)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.category_held or any(self.held.values()) or any(self.restricted.values()))
+
+
+def _any_in(subjects, protected) -> bool:
+    return any(
+        value in protected.get(identity, ())
+        for identity, values in subjects.items()
+        for value in values
+    )
+
+
+@dataclass(frozen=True)
+class Survey:
+    """How much of a store has expired, counted before (or instead of) a purge.
+
+    Every count is of items (rows, files, objects): numbers only, no personal data.
+
+    :param total: items in the store.
+    :param expired: items aged before their cutoff.
+    :param held: expired items kept for a legal hold.
+    :param restricted: expired items kept for a processing restriction (and not held).
+    :param newest: the newest age of any item; None when no item has an age.
+    :param unaged: items without an age (service not ended, ticket still open): they
+        never expire and count as young for the clock check.
+    :param oldest_removable: the oldest age among expired items that are not protected.
+    :param oldest: the oldest age of any item that counts against the retention limit:
+        every item except the expired ones kept for a hold or a restriction.
+    """
+
+    total: int
+    expired: int
+    held: int = 0
+    restricted: int = 0
+    newest: datetime | None = None
+    unaged: int = 0
+    oldest_removable: datetime | None = None
+    oldest: datetime | None = None
+
+    @property
+    def removable(self) -> int:
+        """Expired items that may go: neither held nor restricted."""
+        return self.expired - self.held - self.restricted
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge removed. ``removed`` counts items (rows, files, object keys)."""
+
+    removed: int
+    batches: int = 0
+    partitions_dropped: int = 0
+    versions_removed: int = 0
+    directories_removed: int = 0
+    details: dict[str, int] = field(default_factory=dict)
+
+
+class RetentionAdapter(abc.ABC):
+    """Retention on one store of one category, over an official provider hook.
+
+    Implementations keep the rules the engine never breaks: nothing aged at or after its
+    cutoff is removed; protected items are never removed; a second purge with the same
+    cutoff removes nothing; identifiers come from the validated policy and are quoted as
+    identifiers, values are bound as parameters.
+    """
+
+    def __init__(self, *, category: Category) -> None:
+        self.category = category
+
+    def session(self) -> AbstractContextManager[Any]:
+        """A context keeping one connection to the store open across survey and purge.
+
+        Adapters whose hooks open a connection per call override this (SFTP: one SSH
+        session per run); the default does nothing.
+        """
+        return nullcontext()
+
+    @abc.abstractmethod
+    def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
+        """Count the store's items, the expired ones and the protected ones among them."""
+
+    @abc.abstractmethod
+    def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
+        """Remove (or anonymise) every expired item that is not protected.
+
+        :raises lethe.exceptions.StoreError: when the store refuses or fails part of the
+            removal (:class:`lethe.exceptions.PurgeError` carries what was removed before
+            the failure: that stays removed and must be reported).
+        """

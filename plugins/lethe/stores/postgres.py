@@ -1,0 +1,721 @@
+"""Retention on a PostgreSQL table: count what has expired, then purge it in bounded batches.
+
+:class:`PostgresRetentionAdapter` implements the retention contract of
+:mod:`lethe.stores.base` for one :class:`~lethe.policy.models.PostgresStore` over the
+official :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`. The SQL it runs:
+
+* **Age and expiry.** A row's age is a column of the table, or the column of a joined
+  table or view read through a correlated scalar subquery (``age: {via: ...}``), so a join
+  never multiplies rows; more than one joined row for a table row is an error (SQLSTATE
+  21000), never a guess. A row has expired iff its age is strictly before its cutoff; a NULL
+  age (or no joined row) never expires. The session runs in the provider's time zone
+  (Europe/Amsterdam), so a DATE age counts from local midnight; cutoffs are bound as
+  ``timestamptz``. Customer-defined cutoffs are two bound arrays (``text[]``,
+  ``timestamptz[]``) unnested and left-joined on the subject column.
+* **Protection.** A row is held when the whole category is, or when one of its subject
+  columns (as text) is among the held values of that identity; restricted likewise. Held
+  and restricted rows are counted, never removed.
+* **Purge.** Month partitions wholly before the earliest cutoff are detached and dropped
+  (under a short ``lock_timeout``) when they hold no protected row. Everything else goes in
+  batches, one short transaction each: the next ``batch_size`` removable keys are read in
+  age order (``FOR UPDATE``), then exactly those keys are deleted (or anonymised) through
+  typed ``unnest`` arrays. The loop ends with the first short batch.
+
+Identifiers come from the validated policy and are always quoted with the driver's
+``sql.Identifier``; every value is a bound parameter. The hook may hand out a psycopg 3 or
+a psycopg2 connection (the postgres provider picks psycopg 3 when it and SQLAlchemy 2 are
+installed); the adapter speaks both. Errors name the table, the connection id and the
+SQLSTATE, never the server's message, which can echo personal values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from lethe.exceptions import PurgeError, StoreError
+from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
+from lethe.stores.base import PROVIDER_TZ, PurgeResult, RetentionAdapter, Survey
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import ModuleType
+
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from lethe.policy.models import Category
+    from lethe.policy.vocabulary import Identity
+    from lethe.stores.base import Cutoff, Protection
+
+log = logging.getLogger(__name__)
+
+#: The largest batch one transaction may delete or anonymise.
+MAX_BATCH_SIZE = 100_000
+#: How long dropping a partition may wait for its locks before it fails instead of blocking.
+DROP_LOCK_TIMEOUT = "5s"
+#: Column types compared by address as well as by their text form (``host()``).
+_ADDRESS_TYPES = frozenset({"inet", "cidr"})
+#: Pulls the upper bound literal out of ``FOR VALUES FROM (...) TO ('...')``.
+_UPPER_BOUND_RE = r"TO \('([^']*)'\)$"
+#: Partition-key column types whose bounds are instants (or local dates) we can compare.
+_TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+
+# ================================================================================ catalog SQL
+
+_TABLE_SQL = """
+SELECT c.oid, c.relkind, pt.partstrat, pt.partnatts, pa.attname
+FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_partitioned_table AS pt ON pt.partrelid = c.oid
+LEFT JOIN pg_catalog.pg_attribute AS pa
+    ON pa.attrelid = c.oid AND pa.attnum = pt.partattrs[0]
+WHERE n.nspname = %(schema)s AND c.relname = %(name)s
+"""
+
+_COLUMNS_SQL = """
+SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), t.typname
+FROM pg_catalog.pg_attribute AS a
+JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+WHERE a.attrelid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+_PARTITIONS_SQL = """
+SELECT n.nspname, c.relname, bound.upper_bound
+FROM pg_catalog.pg_inherits AS i
+JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+    SELECT (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(bound_re)s))[1]
+        ::timestamptz AS upper_bound
+) AS bound
+WHERE i.inhparent = %(oid)s
+ORDER BY bound.upper_bound NULLS LAST, c.relname
+"""
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column of the store's table: its SQL type (``format_type``) and base type name."""
+
+    type: str
+    base: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    """What the adapter reads once from ``pg_catalog`` about the store's table."""
+
+    oid: int
+    relkind: str
+    columns: Mapping[str, _Column]
+    #: The single column the table is range-partitioned on, else None.
+    range_key: str | None
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """The DB-API flavour of a connection: its ``sql`` module, errors and a tuple cursor."""
+
+    sql: ModuleType
+    error: type[Exception]
+    cursor: Callable[[], Any]
+
+
+@dataclass
+class _Plan:
+    """The SQL pieces of one survey or purge (alias ``t`` is the store's table)."""
+
+    relation: Any
+    from_: Any
+    age: Any
+    expired: Any
+    held: Any
+    restricted: Any
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Progress:
+    """What a purge has done so far, for its result or its error."""
+
+    removed: int = 0
+    batches: int = 0
+    partitions_dropped: int = 0
+    partition_rows: int = 0
+    batch_rows: int = 0
+    pending: int = 0
+    action: str = "connect"
+
+
+class PostgresRetentionAdapter(RetentionAdapter):
+    """Retention on one PostgreSQL table of a category.
+
+    :param hook: a hook on the store's database (``PostgresHook(postgres_conn_id=...)``);
+        no connection is opened until :meth:`survey` or :meth:`purge`.
+    :param store: the policy's store: table, key columns, age, subject columns, on expiry.
+    :param category: the category the store belongs to.
+    :param batch_size: rows deleted or anonymised per transaction (1-100 000).
+    """
+
+    def __init__(
+        self,
+        *,
+        hook: PostgresHook,
+        store: PostgresStore,
+        category: Category,
+        batch_size: int = 20_000,
+    ) -> None:
+        super().__init__(category=category)
+        if not isinstance(store, PostgresStore):
+            raise TypeError(f"expected a PostgresStore, got {type(store).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+        self.hook = hook
+        self.store = store
+        self.batch_size = batch_size
+        self._table: _Table | None = None
+
+    # ---------------------------------------------------------------------------- contract
+
+    def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
+        """Count the table's rows, the expired ones and the protected ones among them.
+
+        One query over the table. Rows already anonymised do not count as expired.
+
+        :raises lethe.exceptions.StoreError: when the database cannot be reached, the table
+            or a policy column is missing, or the query fails.
+        """
+        conn = self._connect(StoreError)
+        driver = _driver(conn)
+        try:
+            table = self._describe(conn, driver)
+            plan = self._plan(driver.sql, table, cutoff, protection)
+            query = _survey_sql(driver.sql, plan)
+            with driver.cursor() as cur:
+                cur.execute(query, plan.params)
+                row = cur.fetchone()
+            conn.rollback()
+        except driver.error as exc:
+            raise StoreError(self._failure("survey", exc)) from None
+        finally:
+            _close(conn)
+        total, expired, held, restricted, newest, unaged, oldest_removable, oldest = row
+        result = Survey(
+            total=total,
+            expired=expired,
+            held=held,
+            restricted=restricted,
+            newest=_utc(newest),
+            unaged=unaged,
+            oldest_removable=_utc(oldest_removable),
+            oldest=_utc(oldest),
+        )
+        log.info(
+            "Surveyed %s: %d rows, %d expired (%d held, %d restricted), %d unaged",
+            self.store.table,
+            total,
+            expired,
+            held,
+            restricted,
+            unaged,
+        )
+        return result
+
+    def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
+        """Remove (or anonymise) every expired row that is neither held nor restricted.
+
+        Month partitions wholly before the earliest cutoff go first (detached and dropped
+        when they hold no protected row), then the rest in batches of :attr:`batch_size`,
+        each committed on its own. A second purge with the same cutoff removes nothing.
+
+        :raises lethe.exceptions.PurgeError: when the database cannot be reached or a step
+            fails; ``removed`` counts what was committed before (and stays removed).
+        """
+        progress = _Progress()
+        conn = self._connect(PurgeError)
+        driver = _driver(conn)
+        try:
+            table = self._describe(conn, driver)
+            plan = self._plan(driver.sql, table, cutoff, protection)
+            if protection.category_held:
+                log.info("%s: the whole category is held; nothing purged", self.store.table)
+            else:
+                if self.store.partitioned_by_month:
+                    self._drop_partitions(conn, driver, table, plan, cutoff, protection, progress)
+                self._purge_batches(conn, driver, table, plan, progress)
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise PurgeError(
+                self._failure(progress.action, exc, removed=progress.removed),
+                removed=progress.removed,
+                failed=progress.pending,
+            ) from None
+        except StoreError as exc:
+            _rollback(conn, driver)
+            raise PurgeError(str(exc), removed=progress.removed, failed=progress.pending) from None
+        finally:
+            _close(conn)
+        details = {"partition_rows": progress.partition_rows}
+        details["anonymised" if self._anonymises else "batch_rows"] = progress.batch_rows
+        log.info(
+            "Purged %s: %d rows (%d partitions dropped, %d batches)",
+            self.store.table,
+            progress.removed,
+            progress.partitions_dropped,
+            progress.batches,
+        )
+        return PurgeResult(
+            removed=progress.removed,
+            batches=progress.batches,
+            partitions_dropped=progress.partitions_dropped,
+            details=details,
+        )
+
+    # ------------------------------------------------------------------------ connection
+
+    @property
+    def _anonymises(self) -> bool:
+        return isinstance(self.store.on_expiry, Anonymise)
+
+    def _connect(self, error: type[StoreError]) -> Any:
+        """A connection in the provider's time zone; ``error`` when it cannot be had."""
+        from airflow.exceptions import AirflowException
+
+        conn_id = self.store.conn_id
+        try:
+            conn = self.hook.get_conn()
+        except (AirflowException, *db_errors()) as exc:
+            raise error(
+                f"cannot connect to PostgreSQL through connection {conn_id!r} for "
+                f"{self.store.table}: {type(exc).__name__}"
+            ) from None
+        driver = _driver(conn)
+        try:
+            with driver.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_catalog.set_config('TimeZone', %(tz)s, false)",
+                    {"tz": PROVIDER_TZ.key},
+                )
+            conn.commit()
+        except driver.error as exc:
+            _close(conn)
+            raise error(self._failure("session setup", exc)) from None
+        return conn
+
+    def _failure(self, action: str, exc: Exception, *, removed: int | None = None) -> str:
+        """An error message naming the table, connection and SQLSTATE; no server message."""
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None) or "unknown"
+        message = (
+            f"{action} of {self.store.table} (connection {self.store.conn_id!r}) failed: "
+            f"PostgreSQL error {code} ({type(exc).__name__})"
+        )
+        if removed is not None:
+            message += f"; {removed} rows were removed before the failure"
+        return message
+
+    def _describe(self, conn: Any, driver: _Driver) -> _Table:
+        """The table's oid, kind, column types and range-partition key; read once."""
+        if self._table is not None:
+            return self._table
+        schema, name = self.store.table.split(".")
+        with driver.cursor() as cur:
+            cur.execute(_TABLE_SQL, {"schema": schema, "name": name})
+            found = cur.fetchone()
+            if found is None:
+                conn.rollback()
+                raise StoreError(
+                    f"table {self.store.table} not found through connection {self.store.conn_id!r}"
+                )
+            oid, relkind, strategy, key_count, key_column = found
+            cur.execute(_COLUMNS_SQL, {"oid": oid})
+            columns = {name: _Column(type, base) for name, type, base in cur.fetchall()}
+        conn.rollback()
+        wanted = [*self.store.key_columns, *(s.column for s in self.store.subject)]
+        if isinstance(self.store.age, AgeFromColumn):
+            wanted.append(self.store.age.column)
+        else:
+            wanted.append(self.store.age.via.local_column)
+        if isinstance(self.store.on_expiry, Anonymise):
+            wanted.extend(self.store.on_expiry.anonymise)
+        missing = sorted({column for column in wanted if column not in columns})
+        if missing:
+            raise StoreError(
+                f"table {self.store.table} has no column {', '.join(missing)} "
+                f"(named by the policy of category {self.category.id})"
+            )
+        range_key = key_column if strategy == "r" and key_count == 1 else None
+        self._table = _Table(oid=oid, relkind=relkind, columns=columns, range_key=range_key)
+        return self._table
+
+    # ------------------------------------------------------------------------------ SQL
+
+    def _plan(
+        self, sql: ModuleType, table: _Table, cutoff: Cutoff, protection: Protection
+    ) -> _Plan:
+        """The FROM clause, age, expiry and protection predicates for one call."""
+        store = self.store
+        schema, name = store.table.split(".")
+        relation = sql.Identifier(schema, name)
+        params: dict[str, Any] = {"cutoff": cutoff.default}
+        from_parts = [sql.SQL("{} AS t").format(relation)]
+        if isinstance(store.age, AgeFromColumn):
+            age = sql.Identifier("t", store.age.column)
+        else:
+            via = store.age.via
+            via_schema, via_name = via.table.split(".")
+            from_parts.append(
+                sql.SQL(
+                    "CROSS JOIN LATERAL (SELECT (SELECT j.{column} FROM {via} AS j "
+                    "WHERE j.{remote} = t.{local}) AS age OFFSET 0) AS a"
+                ).format(
+                    column=sql.Identifier(via.column),
+                    via=sql.Identifier(via_schema, via_name),
+                    remote=sql.Identifier(via.remote_column),
+                    local=sql.Identifier(via.local_column),
+                )
+            )
+            age = sql.SQL("a.age")
+        default = sql.SQL("{}::timestamptz").format(sql.Placeholder("cutoff"))
+        conditions = []
+        if cutoff.per_subject:
+            columns = [s.column for s in store.subject if s.identity == cutoff.subject_identity]
+            if not columns:
+                raise StoreError(
+                    f"cutoffs are set per {cutoff.subject_identity} but {store.table} has no "
+                    f"subject column of that identity"
+                )
+            params["ps_subjects"] = list(cutoff.per_subject)
+            params["ps_cutoffs"] = list(cutoff.per_subject.values())
+            params["latest"] = cutoff.latest
+            terms = []
+            for index, column in enumerate(columns):
+                alias = sql.Identifier(f"ps{index}")
+                from_parts.append(
+                    sql.SQL(
+                        "LEFT JOIN (SELECT * FROM unnest({subjects}::text[], "
+                        "{cutoffs}::timestamptz[]) AS u(subject, cutoff)) AS {alias} "
+                        "ON {alias}.subject = {column}::text"
+                    ).format(
+                        subjects=sql.Placeholder("ps_subjects"),
+                        cutoffs=sql.Placeholder("ps_cutoffs"),
+                        alias=alias,
+                        column=sql.Identifier("t", column),
+                    )
+                )
+                terms.append(
+                    sql.SQL("COALESCE({}.cutoff, {})").format(alias, default),
+                )
+            # The bound on the latest cutoff lets the age index narrow the scan.
+            conditions.append(
+                sql.SQL("{} < {}::timestamptz").format(age, sql.Placeholder("latest"))
+            )
+            conditions.append(sql.SQL("{} < LEAST({})").format(age, sql.SQL(", ").join(terms)))
+        else:
+            conditions.append(sql.SQL("{} < {}").format(age, default))
+        if isinstance(store.on_expiry, Anonymise):
+            done = []
+            for index, (column, value) in enumerate(store.on_expiry.anonymise.items()):
+                params[f"anon{index}"] = value
+                done.append(
+                    sql.SQL("{} IS NOT DISTINCT FROM CAST({} AS {})").format(
+                        sql.Identifier("t", column),
+                        sql.Placeholder(f"anon{index}"),
+                        sql.SQL(table.columns[column].type),
+                    )
+                )
+            conditions.append(sql.SQL("NOT ({})").format(sql.SQL(" AND ").join(done)))
+        expired = sql.SQL("COALESCE({}, FALSE)").format(sql.SQL(" AND ").join(conditions))
+        if protection.category_held:
+            held = sql.SQL("TRUE")
+        else:
+            held = self._matches(sql, table, protection.held, "held", params)
+        restricted = self._matches(sql, table, protection.restricted, "restricted", params)
+        return _Plan(
+            relation=relation,
+            from_=sql.SQL(" ").join(from_parts),
+            age=age,
+            expired=expired,
+            held=held,
+            restricted=restricted,
+            params=params,
+        )
+
+    def _matches(
+        self,
+        sql: ModuleType,
+        table: _Table,
+        protected: Mapping[Identity, frozenset[str]],
+        prefix: str,
+        params: dict[str, Any],
+    ) -> Any:
+        """Whether any subject column of the row is among the ``protected`` values."""
+        terms = []
+        for subject in self.store.subject:
+            values = protected.get(subject.identity)
+            if not values:
+                continue
+            name = f"{prefix}_{subject.identity.value}"
+            params[name] = sorted(values)
+            column = sql.Identifier("t", subject.column)
+            terms.append(
+                sql.SQL("{}::text = ANY({}::text[])").format(column, sql.Placeholder(name))
+            )
+            if table.columns[subject.column].base in _ADDRESS_TYPES:
+                # inet's text form carries the mask ('192.0.2.1/32'); held values may not.
+                terms.append(
+                    sql.SQL("host({}) = ANY({}::text[])").format(column, sql.Placeholder(name))
+                )
+        if not terms:
+            return sql.SQL("FALSE")
+        return sql.SQL("COALESCE({}, FALSE)").format(sql.SQL(" OR ").join(terms))
+
+    def _protects_store(self, protection: Protection) -> bool:
+        """Whether ``protection`` names any value of this store's subject identities."""
+        identities = self.store.identities
+        return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)
+
+    # ------------------------------------------------------------------------ partitions
+
+    def _drop_partitions(
+        self,
+        conn: Any,
+        driver: _Driver,
+        table: _Table,
+        plan: _Plan,
+        cutoff: Cutoff,
+        protection: Protection,
+        progress: _Progress,
+    ) -> None:
+        """Detach and drop every month partition wholly before the earliest cutoff.
+
+        A partition holding a held or restricted row stays; its other rows go in batches.
+        """
+        age_column = self.store.age.column  # partitioned stores age from their own column
+        if (
+            table.relkind != "p"
+            or table.range_key != age_column
+            or table.columns[age_column].base not in _TIME_TYPES
+        ):
+            log.warning(
+                "%s is not range-partitioned on %s; expired rows go in batches only",
+                self.store.table,
+                age_column,
+            )
+            return
+        sql = driver.sql
+        progress.action = "listing partitions"
+        with driver.cursor() as cur:
+            cur.execute(_PARTITIONS_SQL, {"oid": table.oid, "bound_re": _UPPER_BOUND_RE})
+            partitions = cur.fetchall()
+        conn.rollback()
+        earliest = cutoff.earliest
+        check = self._protects_store(protection)
+        for schema, name, upper in partitions:
+            if upper is None or upper > earliest:
+                continue  # the default partition, or one that may hold young rows
+            part = sql.Identifier(schema, name)
+            progress.action = f"dropping partition {schema}.{name}"
+            with driver.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_catalog.set_config('lock_timeout', %(timeout)s, true)",
+                    {"timeout": DROP_LOCK_TIMEOUT},
+                )
+                # Writers wait (readers do not) while the partition is counted.
+                cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
+                if check:
+                    cur.execute(
+                        sql.SQL(
+                            "SELECT count(*), count(*) FILTER (WHERE {held} OR {restricted}) "
+                            "FROM {part} AS t"
+                        ).format(held=plan.held, restricted=plan.restricted, part=part),
+                        plan.params,
+                    )
+                else:
+                    cur.execute(sql.SQL("SELECT count(*), 0 FROM {} AS t").format(part))
+                rows, protected = cur.fetchone()
+                if protected:
+                    conn.rollback()
+                    log.info(
+                        "Partition %s.%s holds %d protected rows; purging it in batches",
+                        schema,
+                        name,
+                        protected,
+                    )
+                    continue
+                progress.pending = rows
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(plan.relation, part)
+                )
+                cur.execute(sql.SQL("DROP TABLE {}").format(part))
+            conn.commit()
+            progress.pending = 0
+            progress.removed += rows
+            progress.partition_rows += rows
+            progress.partitions_dropped += 1
+            log.info(
+                "Dropped partition %s.%s of %s (%d rows)", schema, name, self.store.table, rows
+            )
+
+    # --------------------------------------------------------------------------- batches
+
+    def _purge_batches(
+        self, conn: Any, driver: _Driver, table: _Table, plan: _Plan, progress: _Progress
+    ) -> None:
+        """Delete (or anonymise) the removable rows, one committed batch at a time."""
+        sql = driver.sql
+        keys = self.store.key_columns
+        select = sql.SQL(
+            "SELECT {keys} FROM {from_} WHERE {expired} AND NOT {held} AND NOT {restricted} "
+            "ORDER BY {age} LIMIT {limit} FOR UPDATE OF t"
+        ).format(
+            keys=sql.SQL(", ").join(sql.Identifier("t", k) for k in keys),
+            from_=plan.from_,
+            expired=plan.expired,
+            held=plan.held,
+            restricted=plan.restricted,
+            age=plan.age,
+            limit=sql.Placeholder("limit"),
+        )
+        key_names = [f"key{index}" for index in range(len(keys))]
+        these = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
+            columns=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("{}::{}[]").format(sql.Placeholder(n), sql.SQL(table.columns[k].type))
+                for n, k in zip(key_names, keys, strict=True)
+            ),
+        )
+        if isinstance(self.store.on_expiry, Anonymise):
+            columns = list(self.store.on_expiry.anonymise)
+            change = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+                plan.relation,
+                sql.SQL(", ").join(
+                    sql.SQL("{} = CAST({} AS {})").format(
+                        sql.Identifier(column),
+                        sql.Placeholder(f"anon{index}"),
+                        sql.SQL(table.columns[column].type),
+                    )
+                    for index, column in enumerate(columns)
+                ),
+                these,
+            )
+            # Anonymised rows must stop being "expired", or the loop would never end.
+            verify = sql.SQL("SELECT count(*) FROM {} AS t WHERE {} AND {}").format(
+                plan.relation, these, plan.expired
+            )
+        else:
+            change = sql.SQL("DELETE FROM {} WHERE {}").format(plan.relation, these)
+            verify = None
+        params = {**plan.params, "limit": self.batch_size}
+        while True:
+            progress.action = f"batch {progress.batches + 1}"
+            with driver.cursor() as cur:
+                cur.execute(select, params)
+                found = cur.fetchall()
+                if not found:
+                    conn.rollback()
+                    return
+                progress.pending = len(found)
+                columns_of_keys = zip(*found, strict=True)
+                batch = {n: list(v) for n, v in zip(key_names, columns_of_keys, strict=True)}
+                anonymised = {n: v for n, v in plan.params.items() if n.startswith("anon")}
+                cur.execute(change, {**batch, **anonymised})
+                changed = cur.rowcount
+                if verify is not None:
+                    cur.execute(verify, {**plan.params, **batch})
+                    (still_expired,) = cur.fetchone()
+                    if still_expired:
+                        raise StoreError(
+                            f"anonymising {self.store.table} left {still_expired} rows "
+                            f"unchanged (a replacement value does not round-trip in its column)"
+                        )
+            conn.commit()
+            progress.pending = 0
+            progress.removed += changed
+            progress.batch_rows += changed
+            progress.batches += 1
+            log.debug("%s: batch %d, %d rows", self.store.table, progress.batches, changed)
+            if len(found) < self.batch_size or changed == 0:
+                return
+
+
+# ================================================================================ helpers
+
+
+def _survey_sql(sql: ModuleType, plan: _Plan) -> Any:
+    """One pass over the table counting every figure of a :class:`Survey`."""
+    return sql.SQL(
+        "SELECT count(*), "
+        "count(*) FILTER (WHERE x.expired), "
+        "count(*) FILTER (WHERE x.expired AND x.held), "
+        "count(*) FILTER (WHERE x.expired AND NOT x.held AND x.restricted), "
+        "max(x.age)::timestamptz, "
+        "count(*) FILTER (WHERE x.age IS NULL), "
+        "(min(x.age) FILTER (WHERE x.expired AND NOT x.held AND NOT x.restricted))::timestamptz, "
+        "(min(x.age) FILTER (WHERE NOT x.expired OR NOT (x.held OR x.restricted)))::timestamptz "
+        "FROM (SELECT {age} AS age, {expired} AS expired, {held} AS held, "
+        "{restricted} AS restricted FROM {from_}) AS x"
+    ).format(
+        age=plan.age,
+        expired=plan.expired,
+        held=plan.held,
+        restricted=plan.restricted,
+        from_=plan.from_,
+    )
+
+
+def db_errors() -> tuple[type[Exception], ...]:
+    """The base error classes of whichever PostgreSQL drivers are installed."""
+    errors: list[type[Exception]] = []
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    try:
+        import psycopg2
+
+        errors.append(psycopg2.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _driver(conn: Any) -> _Driver:
+    """The driver of ``conn``: psycopg2 or psycopg 3 (what the hook's provider chose)."""
+    try:
+        import psycopg2.extensions
+    except ImportError:
+        psycopg2 = None
+    if psycopg2 is not None and isinstance(conn, psycopg2.extensions.connection):
+        from psycopg2 import sql
+
+        plain = psycopg2.extensions.cursor
+        return _Driver(sql, psycopg2.Error, lambda: conn.cursor(cursor_factory=plain))
+    import psycopg
+    from psycopg import sql
+    from psycopg.rows import tuple_row
+
+    return _Driver(sql, psycopg.Error, lambda: conn.cursor(row_factory=tuple_row))
+
+
+def _rollback(conn: Any, driver: _Driver) -> None:
+    try:
+        conn.rollback()
+    except driver.error:
+        log.warning("Rollback failed; the connection is closed without it")
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except db_errors():  # best effort: the server ends the session either way
+        log.debug("Closing the connection failed")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)

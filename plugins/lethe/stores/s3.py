@@ -1,0 +1,756 @@
+"""Retention on an S3 store: objects laid out by date under a prefix of one bucket.
+
+*Survey* lists every object under the store's prefix (paginated ``ListObjectsV2``) and
+counts those whose key fits the layout. *Purge* lists only what can hold expired objects:
+it walks the key layout one ``/``-segment at a time, taking a non-date placeholder's values
+from ``part_values`` or from ``Delimiter='/'`` listings, and discovering the date levels
+(year, month, day, hour) the same way. A date prefix is skipped when its period starts at
+or after the cutoff, listed whole (without a delimiter) when its period ended by the
+cutoff, and otherwise walked one level deeper. Expired objects go in ``DeleteObjects``
+calls of at most 1000 keys; per-key errors are collected, the rest is still tried, and the
+purge ends with a :class:`~lethe.exceptions.PurgeError`.
+
+Age and expiry: with ``time_from: key`` an object covers the period its date parts name
+and has expired when the whole period ended by the cutoff (``end <= cutoff``); its age, for
+``newest`` and ``oldest_removable``, is the period's start. With ``time_from:
+last_modified`` its age is ``LastModified`` and it has expired when that is before the
+cutoff. Objects cannot be matched to a subject without reading them, so a per-subject
+cutoff (customer-defined retention) is applied by its earliest value: nothing is removed
+before every subject's retention has passed.
+
+In a versioned bucket (``versioned: true``) every version and every delete marker of an
+expired key is removed, so nothing of it remains (a key whose current version is a delete
+marker still has its older versions removed: a rerun completes an interrupted purge).
+
+Protection: a category-wide hold keeps every expired object. Holds and restrictions on
+subject identities matter only when the store names subject fields (a CSV column or a
+JSON-lines key); then each expired object (every version, in a versioned bucket) is read,
+streaming, and kept when it holds a protected value. Without such protections no object
+body is read.
+
+Messages and logs carry counts, the connection id, the bucket and error codes; never keys.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lethe.exceptions import PurgeError, StoreError
+from lethe.policy.primitives import DATE_PARTS, Duration, layout_placeholders
+from lethe.policy.vocabulary import KeyTimeSource, ObjectFormat
+from lethe.stores.base import Cutoff, Protection, PurgeResult, RetentionAdapter, Survey
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from lethe.policy.models import Category, S3Store
+    from lethe.policy.vocabulary import Identity
+
+log = logging.getLogger(__name__)
+
+#: The most keys one DeleteObjects call takes.
+DELETE_BATCH = 1000
+
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+_DATE_BODY = {
+    "yyyy": r"\d{4}",
+    "mm": r"0[1-9]|1[0-2]",
+    "dd": r"0[1-9]|[12]\d|3[01]",
+    "hh": r"[01]\d|2[0-3]",
+}
+_HELD, _RESTRICTED, _REMOVABLE, _UNREADABLE = (
+    "held",
+    "restricted",
+    "removable",
+    "unreadable",
+)
+
+
+class _Unreadable(Exception):
+    """An object's rows could not be read to check them for protected values."""
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One prefix to list for a purge: ``delimited`` lists only the keys directly under it."""
+
+    prefix: str
+    delimited: bool
+
+
+@dataclass
+class _Version:
+    """A version (or delete marker) of a key in a versioned bucket."""
+
+    version_id: str
+    delete_marker: bool
+    is_latest: bool
+
+
+@dataclass
+class _Tally:
+    """Counts of one survey or purge; every field is a number or an error code."""
+
+    total: int = 0
+    expired: int = 0
+    held: int = 0
+    restricted: int = 0
+    unreadable: int = 0
+    unmatched: int = 0
+    newest: datetime | None = None
+    oldest_removable: datetime | None = None
+    #: The oldest age of a young or removable item (what counts against the limit).
+    oldest: datetime | None = None
+    removed: int = 0
+    versions_removed: int = 0
+    failed: int = 0
+    batches: int = 0
+    list_calls: int = 0
+    first_error: str | None = None
+
+    def note_age(self, age: datetime) -> None:
+        if self.newest is None or age > self.newest:
+            self.newest = age
+
+    def note_removable(self, age: datetime) -> None:
+        if self.oldest_removable is None or age < self.oldest_removable:
+            self.oldest_removable = age
+        self.note_counted(age)
+
+    def note_counted(self, age: datetime) -> None:
+        if self.oldest is None or age < self.oldest:
+            self.oldest = age
+
+    def note_error(self, code: str) -> None:
+        if self.first_error is None:
+            self.first_error = code
+
+
+@dataclass
+class _KeyState:
+    """What the deletions of one key's entries came to, across DeleteObjects calls."""
+
+    live: bool
+    outstanding: int
+    failed: bool = False
+
+
+@dataclass
+class _Deleter:
+    """Queues (key, version) entries and sends them in DeleteObjects calls of 1000."""
+
+    adapter: S3RetentionAdapter
+    tally: _Tally
+    pending: list[tuple[str, str | None]] = field(default_factory=list)
+    states: dict[str, _KeyState] = field(default_factory=dict)
+
+    def add(self, key: str, version_ids: list[str | None], *, live: bool) -> None:
+        """Queue every entry of ``key``; ``live``: it has a current object (counts as removed)."""
+        if not version_ids:
+            return
+        self.states[key] = _KeyState(live=live, outstanding=len(version_ids))
+        for version_id in version_ids:
+            self.pending.append((key, version_id))
+            if len(self.pending) >= DELETE_BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        """Send the queued entries (at most 1000) in one DeleteObjects call."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending[:DELETE_BATCH], self.pending[DELETE_BATCH:]
+        objects = [
+            {"Key": key} if version_id is None else {"Key": key, "VersionId": version_id}
+            for key, version_id in batch
+        ]
+        response = self.adapter._delete_call(objects, self.tally, in_flight=self.states)
+        self.tally.batches += 1
+        deleted = Counter(entry.get("Key") for entry in response.get("Deleted", ()))
+        errors = response.get("Errors", ())
+        failed_keys = {entry.get("Key") for entry in errors}
+        for entry in errors:
+            self.tally.note_error(str(entry.get("Code", "Unknown")))
+        sent = Counter(key for key, _ in batch)
+        if self.adapter.store.versioned:
+            self.tally.versions_removed += sum(deleted.values())
+        for key, count in sent.items():
+            state = self.states[key]
+            if key in failed_keys or deleted[key] < count:
+                state.failed = True
+            state.outstanding -= count
+            if state.outstanding <= 0:
+                del self.states[key]
+                if state.failed:
+                    self.tally.failed += 1
+                elif state.live:
+                    self.tally.removed += 1
+        if self.pending and len(self.pending) >= DELETE_BATCH:
+            self.flush()
+
+    def close(self) -> None:
+        """Send whatever is still queued."""
+        while self.pending:
+            self.flush()
+
+
+class S3RetentionAdapter(RetentionAdapter):
+    """Survey and purge the objects of one :class:`~lethe.policy.models.S3Store`.
+
+    :param hook: the S3 hook of the store's connection (``store.conn_id``); its boto3
+        client is created on first use, not here.
+    :param store: the store, from the validated policy.
+    :param category: the category the store belongs to.
+    """
+
+    #: Entries per listing page; None leaves it to the server (1000 on S3).
+    page_size: int | None = None
+
+    def __init__(self, *, hook: S3Hook, store: S3Store, category: Category) -> None:
+        super().__init__(category=category)
+        self.hook = hook
+        self.store = store
+
+    # ------------------------------------------------------------------------------ contract
+
+    def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
+        """Count the objects fitting the layout, the expired ones and the protected ones.
+
+        Only current objects are counted, and read for protected values; in a versioned
+        bucket the purge also reads older versions, so it may keep more than the survey
+        expects, never less. Unreadable expired objects (checked for protected values but
+        not parseable) are counted as held: a purge keeps them.
+        """
+        tally = _Tally()
+        threshold = cutoff.earliest
+        relevant = self._relevant(protection)
+        for page in self._pages("list_objects_v2", tally, Prefix=self.store.prefix):
+            for obj in page.get("Contents", ()):
+                judged = self._judge(obj["Key"], obj.get("LastModified"), threshold, tally)
+                if judged is None or not judged[1]:
+                    continue
+                verdict = self._protect(obj["Key"], [None], protection, relevant)
+                self._count(verdict, judged[0], tally)
+        self._log("Surveyed", tally)
+        return Survey(
+            total=tally.total,
+            expired=tally.expired,
+            held=tally.held + tally.unreadable,
+            restricted=tally.restricted,
+            newest=tally.newest,
+            oldest_removable=tally.oldest_removable,
+            oldest=tally.oldest,
+        )
+
+    def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
+        """Delete every expired, unprotected object (every version, if versioned).
+
+        :raises StoreError: when the bucket cannot be listed (nothing was deleted yet).
+        :raises PurgeError: when some deletions failed, after trying all the others.
+        """
+        tally = _Tally()
+        threshold = cutoff.earliest
+        relevant = self._relevant(protection)
+        deleter = _Deleter(self, tally)
+        try:
+            for listing in self._expired_listings(threshold, tally):
+                if self.store.versioned:
+                    self._purge_versions(listing, threshold, protection, relevant, deleter)
+                else:
+                    self._purge_objects(listing, threshold, protection, relevant, deleter)
+            deleter.close()
+        except PurgeError:
+            raise
+        except StoreError as e:
+            if tally.batches == 0:
+                raise  # nothing was deleted: the plain store error says it all
+            raise PurgeError(
+                f"{e} (after removing {tally.removed} objects)",
+                removed=tally.removed,
+                failed=tally.failed,
+            ) from e
+        self._log("Purged", tally)
+        if tally.failed or tally.unreadable:
+            failed = tally.failed + tally.unreadable
+            raise PurgeError(
+                f"{failed} expired objects of s3 store {self.store.conn_id}:"
+                f"{self.store.location} were not removed ({tally.failed} refused, first "
+                f"error {tally.first_error}; {tally.unreadable} unreadable for the protection "
+                f"check); {tally.removed} were removed",
+                removed=tally.removed,
+                failed=failed,
+            )
+        return PurgeResult(
+            removed=tally.removed,
+            batches=tally.batches,
+            versions_removed=tally.versions_removed,
+            details={
+                "expired": tally.expired,
+                "held": tally.held,
+                "restricted": tally.restricted,
+                "unmatched": tally.unmatched,
+                "list_calls": tally.list_calls,
+            },
+        )
+
+    # ------------------------------------------------------------------------------ listing
+
+    def _expired_listings(self, threshold: datetime, tally: _Tally) -> Iterator[_Listing]:
+        """The prefixes a purge lists: those that can hold objects expired at ``threshold``.
+
+        Discovery listings (``Delimiter='/'``) are made while walking; with ``time_from:
+        last_modified`` the key says nothing of the age and the whole prefix is listed.
+        """
+        if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
+            yield _Listing(self.store.prefix, delimited=False)
+            return
+        segments = self.store.key_layout.split("/")
+        dates = [name for name in DATE_PARTS if name in layout_placeholders(self.store.key_layout)]
+        yield from self._descend(segments, dates, 0, "", {}, threshold, tally)
+
+    def _descend(
+        self,
+        segments: list[str],
+        dates: list[str],
+        index: int,
+        prefix: str,
+        values: dict[str, str],
+        threshold: datetime,
+        tally: _Tally,
+    ) -> Iterator[_Listing]:
+        period = _period(values)
+        if period is not None:
+            start, end = period
+            if start >= threshold:
+                return  # nothing under it has started before the cutoff
+            if end <= threshold:
+                yield _Listing(prefix, delimited=False)  # everything under it has expired
+                return
+            if all(name in values for name in dates):
+                return  # the objects' own period straddles the cutoff: none has expired
+        segment = segments[index]
+        if index == len(segments) - 1:
+            head, _ = _segment_regex(segment, values, self.store.part_values)
+            yield _Listing(prefix + head, delimited=True)
+            return
+        names = [name for name in _PLACEHOLDER_RE.findall(segment) if name not in values]
+        if not names:
+            literal = _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], segment)
+            yield from self._descend(
+                segments, dates, index + 1, f"{prefix}{literal}/", values, threshold, tally
+            )
+            return
+        if segment == f"{{{names[0]}}}" and names[0] in self.store.part_values:
+            choices = [(value, {names[0]: value}) for value in self.store.part_values[names[0]]]
+        else:
+            choices = self._discover(prefix, segment, values, tally)
+        for value, found in choices:
+            yield from self._descend(
+                segments,
+                dates,
+                index + 1,
+                f"{prefix}{value}/",
+                {**values, **found},
+                threshold,
+                tally,
+            )
+
+    def _discover(
+        self, prefix: str, segment: str, values: dict[str, str], tally: _Tally
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The existing values of one segment under ``prefix``, by a delimited listing."""
+        head, regex = _segment_regex(segment, values, self.store.part_values)
+        operation = "list_object_versions" if self.store.versioned else "list_objects_v2"
+        found: list[tuple[str, dict[str, str]]] = []
+        for page in self._pages(operation, tally, Prefix=prefix + head, Delimiter="/"):
+            for common in page.get("CommonPrefixes", ()):
+                text = common["Prefix"][len(prefix) : -1]
+                matched = regex.fullmatch(text)
+                if matched is None:
+                    continue  # outside the layout: never touched
+                parts = dict(matched.groupdict())
+                try:
+                    _period({**values, **parts})
+                except ValueError:
+                    continue  # an impossible date (30 February): not governed
+                found.append((text, parts))
+        return sorted(found)
+
+    def _pages(self, operation: str, tally: _Tally, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a listing, with S3 errors turned into a StoreError."""
+        client = self._client()
+        try:
+            paginator = client.get_paginator(operation)
+            if self.page_size is not None:
+                params["PaginationConfig"] = {"PageSize": self.page_size}
+            for page in paginator.paginate(Bucket=self.store.bucket, **params):
+                tally.list_calls += 1
+                yield page
+        except (ClientError, BotoCoreError) as e:
+            raise self._store_error(e, operation) from e
+
+    # ------------------------------------------------------------------------------ purging
+
+    def _purge_objects(
+        self,
+        listing: _Listing,
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: _Deleter,
+    ) -> None:
+        params: dict[str, Any] = {"Prefix": listing.prefix}
+        if listing.delimited:
+            params["Delimiter"] = "/"
+        for page in self._pages("list_objects_v2", deleter.tally, **params):
+            for obj in page.get("Contents", ()):
+                key = obj["Key"]
+                judged = self._judge(key, obj.get("LastModified"), threshold, deleter.tally)
+                if judged is None or not judged[1]:
+                    continue
+                verdict = self._protect(key, [None], protection, relevant)
+                self._count(verdict, judged[0], deleter.tally)
+                if verdict == _REMOVABLE:
+                    deleter.add(key, [None], live=True)
+
+    def _purge_versions(
+        self,
+        listing: _Listing,
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: _Deleter,
+    ) -> None:
+        params: dict[str, Any] = {"Prefix": listing.prefix}
+        if listing.delimited:
+            params["Delimiter"] = "/"
+        for key, versions in self._keys_with_versions(deleter.tally, params):
+            self._purge_key_versions(key, versions, threshold, protection, relevant, deleter)
+
+    def _keys_with_versions(
+        self, tally: _Tally, params: dict[str, Any]
+    ) -> Iterator[tuple[str, list[tuple[_Version, datetime | None]]]]:
+        """Each key under a prefix with all its versions and delete markers, in key order.
+
+        A page holds entries up to its last key; a key may continue on the next page, so
+        only keys before a page's last key are complete when the page has been read.
+        """
+        pending: dict[str, list[tuple[_Version, datetime | None]]] = {}
+        for page in self._pages("list_object_versions", tally, **params):
+            last = None
+            for entry, marker in [(v, False) for v in page.get("Versions", ())] + [
+                (m, True) for m in page.get("DeleteMarkers", ())
+            ]:
+                version = _Version(
+                    version_id=entry["VersionId"],
+                    delete_marker=marker,
+                    is_latest=bool(entry.get("IsLatest")),
+                )
+                pending.setdefault(entry["Key"], []).append((version, entry.get("LastModified")))
+                last = entry["Key"] if last is None or entry["Key"] > last else last
+            if last is None:
+                continue
+            for key in sorted(k for k in pending if k < last):
+                yield key, pending.pop(key)
+        for key in sorted(pending):
+            yield key, pending.pop(key)
+
+    def _purge_key_versions(
+        self,
+        key: str,
+        versions: list[tuple[_Version, datetime | None]],
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: _Deleter,
+    ) -> None:
+        live = any(v.is_latest and not v.delete_marker for v, _ in versions)
+        if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
+            # Every version must be older than the cutoff, the newest one included.
+            modified = max((at for _, at in versions if at is not None), default=None)
+        else:
+            modified = None
+        tally = deleter.tally
+        if live:
+            judged = self._judge(key, modified, threshold, tally)
+        else:
+            judged = self._judge(key, modified, threshold, _Tally())  # not an object now
+        if judged is None or not judged[1]:
+            return
+        readable = [v.version_id for v, _ in versions if not v.delete_marker]
+        verdict = self._protect(key, readable, protection, relevant)
+        if live:
+            self._count(verdict, judged[0], tally)
+        elif verdict == _UNREADABLE:
+            tally.unreadable += 1
+        if verdict == _REMOVABLE:
+            deleter.add(key, [v.version_id for v, _ in versions], live=live)
+
+    def _delete_call(
+        self, objects: list[dict[str, str]], tally: _Tally, in_flight: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One DeleteObjects call; a refused call ends the purge with what it achieved."""
+        try:
+            return self._client().delete_objects(
+                Bucket=self.store.bucket, Delete={"Objects": objects, "Quiet": False}
+            )
+        except (ClientError, BotoCoreError) as e:
+            code = _error_code(e)
+            tally.note_error(code)
+            failed = tally.failed + len(in_flight)
+            raise PurgeError(
+                f"DeleteObjects failed on s3 store {self.store.conn_id}:{self.store.location} "
+                f"({code}); {tally.removed} objects were removed before",
+                removed=tally.removed,
+                failed=failed,
+            ) from e
+
+    # ------------------------------------------------------------------------------ judging
+
+    def _judge(
+        self, key: str, last_modified: datetime | None, threshold: datetime, tally: _Tally
+    ) -> tuple[datetime, bool] | None:
+        """(age, expired) of a key fitting the layout; None (and counted) when it does not."""
+        found = self.store.match(key)
+        if found is None:
+            tally.unmatched += 1
+            return None
+        if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
+            if last_modified is None:
+                tally.unmatched += 1
+                return None
+            age = last_modified.astimezone(UTC)
+            expired = age < threshold
+        else:
+            age = found.start
+            expired = found.end <= threshold
+        tally.total += 1
+        tally.note_age(age)
+        if not expired:
+            tally.note_counted(age)
+        return age, expired
+
+    @staticmethod
+    def _count(verdict: str, age: datetime, tally: _Tally) -> None:
+        """Count an expired object by its verdict."""
+        tally.expired += 1
+        if verdict == _HELD:
+            tally.held += 1
+        elif verdict == _RESTRICTED:
+            tally.restricted += 1
+        elif verdict == _UNREADABLE:
+            tally.unreadable += 1
+        else:
+            tally.note_removable(age)
+
+    def _protect(
+        self,
+        key: str,
+        version_ids: list[str | None],
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+    ) -> str:
+        """Whether an expired object is held, restricted, unreadable or removable."""
+        if protection.category_held:
+            return _HELD
+        if not relevant:
+            return _REMOVABLE
+        found: dict[Identity, set[str]] = {}
+        try:
+            for version_id in version_ids:
+                self._scan(key, version_id, relevant, protection, found)
+                if protection.is_held(found):
+                    return _HELD
+        except _Unreadable:
+            return _UNREADABLE
+        if protection.is_held(found):
+            return _HELD
+        if protection.is_restricted(found):
+            return _RESTRICTED
+        return _REMOVABLE
+
+    def _relevant(self, protection: Protection) -> dict[Identity, frozenset[str]]:
+        """The protected values of the identity types the store's subject fields hold."""
+        relevant: dict[Identity, frozenset[str]] = {}
+        for identity in self.store.identities:
+            values = protection.held.get(identity, frozenset()) | protection.restricted.get(
+                identity, frozenset()
+            )
+            if values:
+                relevant[identity] = frozenset(values)
+        return relevant
+
+    def _scan(
+        self,
+        key: str,
+        version_id: str | None,
+        relevant: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        found: dict[Identity, set[str]],
+    ) -> None:
+        """Add the protected values one object (version) holds to ``found``, streaming.
+
+        Stops early once a held value is found. An object gone meanwhile holds nothing.
+        """
+        params: dict[str, str] = {"Bucket": self.store.bucket, "Key": key}
+        if version_id is not None:
+            params["VersionId"] = version_id
+        try:
+            body = self._client().get_object(**params)["Body"]
+        except ClientError as e:
+            if _error_code(e) in ("NoSuchKey", "NoSuchVersion", "404"):
+                return
+            raise _Unreadable(_error_code(e)) from e
+        except BotoCoreError as e:
+            raise _Unreadable(type(e).__name__) from e
+        selectors = [s for s in self.store.subject if s.identity in relevant]
+        try:
+            for row in self._rows(body):
+                for selector in selectors:
+                    value = row.get(selector.field)
+                    if value is None:
+                        continue
+                    value = value if isinstance(value, str) else json.dumps(value)
+                    if value in relevant[selector.identity]:
+                        found.setdefault(selector.identity, set()).add(value)
+                        if value in protection.held.get(selector.identity, ()):
+                            return
+        except (UnicodeDecodeError, ValueError, csv.Error, BotoCoreError) as e:
+            raise _Unreadable(type(e).__name__) from e
+        finally:
+            body.close()
+
+    def _rows(self, body: Any) -> Iterator[Mapping[str, Any]]:
+        lines: Iterable[bytes] = body.iter_lines(chunk_size=64 * 1024, keepends=True)
+        if self.store.object_format == ObjectFormat.CSV:
+            reader = csv.DictReader(codecs.iterdecode(lines, "utf-8-sig"))
+            header = reader.fieldnames or []
+            if any(s.field not in header for s in self.store.subject):
+                raise ValueError("a subject column is missing from the header")
+            yield from reader
+            return
+        for line in codecs.iterdecode(lines, "utf-8-sig"):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("a JSON line is not an object")
+            yield row
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    def _client(self) -> Any:
+        try:
+            return self.hook.get_conn()
+        except Exception as e:
+            raise StoreError(
+                f"cannot create an S3 client for connection {self.store.conn_id!r} "
+                f"(bucket {self.store.bucket!r}): {type(e).__name__}"
+            ) from e
+
+    def _store_error(self, error: Exception, operation: str) -> StoreError:
+        return StoreError(
+            f"S3 {operation} failed on connection {self.store.conn_id!r}, bucket "
+            f"{self.store.bucket!r}: {_error_code(error)}"
+        )
+
+    def _log(self, what: str, tally: _Tally) -> None:
+        log.info(
+            "%s s3 store %s:%s of category %s: %d objects, %d expired (%d held, %d "
+            "restricted, %d unreadable), %d removed, %d versions removed, %d failed, "
+            "%d DeleteObjects calls, %d listing calls, %d unmatched",
+            what,
+            self.store.conn_id,
+            self.store.location,
+            self.category.id,
+            tally.total,
+            tally.expired,
+            tally.held,
+            tally.restricted,
+            tally.unreadable,
+            tally.removed,
+            tally.versions_removed,
+            tally.failed,
+            tally.batches,
+            tally.list_calls,
+            tally.unmatched,
+        )
+
+
+def _error_code(error: Exception) -> str:
+    """The S3 error code of a ClientError (``AccessDenied``), else the exception's class."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code") or "ClientError")
+    return type(error).__name__
+
+
+def _segment_regex(
+    segment: str, values: Mapping[str, str], part_values: Mapping[str, tuple[str, ...]]
+) -> tuple[str, re.Pattern[str]]:
+    """The literal head of a layout segment and a regex that fully matches its values.
+
+    Known placeholders are filled in; unknown ones become named groups (a repeat matches
+    the same value).
+    """
+    regex, head, position, seen = "", None, 0, set()
+    for found in _PLACEHOLDER_RE.finditer(segment):
+        literal = segment[position : found.start()]
+        regex += re.escape(literal)
+        name = found.group(1)
+        if name in values:
+            regex += re.escape(values[name])
+        else:
+            if head is None:
+                head = _fill(segment[: found.start()], values)
+            if name in seen:
+                regex += f"(?P={name})"
+            else:
+                seen.add(name)
+                if name in part_values:
+                    body = "|".join(re.escape(value) for value in part_values[name])
+                else:
+                    body = _DATE_BODY.get(name, r"[^/]+")
+                regex += f"(?P<{name}>{body})"
+        position = found.end()
+    regex += re.escape(segment[position:])
+    if head is None:
+        head = _fill(segment, values)
+    return head, re.compile(regex)
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)
+
+
+def _period(values: Mapping[str, str]) -> tuple[datetime, datetime] | None:
+    """The UTC period the known date parts name: (start, end); None without a year.
+
+    :raises ValueError: for an impossible date (30 February).
+    """
+    if "yyyy" not in values:
+        return None
+    start = datetime(
+        int(values["yyyy"]),
+        int(values.get("mm", 1)),
+        int(values.get("dd", 1)),
+        int(values.get("hh", 0)),
+        tzinfo=UTC,
+    )
+    if "hh" in values:
+        return start, start + timedelta(hours=1)
+    if "dd" in values:
+        return start, start + timedelta(days=1)
+    if "mm" in values:
+        return start, Duration(months=1).after(start)
+    return start, Duration(years=1).after(start)

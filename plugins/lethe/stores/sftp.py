@@ -1,0 +1,377 @@
+"""Retention on an SFTP store: call recordings under a root directory of the recording server.
+
+The adapter walks the store's root with directory listings that carry the attributes of
+every entry (one round trip per directory, no per-file ``stat``), matches each file's path
+relative to the root against the store's pattern and leaves every file that does not match
+alone. A file's age is the time in its name or its modification time (UTC), as the policy
+says; its subjects are the pattern's subject groups.
+
+All remote calls of one survey or purge run inside the hook's managed connection, which is
+re-entrant: wrap several calls in :meth:`SFTPRetentionAdapter.session` (or the hook's own
+``get_managed_conn()``) and they share one SSH session.
+
+Messages and logs carry counts, the connection id and the store's root; never a file name
+(names hold phone numbers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from lethe.exceptions import PurgeError, StoreError
+from lethe.policy.vocabulary import FileTimeSource
+from lethe.stores.base import Cutoff, Protection, PurgeResult, RetentionAdapter, Survey
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from paramiko import SFTPAttributes, SFTPClient
+
+    from lethe.policy.models import Category, PathMatch, SftpStore
+
+log = logging.getLogger(__name__)
+
+#: How a matched, expired file is judged.
+_YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removable"
+
+
+def safe_name(name: str) -> bool:
+    """Whether a directory entry's name can be joined under a directory as one component.
+
+    Refused: empty names, ``.`` and ``..``, and names holding ``/`` or NUL.
+    """
+    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+
+
+def join_remote(directory: str, name: str) -> str:
+    """``directory/name`` for a validated single component ``name``.
+
+    :raises ValueError: when ``name`` is not a safe single path component.
+    """
+    if not safe_name(name):
+        raise ValueError("refusing an unsafe remote path component")
+    return f"{directory.rstrip('/')}/{name}"
+
+
+@dataclass
+class _Tally:
+    """Counts of one walk; every field is a number."""
+
+    total: int = 0
+    expired: int = 0
+    held: int = 0
+    restricted: int = 0
+    unmatched: int = 0
+    unsafe: int = 0
+    newest: datetime | None = None
+    oldest_removable: datetime | None = None
+    #: The oldest age of a young or removable item (what counts against the limit).
+    oldest: datetime | None = None
+    removed: int = 0
+    already_absent: int = 0
+    failed: int = 0
+    directories_removed: int = 0
+    directories_kept: int = 0
+    first_error: str | None = None
+    #: Error kinds seen (exception class and errno), never their messages.
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def note_age(self, age: datetime) -> None:
+        if self.newest is None or age > self.newest:
+            self.newest = age
+
+    def note_removable(self, age: datetime) -> None:
+        if self.oldest_removable is None or age < self.oldest_removable:
+            self.oldest_removable = age
+        self.note_counted(age)
+
+    def note_counted(self, age: datetime) -> None:
+        if self.oldest is None or age < self.oldest:
+            self.oldest = age
+
+    def note_error(self, error: BaseException) -> None:
+        errno = getattr(error, "errno", None)
+        kind = type(error).__name__ if errno is None else f"{type(error).__name__}[{errno}]"
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        if self.first_error is None:
+            self.first_error = kind
+
+
+class SFTPRetentionAdapter(RetentionAdapter):
+    """Survey and purge the files of one :class:`~lethe.policy.models.SftpStore`.
+
+    :param hook: the SFTP hook of the store's connection (``store.conn_id``); not used
+        until :meth:`survey`, :meth:`purge` or :meth:`session` is called.
+    :param store: the store, from the validated policy.
+    :param category: the category the store belongs to.
+    """
+
+    def __init__(self, *, hook: SFTPHook, store: SftpStore, category: Category) -> None:
+        super().__init__(category=category)
+        self.hook = hook
+        self.store = store
+
+    # ------------------------------------------------------------------------------ session
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[SFTPClient]:
+        """One SFTP session of the hook, opened on first entry and reused when nested.
+
+        Wrap :meth:`survey` and :meth:`purge` in it to run both over one SSH session.
+
+        :raises StoreError: when no session can be opened (names the connection id).
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                client = stack.enter_context(self.hook.get_managed_conn())
+            except Exception as e:
+                raise StoreError(
+                    f"cannot open an SFTP session on connection {self.store.conn_id!r}: "
+                    f"{type(e).__name__}: {e}"
+                ) from e
+            yield client
+
+    # ------------------------------------------------------------------------------ contract
+
+    def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
+        """Count the matching files, the expired ones and the protected ones among them."""
+        tally = _Tally()
+        with self.session() as sftp:
+            self._check_root(sftp)
+            self._walk(sftp, self.store.root, "", cutoff, protection, tally, purge=False)
+        self._log("Surveyed", tally)
+        return Survey(
+            total=tally.total,
+            expired=tally.expired,
+            held=tally.held,
+            restricted=tally.restricted,
+            newest=tally.newest,
+            oldest_removable=tally.oldest_removable,
+            oldest=tally.oldest,
+        )
+
+    def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
+        """Remove every expired, unprotected file, then the directories it left empty.
+
+        A file already gone counts as success. Failures on single files do not stop the
+        purge; they are counted and reported at the end.
+
+        :raises StoreError: when no session can be opened or the root cannot be listed.
+        :raises PurgeError: when some files could not be removed (with the counts).
+        """
+        tally = _Tally()
+        with self.session() as sftp:
+            self._check_root(sftp)
+            try:
+                self._walk(sftp, self.store.root, "", cutoff, protection, tally, purge=True)
+            except StoreError as e:
+                raise PurgeError(
+                    f"{e} (after removing {tally.removed} files)",
+                    removed=tally.removed,
+                    failed=tally.failed,
+                ) from e
+        self._log("Purged", tally)
+        if tally.failed:
+            raise PurgeError(
+                f"{tally.failed} of {tally.failed + tally.removed} expired files could not be "
+                f"removed from sftp store {self.store.conn_id}:{self.store.root} "
+                f"(first error: {tally.first_error}); {tally.removed} were removed",
+                removed=tally.removed,
+                failed=tally.failed,
+            )
+        return PurgeResult(
+            removed=tally.removed,
+            directories_removed=tally.directories_removed,
+            details={
+                "expired": tally.expired,
+                "held": tally.held,
+                "restricted": tally.restricted,
+                "already_absent": tally.already_absent,
+                "unmatched": tally.unmatched,
+                "unsafe_names": tally.unsafe,
+                "directories_kept": tally.directories_kept,
+            },
+        )
+
+    # ------------------------------------------------------------------------------ walking
+
+    def _check_root(self, sftp: SFTPClient) -> None:
+        try:
+            attrs = sftp.stat(self.store.root)
+        except OSError as e:
+            raise StoreError(
+                f"the root {self.store.root} of sftp store {self.store.conn_id!r} cannot be "
+                f"read ({type(e).__name__}); check the policy and the server"
+            ) from e
+        if not stat.S_ISDIR(attrs.st_mode or 0):
+            raise StoreError(
+                f"the root {self.store.root} of sftp store {self.store.conn_id!r} is not a "
+                f"directory"
+            )
+
+    def _list(self, sftp: SFTPClient, directory: str, *, is_root: bool) -> list[SFTPAttributes]:
+        """One listing with attributes; a subdirectory gone since its parent was listed is empty."""
+        try:
+            return sftp.listdir_attr(directory)
+        except FileNotFoundError:
+            if is_root:
+                raise StoreError(
+                    f"the root {self.store.root} of sftp store {self.store.conn_id!r} vanished"
+                ) from None
+            return []
+        except OSError as e:
+            raise StoreError(
+                f"cannot list a directory of sftp store {self.store.conn_id}:{self.store.root} "
+                f"({type(e).__name__})"
+            ) from e
+
+    def _walk(
+        self,
+        sftp: SFTPClient,
+        directory: str,
+        relative: str,
+        cutoff: Cutoff,
+        protection: Protection,
+        tally: _Tally,
+        *,
+        purge: bool,
+    ) -> bool:
+        """Survey (or purge) one directory and, if recursive, those below it.
+
+        :return: whether the purge left this directory empty after removing something from
+            it (so its parent may remove it).
+        """
+        entries = self._list(sftp, directory, is_root=not relative)
+        remaining = len(entries)
+        removed_here = 0
+        subdirectories: list[tuple[str, str]] = []
+        for entry in entries:
+            name = entry.filename
+            if not safe_name(name):
+                tally.unsafe += 1
+                continue
+            mode = entry.st_mode or 0
+            path = join_remote(directory, name)
+            rel_path = f"{relative}{name}"
+            if stat.S_ISDIR(mode):
+                if self.store.recursive:
+                    subdirectories.append((path, f"{rel_path}/"))
+                continue
+            if not stat.S_ISREG(mode):
+                continue  # links, devices, sockets: never followed, never touched
+            verdict = self._judge(rel_path, entry, cutoff, protection, tally)
+            if verdict != _REMOVABLE or not purge:
+                continue
+            if self._remove_file(sftp, path, tally):
+                remaining -= 1
+                removed_here += 1
+        for path, rel_path in subdirectories:
+            emptied = self._walk(sftp, path, rel_path, cutoff, protection, tally, purge=purge)
+            if emptied and self._remove_directory(sftp, path, tally):
+                remaining -= 1
+                removed_here += 1
+        return purge and bool(relative) and removed_here > 0 and remaining == 0
+
+    def _judge(
+        self,
+        rel_path: str,
+        entry: SFTPAttributes,
+        cutoff: Cutoff,
+        protection: Protection,
+        tally: _Tally,
+    ) -> str:
+        found = self.store.match(rel_path)
+        if found is None:
+            tally.unmatched += 1
+            return _YOUNG
+        age = self._age(found, entry)
+        tally.total += 1
+        tally.note_age(age)
+        if age >= self._cutoff_for(found, cutoff):
+            tally.note_counted(age)
+            return _YOUNG
+        tally.expired += 1
+        if protection.is_held(found.subjects):
+            tally.held += 1
+            return _HELD
+        if protection.is_restricted(found.subjects):
+            tally.restricted += 1
+            return _RESTRICTED
+        tally.note_removable(age)
+        return _REMOVABLE
+
+    def _age(self, found: PathMatch, entry: SFTPAttributes) -> datetime:
+        if self.store.time_from.source == FileTimeSource.MTIME or found.time is None:
+            return datetime.fromtimestamp(entry.st_mtime or 0, UTC)
+        return found.time
+
+    @staticmethod
+    def _cutoff_for(found: PathMatch, cutoff: Cutoff) -> datetime:
+        if cutoff.subject_identity is None:
+            return cutoff.default
+        values = found.subjects.get(cutoff.subject_identity, ())
+        return cutoff.for_subject(values[0] if values else None)
+
+    # ------------------------------------------------------------------------------ removal
+
+    def _remove_file(self, sftp: SFTPClient, path: str, tally: _Tally) -> bool:
+        """Remove one file; :return: whether it is gone (removed now or already absent)."""
+        try:
+            sftp.remove(path)
+        except FileNotFoundError:
+            tally.already_absent += 1
+            return True
+        except OSError as e:
+            tally.failed += 1
+            tally.note_error(e)
+            return False
+        except Exception as e:
+            # The session itself failed (EOF, SSH error): the rest cannot be tried.
+            tally.note_error(e)
+            raise StoreError(
+                f"the SFTP session on connection {self.store.conn_id!r} failed during the "
+                f"purge ({type(e).__name__})"
+            ) from e
+        tally.removed += 1
+        return True
+
+    def _remove_directory(self, sftp: SFTPClient, path: str, tally: _Tally) -> bool:
+        """Remove a directory the purge emptied; one that filled up again is kept."""
+        try:
+            sftp.rmdir(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            tally.directories_kept += 1  # not empty any more, or not ours to remove
+            return False
+        tally.directories_removed += 1
+        return True
+
+    def _log(self, what: str, tally: _Tally) -> None:
+        log.info(
+            "%s sftp store %s:%s of category %s: %d files, %d expired (%d held, %d "
+            "restricted), %d removed, %d already absent, %d failed, %d directories removed, "
+            "%d unmatched, %d unsafe names",
+            what,
+            self.store.conn_id,
+            self.store.root,
+            self.category.id,
+            tally.total,
+            tally.expired,
+            tally.held,
+            tally.restricted,
+            tally.removed,
+            tally.already_absent,
+            tally.failed,
+            tally.directories_removed,
+            tally.unmatched,
+            tally.unsafe,
+        )
+        if tally.errors:
+            log.warning("Errors by kind: %s", tally.errors)

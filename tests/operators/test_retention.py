@@ -1,0 +1,225 @@
+"""Retention operators at the operator level: guard, dry run, override, ledger, XCom.
+
+The store is replaced by a recording fake so that each rule is tested on its own; the
+control schema (holds, restrictions, ledger) is the real one on the embedded PostgreSQL.
+DAG-level runs against the real stores are in tests/dags/.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import psycopg2
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from lethe.control import ledger
+from lethe.control.migrate import apply_migrations
+from lethe.exceptions import PurgeError
+from lethe.operators.retention import (
+    PostgresRetentionOperator,
+    S3RetentionOperator,
+    SFTPRetentionOperator,
+    as_bool,
+)
+from lethe.stores.base import PurgeResult, RetentionAdapter, Survey
+
+MOMENT = datetime(2026, 8, 31, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def control(stack):
+    conn = psycopg2.connect(stack.postgres_dsn)
+    apply_migrations(conn)
+    yield conn
+    conn.close()
+
+
+class FakeAdapter(RetentionAdapter):
+    def __init__(self, survey: Survey, *, fail: PurgeError | None = None) -> None:
+        self._survey = survey
+        self._fail = fail
+        self.purged_with = None
+
+    def survey(self, cutoff, protection):
+        self.surveyed_with = (cutoff, protection)
+        return self._survey
+
+    def purge(self, cutoff, protection):
+        if self._fail:
+            raise self._fail
+        self.purged_with = (cutoff, protection)
+        return PurgeResult(removed=self._survey.removable, batches=1)
+
+
+def _context(run_id: str) -> dict:
+    ti = SimpleNamespace(
+        dag_id="retention_test", task_id="purge_postgres", run_id=run_id, map_index=0
+    )
+    return {"ti": ti, "logical_date": MOMENT, "dag_run": SimpleNamespace(run_after=MOMENT)}
+
+
+def _operator(adapter: FakeAdapter, **kwargs) -> PostgresRetentionOperator:
+    op = PostgresRetentionOperator(
+        task_id="purge_postgres", family_id="usage_records", category_id="usage_records", **kwargs
+    )
+    op.make_adapter = lambda: adapter  # the real one is exercised in tests/stores and DAG runs
+    return op
+
+
+def _logged(control, run_id: str) -> list[dict]:
+    return ledger.entries(control, dag_id="retention_test", run_id=run_id)
+
+
+class TestTemplateFields:
+    @pytest.mark.parametrize(
+        "operator", [PostgresRetentionOperator, SFTPRetentionOperator, S3RetentionOperator]
+    )
+    def test_every_argument_is_templated(self, operator):
+        expected = {
+            "family_id",
+            "category_id",
+            "store_index",
+            "dry_run",
+            "override_guard",
+            "override_reason",
+            "control_conn_id",
+            "policy_dir",
+        }
+        assert expected <= set(operator.template_fields)
+
+    def test_postgres_batch_size_is_templated(self):
+        assert "batch_size" in PostgresRetentionOperator.template_fields
+
+    def test_construction_reads_no_policy_and_opens_no_connection(self):
+        op = PostgresRetentionOperator(
+            task_id="t", family_id="no_such_family", category_id="nothing", control_conn_id="x"
+        )
+        assert "family" not in op.__dict__
+
+    def test_wrong_store_kind_is_refused(self):
+        op = SFTPRetentionOperator(
+            task_id="t", family_id="usage_records", category_id="usage_records"
+        )
+        with pytest.raises(
+            AirflowFailException,
+            match=r"handles sftp stores; store 0 of 'usage_records' is a postgres store",
+        ):
+            _ = op.store
+
+    def test_unknown_category_is_refused(self):
+        op = PostgresRetentionOperator(task_id="t", family_id="usage_records", category_id="nope")
+        with pytest.raises(AirflowFailException, match=r"category 'nope' is not in policy family"):
+            _ = op.store
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), ("False", False), (" true ", True)])
+def test_as_bool_reads_form_values(value, expected):
+    assert as_bool(value, "dry_run") is expected
+
+
+def test_as_bool_refuses_anything_else():
+    with pytest.raises(AirflowFailException, match=r"dry_run must be true or false, not int"):
+        as_bool(1, "dry_run")
+
+
+class TestRun:
+    def test_purge_within_the_guard_removes_and_records(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=4, held=1, restricted=1))
+        summary = _operator(adapter).execute(_context("run-ok"))
+        assert adapter.purged_with is not None
+        assert summary["removed"] == 2
+        assert summary["matched"] == 4
+        assert summary["skipped_hold"] == 1
+        assert summary["skipped_restriction"] == 1
+        (entry,) = _logged(control, "run-ok")
+        assert (entry["action"], entry["outcome"]) == ("purge", "ok")
+        assert entry["counts"]["removed"] == 2
+        assert entry["store"] == "postgres:lethe_telecom_db:telecom.usage_records"
+        assert entry["task_id"] == "purge_postgres[0]"
+        # 00:00 UTC is 02:00 in Amsterdam (CEST); six calendar months back is 02:00 CET.
+        assert entry["details"]["cutoff"] == "2026-02-28T01:00:00+00:00"
+
+    def test_dry_run_changes_nothing(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=9))
+        summary = _operator(adapter, dry_run="True").execute(_context("run-dry"))
+        assert adapter.purged_with is None
+        assert summary["would_remove"] == 9
+        assert summary["removed"] == 0
+        (entry,) = _logged(control, "run-dry")
+        assert entry["action"] == "dry_run"
+
+    def test_guard_stops_an_implausible_share(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=6, unaged=1))
+        with pytest.raises(
+            AirflowFailException, match=r"remove 6 of 10 items \(60%\), more than .* 50%"
+        ):
+            _operator(adapter).execute(_context("run-guard"))
+        assert adapter.purged_with is None
+        (entry,) = _logged(control, "run-guard")
+        assert (entry["action"], entry["outcome"]) == ("purge", "stopped")
+        assert entry["counts"]["removed"] == 0
+
+    def test_guard_stops_a_stale_store(self, control):
+        adapter = FakeAdapter(Survey(total=4, expired=4, held=3))
+        with pytest.raises(AirflowFailException, match=r"looks stale"):
+            _operator(adapter).execute(_context("run-stale"))
+        assert adapter.purged_with is None
+
+    def test_override_with_a_reason_lets_it_through(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=9))
+        summary = _operator(
+            adapter, override_guard=True, override_reason="backlog after enabling retention"
+        ).execute(_context("run-override"))
+        assert summary["removed"] == 9
+        (entry,) = _logged(control, "run-override")
+        assert entry["details"]["override_reason"] == "backlog after enabling retention"
+        assert "more than the policy's purge guard" in entry["details"]["guard_overridden"]
+
+    def test_override_without_a_reason_is_refused(self):
+        adapter = FakeAdapter(Survey(total=10, expired=9))
+        with pytest.raises(AirflowFailException, match=r"needs an override_reason"):
+            _operator(adapter, override_guard=True, override_reason=" ").execute(_context("x"))
+        assert adapter.purged_with is None
+
+    def test_a_failed_purge_is_recorded_and_raised(self, control):
+        adapter = FakeAdapter(
+            Survey(total=10, expired=3), fail=PurgeError("2 keys refused", removed=1, failed=2)
+        )
+        with pytest.raises(PurgeError):
+            _operator(adapter).execute(_context("run-fail"))
+        (entry,) = _logged(control, "run-fail")
+        assert entry["outcome"] == "failed"
+        assert (entry["counts"]["removed"], entry["counts"]["failed"]) == (1, 2)
+
+    def test_holds_and_restrictions_reach_the_adapter(self, control):
+        with control.cursor() as cur:
+            cur.execute(
+                "INSERT INTO privacy.legal_holds (category_id, identity_type, identity_value,"
+                " reason, placed_by)"
+                " VALUES ('usage_records', 'phone', '+31612345678', 'case', 'legal')"
+            )
+            cur.execute(
+                "INSERT INTO privacy.processing_restrictions"
+                " (identity_type, identity_value, reason)"
+                " VALUES ('email', 'a@b.nl', 'pending rectification')"
+            )
+        control.commit()
+        try:
+            adapter = FakeAdapter(Survey(total=10, expired=1))
+            _operator(adapter).execute(_context("run-protect"))
+            _, protection = adapter.purged_with
+            assert protection.held["phone"] == frozenset({"+31612345678"})
+            assert protection.restricted["email"] == frozenset({"a@b.nl"})
+            assert not protection.category_held
+        finally:
+            with control.cursor() as cur:
+                cur.execute(
+                    "UPDATE privacy.legal_holds SET released_at = now(), released_by = 'test'"
+                )
+                cur.execute(
+                    "UPDATE privacy.processing_restrictions"
+                    " SET lifted_at = now(), lifted_reason = 'test'"
+                )
+            control.commit()

@@ -1,0 +1,403 @@
+"""Retention on the SFTP recording server: survey and purge against the embedded server.
+
+Each test writes its files under a fresh directory of the served root (on local disk, so
+names, mtimes and layout are exact), points a copy of the catalog's store at it and checks
+which files went and which stayed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from lethe import connections
+from lethe.exceptions import PurgeError, StoreError
+from lethe.policy import Identity, SftpStore, load_catalog
+from lethe.stores.base import Cutoff, Protection
+from lethe.stores.sftp import SFTPRetentionAdapter, join_remote, safe_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CUTOFF = datetime(2024, 4, 1, 12, 0, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _support_name(moment: datetime, caller: str, call_id: str) -> str:
+    return f"{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{call_id}.wav"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture
+def hook(stack):
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    return SFTPHook(ssh_conn_id=connections.RECORDINGS_SFTP, conn_retry_attempts=1)
+
+
+class Tree:
+    """A fresh directory under the served root, written on local disk."""
+
+    def __init__(self, served: Path) -> None:
+        self.name = f"retention-{uuid.uuid4().hex[:10]}"
+        self.local = served / self.name
+        self.local.mkdir()
+        self.remote = f"/{self.name}"
+
+    def file(self, relative: str, *, mtime: datetime | None = None) -> str:
+        path = self.local / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF....WAVE")
+        if mtime is not None:
+            os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+        return relative
+
+    def dir(self, relative: str) -> None:
+        (self.local / relative).mkdir(parents=True, exist_ok=True)
+
+    def files(self) -> set[str]:
+        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_file()}
+
+    def dirs(self) -> set[str]:
+        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_dir()}
+
+
+@pytest.fixture
+def tree(stack):
+    return Tree(stack.sftp_root)
+
+
+def _adapter(hook, catalog, category_id: str, root: str, **changes) -> SFTPRetentionAdapter:
+    category = catalog.category(category_id)
+    store = category.stores[0].model_copy(update={"root": root, **changes})
+    return SFTPRetentionAdapter(hook=hook, store=store, category=category)
+
+
+# --- name time, protections, directories --------------------------------------------------------
+
+
+def test_support_recordings_purge_exactly_the_expired_unprotected_files(hook, catalog, tree):
+    # Mtimes are all "now": the age must come from the name.
+    now = datetime.now(UTC)
+    one_before = tree.file(_support_name(CUTOFF - SECOND, "+31612345678", "a1"), mtime=now)
+    at_cutoff = tree.file(_support_name(CUTOFF, "+31612345678", "a2"), mtime=now)
+    one_after = tree.file(_support_name(CUTOFF + SECOND, "+31612345678", "a3"))
+    old = tree.file(_support_name(datetime(2024, 3, 15, 10, tzinfo=UTC), "+31611111111", "b"))
+    held = tree.file(_support_name(datetime(2024, 3, 20, 9, tzinfo=UTC), "+31622222222", "c"))
+    restricted = tree.file(_support_name(datetime(2024, 3, 21, 9, tzinfo=UTC), "+31633333333", "d"))
+    # An expired recording next to a file the pattern does not govern: the day stays.
+    beside = tree.file(_support_name(datetime(2024, 2, 1, tzinfo=UTC), "+31644444444", "e"))
+    notes = tree.file("2024/02/01/notes.txt")
+    stray = tree.file("2023/12/31/20231231T000000Z_not-a-number_x.wav")
+    tree.dir("2023/11/30")  # empty before the purge: not the purge's to remove
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    protection = Protection(
+        held={Identity.PHONE: frozenset({"+31622222222"})},
+        restricted={Identity.PHONE: frozenset({"+31633333333", "+31622222222"})},
+    )
+    cutoff = Cutoff(default=CUTOFF)
+
+    survey = adapter.survey(cutoff, protection)
+    assert survey.total == 7
+    assert survey.expired == 5
+    assert (survey.held, survey.restricted, survey.removable) == (1, 1, 3)
+    assert survey.newest == CUTOFF + SECOND
+    assert survey.oldest_removable == datetime(2024, 2, 1, tzinfo=UTC)
+
+    result = adapter.purge(cutoff, protection)
+    assert result.removed == 3
+    assert result.details["held"] == 1
+    assert result.details["restricted"] == 1
+    assert result.details["unmatched"] == 2
+    assert tree.files() == {at_cutoff, one_after, held, restricted, notes, stray}
+    assert one_before not in tree.files()
+    assert old not in tree.files()
+    assert beside not in tree.files()
+    # Only 2024/03/15 was emptied: 2024/03 still holds days 20 and 21, 2024/02/01 the notes.
+    assert result.directories_removed == 1
+    assert tree.dirs() == {
+        "2024",
+        "2024/02",
+        "2024/02/01",
+        "2024/03",
+        "2024/03/20",
+        "2024/03/21",
+        "2024/04",
+        "2024/04/01",
+        "2023",
+        "2023/12",
+        "2023/12/31",
+        "2023/11",
+        "2023/11/30",
+    }
+    assert tree.local.is_dir()
+
+    again = adapter.purge(cutoff, protection)
+    assert (again.removed, again.directories_removed) == (0, 0)
+    assert tree.files() == {at_cutoff, one_after, held, restricted, notes, stray}
+
+
+def test_directories_emptied_by_the_purge_go_bottom_up_but_never_the_root(hook, catalog, tree):
+    tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    tree.file(_support_name(datetime(2023, 1, 6, tzinfo=UTC), "+31612345678", "b"))
+    tree.file(_support_name(datetime(2023, 2, 1, tzinfo=UTC), "+31612345678", "c"))
+    kept = tree.file(_support_name(datetime(2024, 5, 1, tzinfo=UTC), "+31612345678", "d"))
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+
+    result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+    assert result.removed == 3
+    # 2023/01/05, 2023/01/06, 2023/01, 2023/02/01, 2023/02, 2023
+    assert result.directories_removed == 6
+    assert tree.files() == {kept}
+    assert tree.dirs() == {"2024", "2024/05", "2024/05/01"}
+
+    # Purging everything leaves the root itself in place.
+    everything = adapter.purge(Cutoff(default=datetime(2030, 1, 1, tzinfo=UTC)), Protection())
+    assert (everything.removed, everything.directories_removed) == (1, 3)
+    assert tree.local.is_dir()
+    assert tree.dirs() == set()
+
+
+def test_category_hold_keeps_everything(hook, catalog, tree):
+    expired = [
+        tree.file(_support_name(datetime(2023, 6, day, tzinfo=UTC), "+3161234567", f"x{day}"))
+        for day in (1, 2, 3)
+    ]
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    protection = Protection(category_held=True)
+
+    survey = adapter.survey(Cutoff(default=CUTOFF), protection)
+    assert (survey.expired, survey.held, survey.removable) == (3, 3, 0)
+    assert survey.oldest_removable is None
+    result = adapter.purge(Cutoff(default=CUTOFF), protection)
+    assert (result.removed, result.directories_removed) == (0, 0)
+    assert tree.files() == set(expired)
+
+
+# --- modification time --------------------------------------------------------------------------
+
+
+def test_mtime_store_one_second_either_side_of_the_cutoff(hook, catalog, tree):
+    category = catalog.category("support_call_recordings")
+    store = SftpStore(
+        kind="sftp",
+        conn_id=connections.RECORDINGS_SFTP,
+        root=tree.remote,
+        pattern=r"(?P<caller>\+[1-9]\d{1,14})_(?P<n>\d+)\.wav",
+        time_from="mtime",
+        subject=[{"group": "caller", "identity": "phone"}],
+    )
+    before = tree.file("+31612345678_1.wav", mtime=CUTOFF - SECOND)
+    at = tree.file("+31612345678_2.wav", mtime=CUTOFF)
+    after = tree.file("+31612345678_3.wav", mtime=CUTOFF + SECOND)
+    # Not recursive: a matching name in a subdirectory is never looked at.
+    nested = tree.file("sub/+31612345678_4.wav", mtime=CUTOFF - timedelta(days=400))
+    adapter = SFTPRetentionAdapter(hook=hook, store=store, category=category)
+
+    survey = adapter.survey(Cutoff(default=CUTOFF), Protection())
+    assert (survey.total, survey.expired) == (3, 1)
+    assert survey.newest == CUTOFF + SECOND
+    assert survey.oldest_removable == CUTOFF - SECOND
+
+    result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+    assert result.removed == 1
+    assert tree.files() == {at, after, nested}
+    assert before not in tree.files()
+
+
+# --- customer-defined retention -----------------------------------------------------------------
+
+
+def test_customer_recordings_use_each_customers_cutoff(hook, catalog, tree):
+    def recording(customer: str, moment: datetime, caller: str, callee: str) -> str:
+        return tree.file(
+            f"{customer}/{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{callee}.wav",
+        )
+
+    early, late = CUTOFF - timedelta(days=5), CUTOFF + timedelta(days=5)
+    # 1001 chose a shorter retention (later cutoff), 1003 a longer one; 1002 nothing.
+    c1_early = recording("1001", early, "+31201111111", "+31612222222")
+    c1_late = recording("1001", late, "+31201111111", "+31612222222")
+    c2_early = recording("1002", early, "+31302222222", "+31613333333")
+    c2_late = recording("1002", late, "+31302222222", "+31613333333")
+    c3_early = recording("1003", early, "+31403333333", "+31614444444")
+    c4_early = recording("1004", early, "+31504444444", "+31615555555")
+    c4_restricted = recording("1004", early - SECOND, "+31504444444", "+31616666666")
+    cutoff = Cutoff(
+        default=CUTOFF,
+        per_subject={"1001": CUTOFF + timedelta(days=10), "1003": CUTOFF - timedelta(days=10)},
+        subject_identity=Identity.CUSTOMER_ID,
+    )
+    protection = Protection(
+        held={Identity.CUSTOMER_ID: frozenset({"1002"})},
+        restricted={Identity.PHONE: frozenset({"+31616666666"})},
+    )
+    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+
+    survey = adapter.survey(cutoff, protection)
+    assert survey.total == 7
+    # expired: 1001 early+late, 1002 early (held), 1004 both (one restricted by callee)
+    assert (survey.expired, survey.held, survey.restricted) == (5, 1, 1)
+
+    result = adapter.purge(cutoff, protection)
+    assert result.removed == 3
+    assert tree.files() == {c2_early, c2_late, c3_early, c4_restricted}
+    for gone in (c1_early, c1_late, c4_early):
+        assert gone not in tree.files()
+    # Customer 1001's tree emptied completely: its directory went too.
+    assert "1001" not in tree.dirs()
+    assert "1004" in tree.dirs()
+    assert adapter.purge(cutoff, protection).removed == 0
+
+
+# --- one session, errors -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """Counts new SSH connections the SFTP hook opens."""
+    from airflow.providers.ssh.hooks.ssh import SSHHook
+
+    opened: list[int] = []
+    original = SSHHook.get_conn
+
+    def counting(self):
+        opened.append(1)
+        return original(self)
+
+    monkeypatch.setattr(SSHHook, "get_conn", counting)
+    return opened
+
+
+def test_survey_and_purge_share_one_session_when_nested(hook, catalog, tree, connects):
+    tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    cutoff = Cutoff(default=CUTOFF)
+
+    with adapter.session() as outer:
+        assert adapter.survey(cutoff, Protection()).expired == 1
+        assert adapter.purge(cutoff, Protection()).removed == 1
+        assert hook.get_conn_count() == 1
+        with hook.get_managed_conn() as inner:
+            assert inner is outer
+    assert len(connects) == 1
+    assert hook.get_conn_count() == 0
+
+    with hook.get_managed_conn():
+        adapter.survey(cutoff, Protection())
+        adapter.purge(cutoff, Protection())
+    assert len(connects) == 2
+
+    adapter.survey(cutoff, Protection())
+    adapter.purge(cutoff, Protection())
+    assert len(connects) == 4  # unnested: one session each
+
+
+def test_already_absent_is_success(hook, catalog, tree):
+    first = tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    second = tree.file(_support_name(datetime(2023, 1, 5, 1, tzinfo=UTC), "+31612345678", "b"))
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+
+    with adapter.session() as sftp:
+        original = sftp.remove
+
+        def raced(path):
+            if path.endswith("_a.wav"):
+                (tree.local / first).unlink()  # another run got there first
+            return original(path)
+
+        sftp.remove = raced
+        try:
+            result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+        finally:
+            del sftp.remove
+    assert result.removed == 1
+    assert result.details["already_absent"] == 1
+    assert result.directories_removed == 3  # 2023/01/05, 2023/01 and 2023
+    assert tree.files() == set()
+    assert second not in tree.files()
+
+
+def test_failures_on_some_files_are_counted_and_the_rest_removed(hook, catalog, tree):
+    failing = tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31699999999", "a"))
+    for n in range(3):
+        tree.file(_support_name(datetime(2023, 1, 6, n, tzinfo=UTC), "+31612345678", f"b{n}"))
+    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+
+    with adapter.session() as sftp:
+        original = sftp.remove
+
+        def refusing(path):
+            if "+31699999999" in path:
+                raise PermissionError(13, "Permission denied")
+            return original(path)
+
+        sftp.remove = refusing
+        try:
+            with pytest.raises(PurgeError) as caught:
+                adapter.purge(Cutoff(default=CUTOFF), Protection())
+        finally:
+            del sftp.remove
+    assert (caught.value.removed, caught.value.failed) == (3, 1)
+    message = str(caught.value)
+    assert "+316" not in message
+    assert ".wav" not in message
+    assert "PermissionError" in message
+    # The other day's directory emptied and went; the failing file's day stayed.
+    assert tree.files() == {failing}
+    assert tree.dirs() == {"2023", "2023/01", "2023/01/05"}
+
+
+def test_unreachable_server_raises_store_error_naming_the_connection(
+    hook, catalog, tree, monkeypatch
+):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LETHE_DEAD_SFTP",
+        f'{{"conn_type": "sftp", "host": "127.0.0.1", "port": {port}, "login": "x", '
+        f'"password": "y", "extra": {{"no_host_key_check": true}}}}',
+    )
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    dead = SFTPHook(ssh_conn_id="lethe_dead_sftp", conn_retry_attempts=1)
+    adapter = _adapter(dead, catalog, "support_call_recordings", tree.remote)
+    adapter.store = adapter.store.model_copy(update={"conn_id": "lethe_dead_sftp"})
+    with pytest.raises(StoreError, match="lethe_dead_sftp"):
+        adapter.survey(Cutoff(default=CUTOFF), Protection())
+    with pytest.raises(StoreError, match="lethe_dead_sftp"):
+        adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+
+def test_missing_root_raises_store_error(hook, catalog, tree):
+    adapter = _adapter(hook, catalog, "support_call_recordings", f"{tree.remote}/absent")
+    with pytest.raises(StoreError, match="cannot be read"):
+        adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\x00b", "/"])
+def test_unsafe_names_are_refused(name):
+    assert not safe_name(name)
+    with pytest.raises(ValueError, match="unsafe"):
+        join_remote("/recordings", name)
+
+
+def test_safe_names_are_joined_under_the_directory():
+    assert join_remote("/recordings/support", "2024") == "/recordings/support/2024"
+    assert join_remote("/recordings/support/", "..wav") == "/recordings/support/..wav"

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
@@ -58,6 +59,8 @@ def _prepare_airflow_home(state_dir: Path) -> None:
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(root / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
+    # The demo prints its own summary; Airflow's and the servers' logs go to files.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 
 def _step(message: str) -> None:
@@ -67,6 +70,7 @@ def _step(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # libraries' notices
     state_dir = args.state_dir.resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
@@ -176,6 +180,7 @@ def _run_retention_dags(catalog, moment: datetime, state_dir: Path) -> None:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
 
+    print(f"  task logs: {Path(os.environ['AIRFLOW_HOME']) / 'dag-test.log'}")
     for family in catalog.families:
         dag = bag.get_dag(f"retention_{family.family}")
         _step(f"{dag.dag_id}: scheduled run for {moment.date()}")
@@ -200,12 +205,24 @@ def _run_retention_dags(catalog, moment: datetime, state_dir: Path) -> None:
 
 
 def _quiet(function, **kwargs):
-    """Run ``function`` with Airflow's task logs kept off the demo's output."""
-    import io
-
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        return function(**kwargs)
+    """Run ``function`` with Airflow's task logs sent to the demo's task log file."""
+    log_path = Path(os.environ["AIRFLOW_HOME"]) / "dag-test.log"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(sys.stdout), contextlib.redirect_stderr(sys.stderr):
+                return function(**kwargs)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _last_entry() -> int:
@@ -245,7 +262,7 @@ def _report_run(run, after_entry: int) -> int:
         if entry["outcome"] == "stopped":
             stopped += 1
         print(
-            f"  {entry['category_id']:<26} {entry['store']:<52} {entry['outcome']:<8} "
+            f"  {entry['category_id']:<25} {entry['store']:<57} {entry['outcome']:<8} "
             f"matched {counts.get('matched', 0):>6}, removed {counts.get('removed', 0):>6}, "
             f"kept for hold/restriction {counts.get('skipped_hold', 0)}"
             f"/{counts.get('skipped_restriction', 0)}"

@@ -178,7 +178,14 @@ def test_families_are_ordered_by_id(catalog):
 
 def test_categories_are_ordered_by_statement_row(catalog):
     rows = [category.statement_row for category in catalog.categories()]
-    assert rows == sorted(rows)
+    stated = [row for row in rows if row is not None]
+    assert stated == sorted(stated)
+    assert rows == [*stated, *[None] * (len(rows) - len(stated))]  # derived data last
+
+
+def test_only_subject_exports_are_outside_the_statement(catalog):
+    derived = [c for c in catalog.categories() if c.statement_row is None]
+    assert [catalog.family_of(c.id).family.value for c in derived] == ["subject_exports"]
 
 
 def test_loading_twice_gives_the_same_catalog(workspace):
@@ -195,7 +202,8 @@ def test_loading_twice_gives_the_same_catalog(workspace):
 def test_lookups(catalog):
     for category in catalog.categories():
         assert catalog.category(category.id) is category
-        assert catalog.by_statement_row(category.statement_row) is category
+        if category.statement_row is not None:
+            assert catalog.by_statement_row(category.statement_row) is category
         family = catalog.family_of(category.id)
         assert category in family.categories
         assert catalog.family(family.family) is family

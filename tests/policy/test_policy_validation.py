@@ -662,3 +662,31 @@ def test_policy_error_is_a_lethe_error(workspace):
         workspace.load()
     with pytest.raises(PolicyError):
         workspace.load()
+
+
+# ============================================================================ derived data
+
+
+def test_statement_row_may_be_null_only_for_subject_exports(workspace):
+    ref = workspace.find_category(lambda c: c["statement_row"] == 5)
+    workspace.edit_category(ref, lambda c: c.update(statement_row=None))
+    workspace.expect_error(ref, "statement_row", "only the subject_exports family")
+
+
+def test_subject_exports_have_no_statement_row(workspace):
+    ref = workspace.find_category(lambda c: c["id"] == "subject_exports")
+    workspace.edit_category(ref, lambda c: c.update(statement_row=5))
+    workspace.expect_error(ref, "statement_row", "derived data; their statement_row must be null")
+
+
+def test_stale_guard_is_a_boolean(workspace):
+    workspace.edit("subject_exports", lambda data: data.update(stale_guard="no"))
+    workspace.expect_error("subject_exports", "stale_guard", "valid boolean")
+
+
+def test_column_descriptions_name_identifiers(workspace):
+    store = workspace.find_store("postgres")
+    workspace.edit_store(store, lambda s: s.update(columns={"full name": "the name"}))
+    workspace.expect_error(
+        store.category, f"{store.path}.columns.full name (key)", "not a valid identifier"
+    )

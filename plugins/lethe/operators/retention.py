@@ -226,7 +226,8 @@ class BaseRetentionOperator(BaseOperator):
             control.close()
 
     def _check_guard(self, survey: Survey, cutoff: Cutoff) -> None:
-        if survey.total and survey.expired == survey.total and survey.unaged == 0:
+        stale = survey.total and survey.expired == survey.total and survey.unaged == 0
+        if stale and self.family.stale_guard:
             raise PurgeGuardError(
                 f"every one of the store's {survey.total} items is older than its cutoff "
                 f"({cutoff.default.isoformat()}): the store looks stale, or the clock or the "

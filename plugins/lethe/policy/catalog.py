@@ -66,7 +66,7 @@ class Catalog:
                         f"{where}: category {category.id!r}: id: duplicate category id, "
                         f"also defined in {other}"
                     )
-                if category.statement_row in self._by_row:
+                if category.statement_row is not None and category.statement_row in self._by_row:
                     holder = self._by_row[category.statement_row]
                     other = self._where(self._family_of[holder.id].family)
                     raise PolicyError(
@@ -75,7 +75,8 @@ class Catalog:
                         f"{holder.id!r} in {other}"
                     )
                 self._by_id[category.id] = category
-                self._by_row[category.statement_row] = category
+                if category.statement_row is not None:
+                    self._by_row[category.statement_row] = category
                 self._family_of[category.id] = family
 
     def _where(self, family: FamilyId) -> str:
@@ -94,8 +95,12 @@ class Catalog:
         return self._families
 
     def categories(self) -> tuple[Category, ...]:
-        """Every category of every family, ordered by statement row."""
-        return tuple(self._by_row[row] for row in sorted(self._by_row))
+        """Every category of every family, ordered by statement row; derived data (no row,
+        e.g. subject exports) last, by id."""
+        derived = sorted(
+            (c for c in self._by_id.values() if c.statement_row is None), key=lambda c: c.id
+        )
+        return (*(self._by_row[row] for row in sorted(self._by_row)), *derived)
 
     def category(self, category_id: str) -> Category:
         """The category with this id.

@@ -12,7 +12,8 @@ data lives. Every model is frozen and refuses unknown fields. The shape::
     purge_guard: 0.5                   # optional: max share of a store one run may remove
     categories:
       - id: support_call_recordings    # snake_case, unique across the catalog
-        statement_row: 6               # 1-16, each row covered by exactly one category
+        statement_row: 6               # 1-16, each row covered by exactly one category;
+                                       # null only for derived data (subject exports)
         title: ...
         description: ...               # what the data is (plain language, for exports)
         purpose: ...                   # why it is processed (plain language, for exports)
@@ -415,6 +416,10 @@ class PostgresStore(PolicyModel):
     rectifiable: tuple[Identifier, ...] = Field(
         (), description="Columns a rectification request may correct."
     )
+    columns: dict[Identifier, Text] = Field(
+        default_factory=dict,
+        description="What each column means, in plain language, for the subject's export.",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PostgresStore:
@@ -711,6 +716,10 @@ class S3Store(PolicyModel):
     subject: tuple[FieldSubject, ...] = Field(
         (), description="Fields of the objects' rows identifying the data subject."
     )
+    columns: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="What each field of the objects' rows means, for the subject's export.",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> S3Store:
@@ -836,7 +845,10 @@ class Category(PolicyModel):
     """One data category: one row of the statement's retention table and where it lives."""
 
     id: SnakeId = Field(description="Unique id across the catalog (snake_case).")
-    statement_row: StatementRow = Field(description="Row of the statement's table (1-16).")
+    statement_row: StatementRow | None = Field(
+        description="Row of the statement's table (1-16); null only for data the engine itself "
+        "makes from other categories (subject exports), which the table does not list."
+    )
     title: Text = Field(description="Short name of the data category.")
     description: Text = Field(description="What the data is, in plain language.")
     purpose: Text = Field(description="Why it is processed, in plain language.")
@@ -987,6 +999,11 @@ class PolicyFamily(PolicyModel):
         description="The largest share of a store one retention run may remove; more stops "
         "the run for a human to look at.",
     )
+    stale_guard: StrictBool = Field(
+        True,
+        description="Stop a purge when every item of a store has expired (a stale store, "
+        "wrong clock or policy). Off only where an idle store is normal (subject exports).",
+    )
     categories: tuple[Category, ...] = Field(min_length=1, description="The data categories.")
 
     @model_validator(mode="after")
@@ -1001,6 +1018,21 @@ class PolicyFamily(PolicyModel):
                     category=category.id,
                 )
             seen_ids.add(category.id)
+            if category.statement_row is None:
+                if self.family is not FamilyId.SUBJECT_EXPORTS:
+                    raise RuleViolation(
+                        "statement_row is required: only the subject_exports family holds "
+                        "data the statement's table does not list",
+                        field="statement_row",
+                        category=category.id,
+                    )
+                continue
+            if self.family is FamilyId.SUBJECT_EXPORTS:
+                raise RuleViolation(
+                    "subject exports are derived data; their statement_row must be null",
+                    field="statement_row",
+                    category=category.id,
+                )
             if category.statement_row in seen_rows:
                 raise RuleViolation(
                     f"statement row {category.statement_row} is already covered by category "

@@ -103,7 +103,8 @@ def compare_with_statement(catalog: Catalog, table: StatementTable) -> list[str]
     problems: list[str] = []
     by_row: dict[int, list[str]] = {}
     for category in catalog.categories():
-        by_row.setdefault(category.statement_row, []).append(category.id)
+        if category.statement_row is not None:
+            by_row.setdefault(category.statement_row, []).append(category.id)
     for stated in table.rows:
         covering = by_row.get(stated.row, [])
         if len(covering) != 1:

@@ -21,7 +21,7 @@ def policy_rows(catalog: Catalog) -> list[tuple[str, ...]]:
     """The table's cells, one tuple per category in statement-row order."""
     return [
         (
-            str(category.statement_row),
+            "-" if category.statement_row is None else str(category.statement_row),
             category.id,
             category.retention.human(),
             category.controller.value,

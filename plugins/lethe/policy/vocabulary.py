@@ -18,6 +18,8 @@ class FamilyId(StrEnum):
     WEBSITE = "website"
     LAWFUL_INTERCEPT = "lawful_intercept"
     CONTRACT_DATA = "contract_data"
+    #: Not a row of the statement: the access and portability exports lethe itself makes.
+    SUBJECT_EXPORTS = "subject_exports"
 
 
 class Controller(StrEnum):

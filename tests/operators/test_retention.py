@@ -23,7 +23,7 @@ from lethe.operators.retention import (
     SFTPRetentionOperator,
     as_bool,
 )
-from lethe.stores.base import PurgeResult, RetentionAdapter, Survey
+from lethe.stores.base import PurgeResult, StoreAdapter, Survey
 
 MOMENT = datetime(2026, 8, 31, 0, 0, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def control(stack):
     conn.close()
 
 
-class FakeAdapter(RetentionAdapter):
+class FakeAdapter(StoreAdapter):
     def __init__(self, survey: Survey, *, fail: PurgeError | None = None) -> None:
         self._survey = survey
         self._fail = fail

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from lethe.policy.models import Category, PolicyFamily
-    from lethe.stores.base import Cutoff, RetentionAdapter, Survey
+    from lethe.stores.base import Cutoff, StoreAdapter, Survey
 
 
 def as_bool(value: Any, name: str) -> bool:
@@ -152,7 +152,7 @@ class BaseRetentionOperator(BaseOperator):
         """Options of this store kind's adapter."""
         return {}
 
-    def make_adapter(self) -> RetentionAdapter:
+    def make_adapter(self) -> StoreAdapter:
         """The store adapter, over the provider hook of this operator's store kind."""
         from lethe.stores import adapter_for
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lethe.policy.models import Category
-    from lethe.stores.base import RetentionAdapter
+    from lethe.stores.base import StoreAdapter
 
 
-def adapter_for(store: Any, category: Category, **options: Any) -> RetentionAdapter:
+def adapter_for(store: Any, category: Category, **options: Any) -> StoreAdapter:
     """The retention adapter of ``store``, over its provider hook (created, not connected).
 
     :param options: adapter options, e.g. ``batch_size`` for PostgreSQL.

@@ -1,9 +1,11 @@
-"""What every store adapter shares: cutoffs, protections, and the retention contract.
+"""What every store adapter shares: cutoffs, protections, and the adapter contract.
 
 An adapter (one per store kind: PostgreSQL, SFTP, S3) wraps an official provider hook and
 one store of a policy category. For retention it can *survey* the store (how much there
-is, how much has expired, how much of that is protected) and *purge* what may go. The
-operator decides between the two (dry run, purge guard); the adapter only does the I/O.
+is, how much has expired, how much of that is protected) and *purge* what may go; the
+operator decides between the two (dry run, purge guard). For a subject's access or
+portability request it can *collect* everything of that subject into an export sink. The
+adapter only does the I/O.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import abc
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from lethe.policy.models import Category
     from lethe.policy.primitives import Duration
@@ -141,6 +143,45 @@ class Survey:
         return self.expired - self.held - self.restricted
 
 
+class RowSink(Protocol):
+    """Receives one store's rows for an export, one at a time (never all at once)."""
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """One row: column name -> value (str, int, float, bool, None, date/datetime,
+        Decimal, list, or anything with a faithful ``str()``)."""
+
+
+class ExportSink(Protocol):
+    """Where a collect puts a subject's data: rows per store, and files (recordings)."""
+
+    def rows(
+        self, category: Category, store: Any, columns: Sequence[str]
+    ) -> AbstractContextManager[RowSink]:
+        """A row sink for ``store`` of ``category``; ``columns`` in their natural order
+        (rows may hold only these keys)."""
+
+    def file(self, category: Category, store: Any, name: str) -> AbstractContextManager[IO[bytes]]:
+        """A binary stream to copy one file into, in chunks; ``name`` is its path
+        relative to the store's root (``/``-separated, already checked safe)."""
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What a collect found for one subject in one store (counts only).
+
+    :param rows: rows (or file listings, or object rows) written to the sink.
+    :param files: files copied into the sink.
+    :param bytes: bytes of the files copied.
+    :param withheld: items of the subject left out because of a legal hold (never shown
+        to the subject; recorded in the ledger only).
+    """
+
+    rows: int = 0
+    files: int = 0
+    bytes: int = 0
+    withheld: int = 0
+
+
 @dataclass(frozen=True)
 class PurgeResult:
     """What a purge removed. ``removed`` counts items (rows, files, object keys)."""
@@ -153,7 +194,7 @@ class PurgeResult:
     details: dict[str, int] = field(default_factory=dict)
 
 
-class RetentionAdapter(abc.ABC):
+class StoreAdapter(abc.ABC):
     """Retention on one store of one category, over an official provider hook.
 
     Implementations keep the rules the engine never breaks: nothing aged at or after its
@@ -176,6 +217,25 @@ class RetentionAdapter(abc.ABC):
     @abc.abstractmethod
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the store's items, the expired ones and the protected ones among them."""
+
+    def collect(
+        self,
+        subject: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        sink: ExportSink,
+        *,
+        include_files: bool = True,
+    ) -> CollectResult:
+        """Write every item of the subject in this store to ``sink``, streaming.
+
+        An item belongs to the subject when any of the store's subject selectors holds one
+        of ``subject``'s values of that identity type (values are normalised, see
+        :mod:`lethe.identities`). Items under a legal hold are left out and only counted;
+        restricted items are included (a restriction pauses processing, not access).
+
+        :param include_files: copy files (recordings) too; without it their listing only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot collect yet")
 
     @abc.abstractmethod
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:

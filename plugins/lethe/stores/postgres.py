@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
-from lethe.stores.base import PROVIDER_TZ, PurgeResult, RetentionAdapter, Survey
+from lethe.stores.base import PROVIDER_TZ, PurgeResult, StoreAdapter, Survey
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -149,7 +149,7 @@ class _Progress:
     action: str = "connect"
 
 
-class PostgresRetentionAdapter(RetentionAdapter):
+class PostgresRetentionAdapter(StoreAdapter):
     """Retention on one PostgreSQL table of a category.
 
     :param hook: a hook on the store's database (``PostgresHook(postgres_conn_id=...)``);

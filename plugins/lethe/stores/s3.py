@@ -48,7 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.primitives import DATE_PARTS, Duration, layout_placeholders
 from lethe.policy.vocabulary import KeyTimeSource, ObjectFormat
-from lethe.stores.base import Cutoff, Protection, PurgeResult, RetentionAdapter, Survey
+from lethe.stores.base import Cutoff, Protection, PurgeResult, StoreAdapter, Survey
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -205,7 +205,7 @@ class _Deleter:
             self.flush()
 
 
-class S3RetentionAdapter(RetentionAdapter):
+class S3RetentionAdapter(StoreAdapter):
     """Survey and purge the objects of one :class:`~lethe.policy.models.S3Store`.
 
     :param hook: the S3 hook of the store's connection (``store.conn_id``); its boto3

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import FileTimeSource
-from lethe.stores.base import Cutoff, Protection, PurgeResult, RetentionAdapter, Survey
+from lethe.stores.base import Cutoff, Protection, PurgeResult, StoreAdapter, Survey
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -103,7 +103,7 @@ class _Tally:
             self.first_error = kind
 
 
-class SFTPRetentionAdapter(RetentionAdapter):
+class SFTPRetentionAdapter(StoreAdapter):
     """Survey and purge the files of one :class:`~lethe.policy.models.SftpStore`.
 
     :param hook: the SFTP hook of the store's connection (``store.conn_id``); not used

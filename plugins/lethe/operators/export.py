@@ -1,0 +1,353 @@
+"""The subject export: collect one subject's data from every store into a ZIP and hand it over.
+
+:class:`SubjectExportOperator` answers an access or portability request. It collects the
+subject's data from every store the policies name (streaming, through the store
+adapters), writes the package (:mod:`lethe.export.package`), uploads it to the private
+export bucket with server-side encryption, records a presigned, expiring link on the
+request and the proof of delivery in the audit ledger, and returns counts and the object
+key only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from lethe.connections import CONTROL_DB, OBJECT_STORE
+from lethe.exceptions import LetheError
+from lethe.operators.retention import as_bool
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import Context
+
+    from lethe.policy.models import Category
+    from lethe.policy.vocabulary import Identity
+
+EXPORT_RIGHTS = ("access", "portability")
+#: A presigned S3 link (signature version 4) is valid for at most seven days.
+MAX_LINK_DAYS = 7
+EXPORT_BUCKET = "lethe-exports"
+
+
+def portable_categories(categories, right: str) -> tuple[list[Category], list[Category]]:
+    """Split the categories a right covers into (collected here, referred to the client).
+
+    Access covers every category granting access; portability only those processed on
+    consent or to perform a contract (the rights the policies derive). Categories whose
+    controller is the client are referred to it unless it instructed the provider to act.
+    """
+    covered = [c for c in categories if c.has_right(right)]
+    included, referred = [], []
+    for category in covered:
+        acts = category.controller.value == "provider" or (
+            category.client_instruction is not None
+            and right in {r.value for r in category.client_instruction.act_on}
+        )
+        (included if acts else referred).append(category)
+    return included, referred
+
+
+class SubjectExportOperator(BaseOperator):
+    """Collect one subject's data from every store and deliver it as an encrypted ZIP.
+
+    Either ``request_id`` (a request in the control schema, e.g. from the subject_requests
+    DAG) or ``identities`` (registered here as a new request) names the subject.
+
+    :param request_id: the subject request to answer. (templated)
+    :param identities: identity type -> value(s), when there is no request yet. (templated)
+    :param right: ``access`` or ``portability`` (taken from the request when given).
+        (templated)
+    :param file_format: ``json`` or ``csv``. (templated)
+    :param include_recordings: copy call recordings as audio files. (templated)
+    :param link_expiry_days: how long the download link works (1-7). (templated)
+    :param export_conn_id: connection of the object store. (templated)
+    :param export_bucket: the private export bucket. (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    :param policy_dir: directory of the policy files. (templated)
+    """
+
+    template_fields = (
+        "request_id",
+        "identities",
+        "right",
+        "file_format",
+        "include_recordings",
+        "link_expiry_days",
+        "export_conn_id",
+        "export_bucket",
+        "control_conn_id",
+        "policy_dir",
+    )
+    ui_color = "#d6e4f4"
+
+    def __init__(
+        self,
+        *,
+        request_id: str | None = None,
+        identities: dict[str, Any] | None = None,
+        right: str | None = "access",
+        file_format: str = "json",
+        include_recordings: bool | str = True,
+        link_expiry_days: int | str = MAX_LINK_DAYS,
+        export_conn_id: str = OBJECT_STORE,
+        export_bucket: str = EXPORT_BUCKET,
+        control_conn_id: str = CONTROL_DB,
+        policy_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.identities = identities
+        self.right = right
+        self.file_format = file_format
+        self.include_recordings = include_recordings
+        self.link_expiry_days = link_expiry_days
+        self.export_conn_id = export_conn_id
+        self.export_bucket = export_bucket
+        self.control_conn_id = control_conn_id
+        self.policy_dir = policy_dir
+
+    def _control(self):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
+
+    def _s3(self) -> S3Hook:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.export_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.identities import InvalidIdentity
+
+        days = self._link_days()
+        include_files = as_bool(self.include_recordings, "include_recordings")
+        if self.file_format not in ("json", "csv"):
+            raise AirflowFailException("file_format must be json or csv")
+        control = self._control()
+        try:
+            try:
+                request_id, right, identities, registered = self._subject(control, context)
+            except (InvalidIdentity, LetheError) as exc:
+                raise AirflowFailException(str(exc)) from None
+            self.log.info("Export for request %s (%s)", request_id, right)
+            return self._export(
+                control, context, request_id, right, identities, registered, days, include_files
+            )
+        finally:
+            control.close()
+
+    def _link_days(self) -> int:
+        try:
+            days = int(self.link_expiry_days)
+        except (TypeError, ValueError):
+            raise AirflowFailException("link_expiry_days must be a whole number") from None
+        if not 1 <= days <= MAX_LINK_DAYS:
+            raise AirflowFailException(f"link_expiry_days must be 1 to {MAX_LINK_DAYS}")
+        return days
+
+    def _subject(
+        self, control, context: Context
+    ) -> tuple[str, str, dict[Identity, frozenset[str]], bool]:
+        """(request id, right, identities, registered here) of the subject to export."""
+        from lethe.control.requests import load_request, register_request
+        from lethe.identities import normalise_all
+
+        given = {k: v for k, v in (self.identities or {}).items() if v not in (None, "", [])}
+        if self.request_id:
+            if given:
+                raise AirflowFailException("give a request id or identities, not both")
+            request = load_request(control, str(self.request_id))
+            if request.right not in EXPORT_RIGHTS:
+                raise AirflowFailException(
+                    f"request {request.request_id} is a {request.right} request, not access or "
+                    "portability"
+                )
+            return request.request_id, request.right, request.identities, False
+        if self.right not in EXPORT_RIGHTS:
+            raise AirflowFailException("right must be access or portability")
+        identities = normalise_all(given)
+        ti = context["ti"]
+        # A retry of this run answers the request its first try registered.
+        registered_by = f"registered by {ti.dag_id} run {ti.run_id}"
+        with control.cursor() as cur:
+            cur.execute(
+                "SELECT request_id::text FROM privacy.subject_requests"
+                " WHERE source = 'subject_export_form' AND details = %s",
+                (registered_by,),
+            )
+            earlier = cur.fetchone()
+        control.rollback()
+        if earlier:
+            return earlier[0], str(self.right), identities, True
+        request_id = register_request(
+            control,
+            right=str(self.right),
+            identities=given,
+            source="subject_export_form",
+            status="in_progress",
+            verified_by=f"airflow:{ti.dag_id}",
+            verification_method="identity verified by the person who triggered the export",
+            details=registered_by,
+        )
+        return request_id, str(self.right), identities, True
+
+    def _export(
+        self,
+        control,
+        context: Context,
+        request_id: str,
+        right: str,
+        identities: dict[Identity, frozenset[str]],
+        registered: bool,
+        days: int,
+        include_files: bool,
+    ) -> dict[str, Any]:
+        from lethe.control import ledger
+        from lethe.control.protection import load_protection
+        from lethe.control.requests import record_export
+        from lethe.export.package import ExportPackage
+        from lethe.export.summary import render_summary
+        from lethe.policy import load_catalog
+        from lethe.stores import adapter_for
+
+        catalog = load_catalog(self.policy_dir)
+        included, referred = portable_categories(catalog.categories(), right)
+        generated = datetime.now(UTC).replace(microsecond=0)
+        workdir = Path(tempfile.mkdtemp(prefix="lethe-export-"))
+        package = ExportPackage(workdir, fmt=self.file_format)
+        withheld = 0
+        try:
+            for category in included:
+                package.include(category)
+                protection = load_protection(control, category)
+                for store in category.stores:
+                    adapter = adapter_for(store, category)
+                    with adapter.session():
+                        result = adapter.collect(
+                            identities, protection, package, include_files=include_files
+                        )
+                    withheld += result.withheld
+            header = {
+                "request_id": request_id,
+                "right": right,
+                "format": self.file_format,
+                "generated_at": generated.isoformat(),
+                "policy_fingerprint": catalog.fingerprint,
+                "policy_versions": {f.family.value: f.version for f in catalog.families},
+            }
+            counts = package.counts()
+            summary = render_summary(
+                header=header,
+                included=included,
+                counts=counts,
+                columns=package.column_descriptions(),
+                referred=referred,
+                file_format=self.file_format,
+            )
+            archive = workdir / f"{request_id}.zip"
+            sha256 = package.finish(archive, header=header, summary=summary)
+            key = f"exports/{generated:%Y/%m/%d}/{request_id}.zip"
+            link = self._deliver(archive, key, days)
+        finally:
+            package.cleanup()
+
+        expires_at = generated + timedelta(days=days)
+        record_export(
+            control,
+            request_id,
+            key=key,
+            sha256=sha256,
+            link=link,
+            expires_at=expires_at,
+            file_format=self.file_format,
+        )
+        if registered:
+            _complete(control, request_id)
+        totals = {
+            "categories": len(included),
+            "referred": len(referred),
+            "rows": sum(c["rows"] for c in counts.values()),
+            "files": sum(c["files"] for c in counts.values()),
+            "withheld": withheld,
+        }
+        location = urlunsplit(urlsplit(link)._replace(query="", fragment=""))
+        ti = context["ti"]
+        ledger.record(
+            control,
+            ledger.AuditEntry(
+                action="export",
+                outcome="ok",
+                actor=f"{ti.dag_id}.{ti.task_id}",
+                request_id=request_id,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                counts=totals,
+                details={
+                    "right": right,
+                    "format": self.file_format,
+                    "bucket": self.export_bucket,
+                    "key": key,
+                    "sha256": sha256,
+                    "link_location": location,
+                    "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+                    "expires_at": expires_at.isoformat(),
+                    "rows_per_category": {cid: c["rows"] for cid, c in counts.items()},
+                    "referred_categories": [c.id for c in referred],
+                },
+            ),
+        )
+        self.log.info(
+            "Export %s delivered: %d categories, %d rows, %d files; link expires %s",
+            request_id,
+            totals["categories"],
+            totals["rows"],
+            totals["files"],
+            expires_at.isoformat(),
+        )
+        return {
+            "request_id": request_id,
+            "key": key,
+            "expires_at": expires_at.isoformat(),
+            **totals,
+        }
+
+    def _deliver(self, archive: Path, key: str, days: int) -> str:
+        """Upload ``archive`` encrypted at rest and return a presigned, expiring link."""
+        hook = self._s3()
+        hook.load_file(
+            filename=str(archive),
+            key=key,
+            bucket_name=self.export_bucket,
+            replace=True,
+            encrypt=True,
+        )
+        head = hook.get_conn().head_object(Bucket=self.export_bucket, Key=key)
+        if head.get("ServerSideEncryption") not in ("AES256", "aws:kms"):
+            raise AirflowFailException(
+                f"the export bucket {self.export_bucket} did not encrypt the export at rest"
+            )
+        return hook.generate_presigned_url(
+            client_method="get_object",
+            params={"Bucket": self.export_bucket, "Key": key},
+            expires_in=days * 86400,
+        )
+
+
+def _complete(control, request_id: str) -> None:
+    with control.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.subject_requests SET status = 'completed', completed_at = now(),"
+            " status_reason = 'export delivered' WHERE request_id = %s::uuid",
+            (request_id,),
+        )
+    control.commit()

@@ -507,7 +507,7 @@ def test_s3_versioned_is_a_boolean(workspace):
 
 def test_store_without_subject_when_rights_apply(workspace):
     store = workspace.find_store("postgres", lambda c, s: c.get("rights", ["derived"]) != [])
-    workspace.edit_store(store, lambda s: s.update(subject=[]))
+    workspace.edit_store(store, lambda s: s.update(subject=[], links=[]))
     workspace.expect_error(store.category, f"{store.path}.subject", "would be skipped")
 
 
@@ -690,3 +690,25 @@ def test_column_descriptions_name_identifiers(workspace):
     workspace.expect_error(
         store.category, f"{store.path}.columns.full name (key)", "not a valid identifier"
     )
+
+
+def test_links_use_the_stores_identities(workspace):
+    store = workspace.find_store("postgres", lambda c, s: bool(s.get("links")))
+    workspace.edit_store(store, lambda s: s.update(links=[{"known": "email", "reveals": ["imei"]}]))
+    workspace.expect_error(
+        store.category, f"{store.path}.links[0]", "'imei' is not an identity of the store's"
+    )
+
+
+def test_a_link_does_not_reveal_its_own_start(workspace):
+    store = workspace.find_store("postgres", lambda c, s: bool(s.get("links")))
+    workspace.edit_store(
+        store, lambda s: s.update(links=[{"known": "email", "reveals": ["email"]}])
+    )
+    workspace.expect_error(store.category, f"{store.path}.links[0].reveals", "reveals the identity")
+
+
+def test_consent_withdrawal_only_for_consent_or_legitimate_interest(workspace):
+    ref = workspace.find_category(lambda c: c["legal_basis"] == "contract")
+    workspace.edit_category(ref, lambda c: c.update(honours_consent_withdrawal=True))
+    workspace.expect_error(ref, "honours_consent_withdrawal", "not data processed on contract")

@@ -289,6 +289,25 @@ class FieldSubject(PolicyModel):
     identity: Identity = Field(description="What kind of identity the field holds.")
 
 
+# ================================================================================ links
+
+
+class IdentityLink(PolicyModel):
+    """A row that holds a known identity of the subject also reveals others of theirs.
+
+    ``{known: email, reveals: [phone, customer_id]}`` on the contact persons table: a
+    contact found by e-mail leads to their phone number and their customer. Subject
+    requests follow these links (and only these) to find every store that knows the
+    subject. Organisation identities found this way (customer_id, contract_id) say whom
+    to refer a request to; they never widen what is collected or erased.
+    """
+
+    known: Identity = Field(description="The identity type the row is found by.")
+    reveals: tuple[Identity, ...] = Field(
+        min_length=1, description="Identity types of the same row that belong to the subject."
+    )
+
+
 # ================================================================================ postgres
 
 
@@ -420,6 +439,9 @@ class PostgresStore(PolicyModel):
         default_factory=dict,
         description="What each column means, in plain language, for the subject's export.",
     )
+    links: tuple[IdentityLink, ...] = Field(
+        (), description="Identities a row of the subject reveals (see IdentityLink)."
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> PostgresStore:
@@ -428,6 +450,18 @@ class PostgresStore(PolicyModel):
             [(s.column, s.identity) for s in self.subject], field="subject", what="selector"
         )
         require_unique(self.rectifiable, field="rectifiable", what="column")
+        for index, link in enumerate(self.links):
+            require_subset(
+                (link.known, *link.reveals),
+                self.identities,
+                field=f"links[{index}]",
+                message="{value} is not an identity of the store's subject columns",
+            )
+            if link.known in link.reveals:
+                raise RuleViolation(
+                    f"a link reveals the identity it starts from ({link.known.value})",
+                    field=f"links[{index}].reveals",
+                )
         require_disjoint(
             self.rectifiable,
             self.key_columns,
@@ -869,6 +903,12 @@ class Category(PolicyModel):
     client_instruction: ClientInstruction | None = Field(
         None, description="Standing instruction to act on requests (controller client only)."
     )
+    honours_consent_withdrawal: StrictBool = Field(
+        False,
+        description="A withdrawal of consent (e.g. for statistical cookies in an app's "
+        "settings) also removes this category's data of the subject, though its basis is "
+        "legitimate interest: the provider treats the withdrawal as an objection.",
+    )
     stores: tuple[Store, ...] = Field(min_length=1, description="Where the data lives.")
 
     @model_validator(mode="before")
@@ -893,6 +933,7 @@ class Category(PolicyModel):
         require_unique(self.recipients, field="recipients", what="recipient")
         self._check_rights()
         self._check_client_instruction()
+        self._check_consent_withdrawal()
         self._check_stores()
         return self
 
@@ -907,6 +948,17 @@ class Category(PolicyModel):
                 f"rights leave out {left_out} (derived from legal_basis "
                 f"{self.legal_basis.value}); say why in rights_note",
                 field="rights",
+            )
+
+    def _check_consent_withdrawal(self) -> None:
+        if self.honours_consent_withdrawal and self.legal_basis not in (
+            LegalBasis.LEGITIMATE_INTEREST,
+            LegalBasis.CONSENT,
+        ):
+            raise RuleViolation(
+                "only consent or legitimate-interest data can be removed on a withdrawal of "
+                f"consent, not data processed on {self.legal_basis.value}",
+                field="honours_consent_withdrawal",
             )
 
     def _check_client_instruction(self) -> None:

@@ -20,6 +20,13 @@ official :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`. The S
   batches, one short transaction each: the next ``batch_size`` removable keys are read in
   age order (``FOR UPDATE``), then exactly those keys are deleted (or anonymised) through
   typed ``unnest`` arrays. The loop ends with the first short batch.
+* **Collect.** One query per store for a subject's access or portability export: every
+  column in ordinal order, ``WHERE (a = ANY(%s::<type of a>[]) OR b = ANY(...))`` over the
+  subject columns of the identity types asked for, each compared in the column's own type
+  (``bigint[]``, ``inet[]``, ``text[]`` ...) so its index serves the lookup; an ``inet``
+  column is given every prefix length of an address, so a host stored with a netmask
+  matches. The rows are read from a server-side cursor in batches and written one by one;
+  held rows are only counted.
 
 Identifiers come from the validated policy and are always quoted with the driver's
 ``sql.Identifier``; every value is a bound parameter. The hook may hand out a psycopg 3 or
@@ -30,14 +37,17 @@ SQLSTATE, never the server's message, which can echo personal values.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
-from lethe.stores.base import PROVIDER_TZ, PurgeResult, StoreAdapter, Survey
+from lethe.stores.base import PROVIDER_TZ, CollectResult, PurgeResult, StoreAdapter, Survey
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -47,7 +57,7 @@ if TYPE_CHECKING:
 
     from lethe.policy.models import Category
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import Cutoff, Protection
+    from lethe.stores.base import Cutoff, ExportSink, Protection, RowSink
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,17 @@ MAX_BATCH_SIZE = 100_000
 DROP_LOCK_TIMEOUT = "5s"
 #: Column types compared by address as well as by their text form (``host()``).
 _ADDRESS_TYPES = frozenset({"inet", "cidr"})
+#: Rows one round trip of a collect fetches from its server-side cursor.
+COLLECT_BATCH_SIZE = 2_000
+#: The name of a collect's server-side cursor (one per connection at a time).
+_COLLECT_CURSOR = "lethe_collect"
+#: Integer column types and the values they hold: a subject value outside can never match.
+_INTEGER_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
+_INTEGER_RE = re.compile(r"-?[0-9]{1,19}")
 #: Pulls the upper bound literal out of ``FOR VALUES FROM (...) TO ('...')``.
 _UPPER_BOUND_RE = r"TO \('([^']*)'\)$"
 #: Partition-key column types whose bounds are instants (or local dates) we can compare.
@@ -79,6 +100,7 @@ SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), t.typname
 FROM pg_catalog.pg_attribute AS a
 JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
 WHERE a.attrelid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
 """
 
 _PARTITIONS_SQL = """
@@ -116,11 +138,15 @@ class _Table:
 
 @dataclass(frozen=True)
 class _Driver:
-    """The DB-API flavour of a connection: its ``sql`` module, errors and a tuple cursor."""
+    """The DB-API flavour of a connection: its ``sql`` module, errors and a tuple cursor.
+
+    ``named`` opens a server-side (named) tuple cursor, for reading many rows in batches.
+    """
 
     sql: ModuleType
     error: type[Exception]
     cursor: Callable[[], Any]
+    named: Callable[[str], Any]
 
 
 @dataclass
@@ -158,6 +184,9 @@ class PostgresRetentionAdapter(StoreAdapter):
     :param category: the category the store belongs to.
     :param batch_size: rows deleted or anonymised per transaction (1-100 000).
     """
+
+    #: Rows a collect fetches per round trip from its server-side cursor.
+    collect_batch_size: int = COLLECT_BATCH_SIZE
 
     def __init__(
         self,
@@ -274,6 +303,63 @@ class PostgresRetentionAdapter(StoreAdapter):
             partitions_dropped=progress.partitions_dropped,
             details=details,
         )
+
+    def collect(
+        self,
+        subject: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        sink: ExportSink,
+        *,
+        include_files: bool = True,
+    ) -> CollectResult:
+        """Write every row of the subject in this table to ``sink``, streaming.
+
+        One query: every column of the table in ordinal order, for the rows where any
+        subject column whose identity type ``subject`` names equals one of its values,
+        compared in the column's own type (so its index is used), ordered by the key
+        columns. Rows come from a server-side cursor in batches of
+        :attr:`collect_batch_size`, so memory does not grow with the subject's row count;
+        each is written as a mapping of column name to value (the driver's Python
+        objects). The row sink is opened on the first row written, so a table without
+        rows of the subject leaves no trace in the sink. Rows under a legal hold (held
+        values on any subject column, or the whole category) are counted as
+        ``withheld`` and never written; restricted rows are written.
+
+        :param include_files: ignored: a table has no files.
+        :return: rows written and rows withheld; nothing at all when no subject column of
+            the table has an identity type of ``subject`` (no connection is made).
+        :raises lethe.exceptions.StoreError: when the database cannot be reached, the table
+            or a policy column is missing, or the query fails (naming the table, connection
+            and SQLSTATE, never a value). Errors of the sink itself pass unchanged.
+        """
+        if not any(subject.get(s.identity) for s in self.store.subject):
+            log.info("%s has no subject column for these identities; skipped", self.store.table)
+            return CollectResult()
+        conn = self._connect(StoreError)
+        driver = _driver(conn)
+        try:
+            table = self._describe(conn, driver)
+            params: dict[str, Any] = {}
+            where = self._subject_filter(driver.sql, table, subject, params)
+            if where is None:
+                result = CollectResult()  # no value can be held by the columns' types
+            elif protection.category_held:
+                result = CollectResult(withheld=self._count_rows(driver, where, params))
+            else:
+                result = self._stream_rows(conn, driver, table, where, params, protection, sink)
+            conn.rollback()
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise StoreError(self._failure("collect", exc)) from None
+        finally:
+            _close(conn)
+        log.info(
+            "Collected %s for one subject: %d rows, %d withheld",
+            self.store.table,
+            result.rows,
+            result.withheld,
+        )
+        return result
 
     # ------------------------------------------------------------------------ connection
 
@@ -477,6 +563,99 @@ class PostgresRetentionAdapter(StoreAdapter):
         """Whether ``protection`` names any value of this store's subject identities."""
         identities = self.store.identities
         return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)
+
+    # ------------------------------------------------------------------------------ collect
+
+    def _subject_filter(
+        self,
+        sql: ModuleType,
+        table: _Table,
+        subject: Mapping[Identity, frozenset[str]],
+        params: dict[str, Any],
+    ) -> Any | None:
+        """``(t.a = ANY(%(subject0)s::<type of a>[]) OR ...)`` over the subject's columns.
+
+        Each column is compared in its own type, with the values bound as one typed array,
+        so the column's index serves the lookup. Values a column's type cannot hold (a
+        number out of range, an address that is not one) are left out for that column;
+        None when no column is left to compare.
+        """
+        terms = []
+        for index, selector in enumerate(self.store.subject):
+            values = subject.get(selector.identity)
+            if not values:
+                continue
+            column = table.columns[selector.column]
+            bound = _typed_values(column, values)
+            if not bound:
+                continue
+            name = f"subject{index}"
+            params[name] = bound
+            terms.append(
+                sql.SQL("{} = ANY({}::{}[])").format(
+                    sql.Identifier("t", selector.column),
+                    sql.Placeholder(name),
+                    sql.SQL(column.type),
+                )
+            )
+        if not terms:
+            return None
+        return sql.SQL("({})").format(sql.SQL(" OR ").join(terms))
+
+    def _count_rows(self, driver: _Driver, where: Any, params: dict[str, Any]) -> int:
+        """How many rows of the table ``where`` selects."""
+        schema, name = self.store.table.split(".")
+        query = driver.sql.SQL("SELECT count(*) FROM {} AS t WHERE {}").format(
+            driver.sql.Identifier(schema, name), where
+        )
+        with driver.cursor() as cur:
+            cur.execute(query, params)
+            (count,) = cur.fetchone()
+        return count
+
+    def _stream_rows(
+        self,
+        conn: Any,
+        driver: _Driver,
+        table: _Table,
+        where: Any,
+        params: dict[str, Any],
+        protection: Protection,
+        sink: ExportSink,
+    ) -> CollectResult:
+        """Read the selected rows through a server-side cursor and write the unheld ones."""
+        sql = driver.sql
+        schema, name = self.store.table.split(".")
+        columns = list(table.columns)
+        held = self._matches(sql, table, protection.held, "held", params)
+        query = sql.SQL(
+            "SELECT {columns}, {held} AS lethe_held FROM {relation} AS t WHERE {where} "
+            "ORDER BY {keys}"
+        ).format(
+            columns=sql.SQL(", ").join(sql.Identifier("t", column) for column in columns),
+            held=held,
+            relation=sql.Identifier(schema, name),
+            where=where,
+            keys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.store.key_columns),
+        )
+        with driver.cursor() as cur:
+            # Every row will be read: plan for all of them, not for a fast first batch.
+            cur.execute("SELECT pg_catalog.set_config('cursor_tuple_fraction', '1', true)")
+        written = withheld = 0
+        with contextlib.ExitStack() as stack:
+            cur = stack.enter_context(driver.named(_COLLECT_CURSOR))
+            cur.execute(query, params)
+            writer: RowSink | None = None
+            while batch := cur.fetchmany(self.collect_batch_size):
+                for *values, is_held in batch:
+                    if is_held:
+                        withheld += 1
+                        continue
+                    if writer is None:
+                        writer = stack.enter_context(sink.rows(self.category, self.store, columns))
+                    writer.write(dict(zip(columns, values, strict=True)))
+                    written += 1
+        return CollectResult(rows=written, withheld=withheld)
 
     # ------------------------------------------------------------------------ partitions
 
@@ -695,12 +874,52 @@ def _driver(conn: Any) -> _Driver:
         from psycopg2 import sql
 
         plain = psycopg2.extensions.cursor
-        return _Driver(sql, psycopg2.Error, lambda: conn.cursor(cursor_factory=plain))
+        return _Driver(
+            sql,
+            psycopg2.Error,
+            lambda: conn.cursor(cursor_factory=plain),
+            lambda name: conn.cursor(name=name, cursor_factory=plain),
+        )
     import psycopg
     from psycopg import sql
     from psycopg.rows import tuple_row
 
-    return _Driver(sql, psycopg.Error, lambda: conn.cursor(row_factory=tuple_row))
+    return _Driver(
+        sql,
+        psycopg.Error,
+        lambda: conn.cursor(row_factory=tuple_row),
+        lambda name: conn.cursor(name=name, row_factory=tuple_row),
+    )
+
+
+def _typed_values(column: _Column, values: frozenset[str]) -> list[Any]:
+    """The subject's ``values`` a column of this type can hold, ready to bind as its array.
+
+    Integer columns get ints in range; ``inet`` columns every form of the address, one per
+    prefix length (``192.0.2.1/0`` ... ``192.0.2.1/32``), so that an address stored with
+    a netmask equals it in the column's own type; ``cidr`` columns the host network. Other
+    types get the text values, cast by PostgreSQL. No type holds a NUL character.
+    """
+    texts = sorted(value for value in values if "\x00" not in value)
+    if column.base in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[column.base]
+        numbers = (int(text) for text in texts if _INTEGER_RE.fullmatch(text))
+        return sorted({number for number in numbers if low <= number <= high})
+    if column.base in _ADDRESS_TYPES:
+        addresses = []
+        for text in texts:
+            try:
+                addresses.append(ipaddress.ip_address(text))
+            except ValueError:
+                continue
+        if column.base == "cidr":
+            return [str(address) for address in addresses]
+        return [
+            f"{address}/{length}"
+            for address in addresses
+            for length in range(address.max_prefixlen + 1)
+        ]
+    return texts
 
 
 def _rollback(conn: Any, driver: _Driver) -> None:

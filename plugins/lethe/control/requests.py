@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import LetheError
@@ -15,9 +16,18 @@ from lethe.identities import as_json, normalise_all
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
 
     from lethe.policy.vocabulary import Identity
+
+#: The states a request moves through, and where each may go next.
+TRANSITIONS = {
+    "received": {"verified", "refused"},
+    "verified": {"in_progress", "refused"},
+    "in_progress": {"completed", "refused", "failed"},
+    "failed": {"verified"},
+    "completed": set(),
+    "refused": set(),
+}
 
 RIGHTS = (
     "access",
@@ -130,3 +140,119 @@ def record_export(
             conn.rollback()
             raise RequestError(f"no subject request {request_id}")
     conn.commit()
+
+
+def claim_verified(conn, *, claimer: str, limit: int = 20) -> list[tuple[str, str]]:
+    """Atomically move up to ``limit`` verified requests to ``in_progress`` for ``claimer``.
+
+    ``FOR UPDATE SKIP LOCKED`` lets overlapping runs claim side by side: each request is
+    claimed by exactly one of them.
+
+    :return: (request id, right) of the claimed requests, oldest first.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.subject_requests r SET status = 'in_progress', claimed_by = %s,"
+            " claimed_at = now(), status_reason = NULL"
+            " FROM (SELECT request_id FROM privacy.subject_requests WHERE status = 'verified'"
+            "       ORDER BY received_at, request_id LIMIT %s FOR UPDATE SKIP LOCKED) picked"
+            " WHERE r.request_id = picked.request_id"
+            " RETURNING r.request_id::text, r.request_right, r.received_at",
+            (claimer, limit),
+        )
+        rows = sorted(cur.fetchall(), key=lambda row: (row[2], row[0]))
+    conn.commit()
+    return [(request_id, right) for request_id, right, _ in rows]
+
+
+def transition(
+    conn,
+    request_id: str,
+    *,
+    to: str,
+    reason: str | None = None,
+    answer: Mapping[str, Any] | None = None,
+    identity_types_used: list[str] | None = None,
+) -> None:
+    """Move a request to state ``to`` (with a reason and the answer to the subject).
+
+    :raises RequestError: unknown request, or a move the state machine does not allow.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT status FROM privacy.subject_requests WHERE request_id = %s::uuid FOR UPDATE",
+            (request_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            raise RequestError(f"no subject request {request_id}")
+        if to not in TRANSITIONS[row[0]]:
+            conn.rollback()
+            raise RequestError(f"request {request_id} cannot go from {row[0]} to {to}")
+        cur.execute(
+            "UPDATE privacy.subject_requests SET status = %s, status_reason = %s,"
+            " answer = coalesce(%s::jsonb, answer),"
+            " identity_types_used = coalesce(%s, identity_types_used),"
+            " completed_at = CASE WHEN %s IN ('completed', 'refused') THEN now() END"
+            " WHERE request_id = %s::uuid",
+            (
+                to,
+                reason,
+                None if answer is None else json.dumps(answer),
+                identity_types_used,
+                to,
+                request_id,
+            ),
+        )
+    conn.commit()
+
+
+def extend_deadline(conn, request_id: str, *, months: int, reason: str) -> datetime:
+    """Extend a request's deadline to ``months`` (1 or 2) more months after the first.
+
+    :return: the new deadline.
+    :raises RequestError: no such open request, a bad number of months or no reason.
+    """
+    if months not in (1, 2):
+        raise RequestError("a deadline can be extended by one or two months")
+    if not reason or not reason.strip():
+        raise RequestError("an extension needs a reason")
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.subject_requests"
+            " SET extended_due_at = due_at + make_interval(months => %s), extension_reason = %s"
+            " WHERE request_id = %s::uuid AND status NOT IN ('completed', 'refused')"
+            " RETURNING extended_due_at",
+            (months, reason.strip(), request_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        conn.rollback()
+        raise RequestError(f"no open subject request {request_id}")
+    conn.commit()
+    return row[0]
+
+
+@dataclass(frozen=True)
+class DeadlineReport:
+    """Open requests by how close they are to their (possibly extended) deadline."""
+
+    overdue: list[tuple[str, str, datetime]]
+    due_soon: list[tuple[str, str, datetime]]
+    open_requests: int
+
+
+def deadline_report(conn, *, now: datetime, warn_days: int = 7) -> DeadlineReport:
+    """Open requests that are overdue, or due within ``warn_days`` of ``now``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT request_id::text, request_right, coalesce(extended_due_at, due_at)"
+            " FROM privacy.subject_requests WHERE status NOT IN ('completed', 'refused')"
+            " ORDER BY 3, 1"
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    overdue = [r for r in rows if r[2] < now]
+    due_soon = [r for r in rows if now <= r[2] < now + timedelta(days=warn_days)]
+    return DeadlineReport(overdue=overdue, due_soon=due_soon, open_requests=len(rows))

@@ -183,6 +183,38 @@ class CollectResult:
 
 
 @dataclass(frozen=True)
+class EraseResult:
+    """What erasing one subject's items in one store did (counts only).
+
+    :param removed: items deleted (rows, files, objects).
+    :param anonymised: rows whose personal columns were overwritten instead.
+    :param rewritten: shared objects rewritten without the subject's rows (S3 exports that
+        hold many visitors); the subject's rows in them count in ``removed``.
+    :param withheld: items of the subject kept because of a legal hold.
+    """
+
+    removed: int = 0
+    anonymised: int = 0
+    rewritten: int = 0
+    withheld: int = 0
+
+    @property
+    def touched(self) -> int:
+        return self.removed + self.anonymised
+
+
+@dataclass(frozen=True)
+class RectifyResult:
+    """What a rectification changed in one store: rows updated, and per column the SHA-256
+    of each distinct old value and of the new value (never the values themselves)."""
+
+    rows: int = 0
+    old_hashes: dict[str, list[str]] = field(default_factory=dict)
+    new_hashes: dict[str, str] = field(default_factory=dict)
+    withheld: int = 0
+
+
+@dataclass(frozen=True)
 class PurgeResult:
     """What a purge removed. ``removed`` counts items (rows, files, object keys)."""
 
@@ -236,6 +268,32 @@ class StoreAdapter(abc.ABC):
         :param include_files: copy files (recordings) too; without it their listing only.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot collect yet")
+
+    def resolve(self, known: Mapping[Identity, frozenset[str]]) -> dict[Identity, set[str]]:
+        """Identities the store's declared links reveal for the ``known`` ones.
+
+        Only links the policy declares (``links``) are followed, one step; the caller
+        repeats until nothing new is found. Stores without links reveal nothing.
+        """
+        return {}
+
+    def erase(
+        self, subject: Mapping[Identity, frozenset[str]], protection: Protection
+    ) -> EraseResult:
+        """Erase the subject's items as the store's ``on_expiry`` says (delete or
+        anonymise); items under a legal hold stay and are counted as withheld. Idempotent:
+        a second call finds nothing more."""
+        raise NotImplementedError(f"{type(self).__name__} cannot erase yet")
+
+    def rectify(
+        self,
+        subject: Mapping[Identity, frozenset[str]],
+        changes: Mapping[str, Any],
+        protection: Protection,
+    ) -> RectifyResult:
+        """Set ``changes`` (column -> corrected value, columns the policy marks
+        rectifiable) on the subject's rows; held rows stay and are counted."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rectify")
 
     @abc.abstractmethod
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:

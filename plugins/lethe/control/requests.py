@@ -15,7 +15,7 @@ from lethe.exceptions import LetheError
 from lethe.identities import as_json, normalise_all
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from lethe.policy.vocabulary import Identity
 
@@ -142,8 +142,10 @@ def record_export(
     conn.commit()
 
 
-def claim_verified(conn, *, claimer: str, limit: int = 20) -> list[tuple[str, str]]:
-    """Atomically move up to ``limit`` verified requests to ``in_progress`` for ``claimer``.
+def claim_verified(
+    conn, *, claimer: str, rights: Sequence[str] = RIGHTS, limit: int = 20
+) -> list[tuple[str, str]]:
+    """Atomically move up to ``limit`` verified requests of ``rights`` to ``in_progress``.
 
     ``FOR UPDATE SKIP LOCKED`` lets overlapping runs claim side by side: each request is
     claimed by exactly one of them.
@@ -155,10 +157,11 @@ def claim_verified(conn, *, claimer: str, limit: int = 20) -> list[tuple[str, st
             "UPDATE privacy.subject_requests r SET status = 'in_progress', claimed_by = %s,"
             " claimed_at = now(), status_reason = NULL"
             " FROM (SELECT request_id FROM privacy.subject_requests WHERE status = 'verified'"
+            "       AND request_right = ANY(%s)"
             "       ORDER BY received_at, request_id LIMIT %s FOR UPDATE SKIP LOCKED) picked"
             " WHERE r.request_id = picked.request_id"
             " RETURNING r.request_id::text, r.request_right, r.received_at",
-            (claimer, limit),
+            (claimer, list(rights), limit),
         )
         rows = sorted(cur.fetchall(), key=lambda row: (row[2], row[0]))
     conn.commit()
@@ -256,3 +259,30 @@ def deadline_report(conn, *, now: datetime, warn_days: int = 7) -> DeadlineRepor
     overdue = [r for r in rows if r[2] < now]
     due_soon = [r for r in rows if now <= r[2] < now + timedelta(days=warn_days)]
     return DeadlineReport(overdue=overdue, due_soon=due_soon, open_requests=len(rows))
+
+
+def count_verified(conn) -> int:
+    """How many verified requests wait to be carried out."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM privacy.subject_requests WHERE status = 'verified'")
+        (count,) = cur.fetchone()
+    conn.rollback()
+    return int(count)
+
+
+def load_details(conn, request_id: str) -> dict[str, Any]:
+    """The parts of a request only its processing needs: related request, corrections."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT related_request_id::text, corrections FROM privacy.subject_requests"
+            " WHERE request_id = %s::uuid",
+            (request_id,),
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    if row is None:
+        raise RequestError(f"no subject request {request_id}")
+    related, corrections = row
+    if isinstance(corrections, str):
+        corrections = json.loads(corrections)
+    return {"related_request_id": related, "corrections": corrections}

@@ -135,12 +135,12 @@ class SubjectExportOperator(BaseOperator):
         control = self._control()
         try:
             try:
-                request_id, right, identities, registered = self._subject(control, context)
+                request_id, right, identities = self._subject(control, context)
             except (InvalidIdentity, LetheError) as exc:
                 raise AirflowFailException(str(exc)) from None
             self.log.info("Export for request %s (%s)", request_id, right)
             return self._export(
-                control, context, request_id, right, identities, registered, days, include_files
+                control, context, request_id, right, identities, days, include_files
             )
         finally:
             control.close()
@@ -156,8 +156,8 @@ class SubjectExportOperator(BaseOperator):
 
     def _subject(
         self, control, context: Context
-    ) -> tuple[str, str, dict[Identity, frozenset[str]], bool]:
-        """(request id, right, identities, registered here) of the subject to export."""
+    ) -> tuple[str, str, dict[Identity, frozenset[str]]]:
+        """(request id, right, identities) of the subject to export."""
         from lethe.control.requests import load_request, register_request
         from lethe.identities import normalise_all
 
@@ -171,7 +171,7 @@ class SubjectExportOperator(BaseOperator):
                     f"request {request.request_id} is a {request.right} request, not access or "
                     "portability"
                 )
-            return request.request_id, request.right, request.identities, False
+            return request.request_id, request.right, request.identities
         if self.right not in EXPORT_RIGHTS:
             raise AirflowFailException("right must be access or portability")
         identities = normalise_all(given)
@@ -187,7 +187,7 @@ class SubjectExportOperator(BaseOperator):
             earlier = cur.fetchone()
         control.rollback()
         if earlier:
-            return earlier[0], str(self.right), identities, True
+            return earlier[0], str(self.right), identities
         request_id = register_request(
             control,
             right=str(self.right),
@@ -198,7 +198,7 @@ class SubjectExportOperator(BaseOperator):
             verification_method="identity verified by the person who triggered the export",
             details=registered_by,
         )
-        return request_id, str(self.right), identities, True
+        return request_id, str(self.right), identities
 
     def _export(
         self,
@@ -207,7 +207,6 @@ class SubjectExportOperator(BaseOperator):
         request_id: str,
         right: str,
         identities: dict[Identity, frozenset[str]],
-        registered: bool,
         days: int,
         include_files: bool,
     ) -> dict[str, Any]:
@@ -218,9 +217,12 @@ class SubjectExportOperator(BaseOperator):
         from lethe.export.summary import render_summary
         from lethe.policy import load_catalog
         from lethe.stores import adapter_for
+        from lethe.subjects.actions import refer
+        from lethe.subjects.resolution import resolve
 
         catalog = load_catalog(self.policy_dir)
         included, referred = portable_categories(catalog.categories(), right)
+        resolution = resolve(identities, catalog.categories())
         generated = datetime.now(UTC).replace(microsecond=0)
         workdir = Path(tempfile.mkdtemp(prefix="lethe-export-"))
         package = ExportPackage(workdir, fmt=self.file_format)
@@ -233,7 +235,7 @@ class SubjectExportOperator(BaseOperator):
                     adapter = adapter_for(store, category)
                     with adapter.session():
                         result = adapter.collect(
-                            identities, protection, package, include_files=include_files
+                            resolution.subject, protection, package, include_files=include_files
                         )
                     withheld += result.withheld
             header = {
@@ -270,8 +272,9 @@ class SubjectExportOperator(BaseOperator):
             expires_at=expires_at,
             file_format=self.file_format,
         )
-        if registered:
-            _complete(control, request_id)
+        for category in referred:
+            refer(control, request_id, category, resolution)
+        _complete(control, request_id, right, resolution.types_used, sha256, expires_at)
         totals = {
             "categories": len(included),
             "referred": len(referred),
@@ -303,6 +306,8 @@ class SubjectExportOperator(BaseOperator):
                     "expires_at": expires_at.isoformat(),
                     "rows_per_category": {cid: c["rows"] for cid, c in counts.items()},
                     "referred_categories": [c.id for c in referred],
+                    "identity_types_used": resolution.types_used,
+                    "resolved_identity_types": list(resolution.resolved_types),
                 },
             ),
         )
@@ -343,11 +348,24 @@ class SubjectExportOperator(BaseOperator):
         )
 
 
-def _complete(control, request_id: str) -> None:
-    with control.cursor() as cur:
-        cur.execute(
-            "UPDATE privacy.subject_requests SET status = 'completed', completed_at = now(),"
-            " status_reason = 'export delivered' WHERE request_id = %s::uuid",
-            (request_id,),
-        )
-    control.commit()
+def _complete(
+    control, request_id: str, right: str, types_used: list[str], sha256: str, expires: datetime
+) -> None:
+    """Complete the request the export answered (a rerun of a completed one changes nothing
+    but the handover it already recorded)."""
+    from lethe.control.requests import load_request, transition
+
+    if load_request(control, request_id).status != "in_progress":
+        return
+    transition(
+        control,
+        request_id,
+        to="completed",
+        reason="export delivered",
+        answer={
+            "right": right,
+            "identity_types_used": types_used,
+            "export": {"sha256": sha256, "expires_at": expires.isoformat()},
+        },
+        identity_types_used=types_used,
+    )

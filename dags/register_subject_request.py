@@ -1,0 +1,134 @@
+"""
+### Register a subject request
+
+Support or compliance registers a request of a data subject here, **after verifying who
+made it** (the privacy statement asks for the full name, the address and a copy of an ID
+document with the citizen service number covered). `subject_requests` picks it up
+within minutes.
+
+**Trigger form:** the *right* (access, rectification, erasure, restriction, portability,
+objection, withdraw_consent); the subject's *e-mail addresses*, *phone numbers* and/or
+*customer ids* (at least one; phone numbers are stored in E.164, e-mail in lower case);
+*who verified* the requester and *how* and *when*; the request in the subject's own
+words (*details*); for a **restriction**, the rectification, erasure or objection
+request it waits for; for a **rectification**, the *corrections* as
+`{"<category id>": {"<column>": "<corrected value>"}}` (columns the policies mark
+rectifiable are corrected automatically; anything else becomes a manual task).
+
+Everything is validated before anything is stored: an unknown right, no identity, a
+malformed value or a missing verification stops the run with a message naming the field,
+and nothing is stored. Other tools may insert rows into `privacy.subject_requests`
+directly; they are validated the same way when they are picked up.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from lethe.operators.requests import VERIFICATION_METHODS, RegisterSubjectRequestOperator
+
+_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$"
+
+with DAG(
+    dag_id="register_subject_request",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
+    catchup=False,
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "right": Param(
+            "access",
+            type="string",
+            enum=[
+                "access",
+                "rectification",
+                "erasure",
+                "restriction",
+                "portability",
+                "objection",
+                "withdraw_consent",
+            ],
+            title="Right",
+        ),
+        "emails": Param(
+            [],
+            type="array",
+            items={"type": "string", "format": "email", "maxLength": 254},
+            maxItems=20,
+            title="E-mail addresses",
+        ),
+        "phones": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^\+?[0-9 ().-]{7,20}$"},
+            maxItems=20,
+            title="Phone numbers",
+            description="International form preferred: +31612345678.",
+        ),
+        "customer_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+            maxItems=20,
+            title="Customer ids",
+            description="Only when the subject is the customer itself (e.g. a sole trader).",
+        ),
+        "verified_by": Param(
+            "",
+            type="string",
+            minLength=2,
+            maxLength=200,
+            pattern=_TEXT,
+            title="Verified by",
+            description="Who checked the requester's identity.",
+        ),
+        "verification_method": Param(
+            "id_document", type="string", enum=list(VERIFICATION_METHODS), title="How"
+        ),
+        "verified_on": Param(None, type=["null", "string"], format="date", title="When"),
+        "details": Param(
+            "", type="string", maxLength=2000, pattern=_TEXT, title="The request, in their words"
+        ),
+        "related_request_id": Param(
+            None,
+            type=["null", "string"],
+            pattern=_UUID,
+            title="Related request (restriction only)",
+        ),
+        "corrections": Param(
+            {},
+            type="object",
+            additionalProperties={
+                "type": "object",
+                "additionalProperties": {"type": ["string", "null"], "maxLength": 500},
+            },
+            title="Corrections (rectification only)",
+        ),
+    },
+    default_args={
+        "owner": "privacy-engineering",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+    },
+    tags=["lethe", "subject-requests"],
+):
+    RegisterSubjectRequestOperator(
+        task_id="register_request",
+        right="{{ params.right }}",
+        identities={
+            "email": "{{ params.emails }}",
+            "phone": "{{ params.phones }}",
+            "customer_id": "{{ params.customer_ids }}",
+        },
+        verified_by="{{ params.verified_by }}",
+        verification_method="{{ params.verification_method }}",
+        verified_on="{{ params.verified_on }}",
+        details="{{ params.details }}",
+        related_request_id="{{ params.related_request_id }}",
+        corrections="{{ params.corrections }}",
+    )

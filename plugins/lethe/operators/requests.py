@@ -1,0 +1,709 @@
+"""Operators and the sensor of subject requests: intake, pick-up, routing and deadlines.
+
+Identities never travel through Airflow: XComs, logs and ledger entries carry request
+ids, rights, counts and category ids only. The work itself is in :mod:`lethe.subjects`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from lethe.connections import CONTROL_DB
+from lethe.exceptions import LetheError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ROUTES = {
+    "export": ("access", "portability"),
+    "erase": ("erasure", "objection", "withdraw_consent"),
+    "restrict": ("restriction",),
+    "rectify": ("rectification",),
+}
+MAX_TEXT = 2000
+VERIFICATION_METHODS = ("id_document", "known_contact", "in_person", "other")
+
+
+def _control(conn_id: str):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id=conn_id).get_conn()
+
+
+def _record(
+    control,
+    context: Context,
+    *,
+    action: str,
+    outcome: str,
+    request_id: str | None,
+    counts: dict[str, int] | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    from lethe.control import ledger
+
+    ti = context["ti"]
+    task_id = ti.task_id if getattr(ti, "map_index", -1) < 0 else f"{ti.task_id}[{ti.map_index}]"
+    ledger.record(
+        control,
+        ledger.AuditEntry(
+            action=action,
+            outcome=outcome,
+            actor=f"{ti.dag_id}.{ti.task_id}",
+            request_id=request_id,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=task_id,
+            counts=counts or {},
+            details=details or {},
+        ),
+    )
+
+
+def _clean_text(
+    name: str, value: Any, *, required: bool = False, limit: int = MAX_TEXT
+) -> str | None:
+    """A free-text field from a form: a string, no NUL or control characters, bounded."""
+    if value in (None, ""):
+        if required:
+            raise AirflowFailException(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise AirflowFailException(f"{name} must be text, not {type(value).__name__}")
+    if len(value) > limit:
+        raise AirflowFailException(f"{name} is longer than {limit} characters")
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+        raise AirflowFailException(f"{name} contains control characters")
+    return value.strip()
+
+
+class RegisterSubjectRequestOperator(BaseOperator):
+    """Register a verified subject request from the trigger form, validated first.
+
+    Nothing is stored unless every field is valid: the right, at least one identity
+    (normalised: E.164 phone numbers, lower-case e-mail), the verification evidence, and
+    for a restriction the open rectification/erasure/objection request it protects.
+
+    :param right: the right exercised. (templated)
+    :param identities: identity type -> value(s). (templated)
+    :param verified_by: who verified the requester's identity. (templated)
+    :param verification_method: how (id_document, known_contact, in_person, other). (templated)
+    :param verified_on: when (ISO date). (templated)
+    :param details: free text: the request in the subject's words. (templated)
+    :param related_request_id: for a restriction: the request it protects. (templated)
+    :param corrections: for a rectification: {category_id: {column: new value}}. (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    """
+
+    template_fields = (
+        "right",
+        "identities",
+        "verified_by",
+        "verification_method",
+        "verified_on",
+        "details",
+        "related_request_id",
+        "corrections",
+        "control_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        right: str,
+        identities: dict[str, Any],
+        verified_by: str,
+        verification_method: str,
+        verified_on: str | None = None,
+        details: str | None = None,
+        related_request_id: str | None = None,
+        corrections: dict[str, Any] | None = None,
+        control_conn_id: str = CONTROL_DB,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.right = right
+        self.identities = identities
+        self.verified_by = verified_by
+        self.verification_method = verification_method
+        self.verified_on = verified_on
+        self.details = details
+        self.related_request_id = related_request_id
+        self.corrections = corrections
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.requests import RIGHTS
+        from lethe.identities import InvalidIdentity, normalise_all
+
+        if self.right not in RIGHTS:
+            raise AirflowFailException(f"unknown right; expected one of {', '.join(RIGHTS)}")
+        try:
+            normalise_all(self.identities or {})
+        except InvalidIdentity as exc:
+            raise AirflowFailException(str(exc)) from None
+        verified_by = _clean_text("verified_by", self.verified_by, required=True, limit=200)
+        if self.verification_method not in VERIFICATION_METHODS:
+            raise AirflowFailException(
+                f"verification_method must be one of {', '.join(VERIFICATION_METHODS)}"
+            )
+        verified_on = self._verified_on()
+        details = _clean_text("details", self.details)
+        corrections = self._corrections()
+        control = _control(self.control_conn_id)
+        try:
+            related = self._related(control)
+            request_id = self._insert(
+                control, verified_by, verified_on, details, related, corrections
+            )
+            _record(
+                control,
+                context,
+                action="request_registered",
+                outcome="ok",
+                request_id=request_id,
+                details={
+                    "right": self.right,
+                    "identity_types": sorted(k for k, v in self.identities.items() if v),
+                    "verification_method": self.verification_method,
+                },
+            )
+        finally:
+            control.close()
+        self.log.info("Registered %s request %s", self.right, request_id)
+        return {"request_id": request_id, "right": self.right}
+
+    def _verified_on(self) -> datetime:
+        if not self.verified_on:
+            return datetime.now(UTC)
+        try:
+            day = datetime.fromisoformat(str(self.verified_on))
+        except ValueError:
+            raise AirflowFailException("verified_on must be a date (YYYY-MM-DD)") from None
+        day = day if day.tzinfo else day.replace(tzinfo=UTC)
+        if day > datetime.now(UTC) + timedelta(days=1):
+            raise AirflowFailException("verified_on lies in the future")
+        return day
+
+    def _corrections(self) -> dict[str, dict[str, Any]] | None:
+        if not self.corrections:
+            return None  # a rectification without them: a person reads the details
+        if self.right != "rectification":
+            raise AirflowFailException("corrections belong to a rectification request only")
+        if not isinstance(self.corrections, dict):
+            raise AirflowFailException("corrections must map category ids to {column: value}")
+        cleaned: dict[str, dict[str, Any]] = {}
+        for category_id, changes in self.corrections.items():
+            if not isinstance(changes, dict) or not changes:
+                raise AirflowFailException(f"corrections.{category_id} must map columns to values")
+            for column, value in changes.items():
+                if not isinstance(value, str | int | float | type(None)):
+                    raise AirflowFailException(f"corrections.{category_id}.{column}: not a value")
+                _clean_text(f"corrections.{category_id}.{column}", str(value), limit=500)
+            cleaned[str(category_id)] = dict(changes)
+        return cleaned
+
+    def _related(self, control) -> str | None:
+        if self.right != "restriction":
+            if self.related_request_id:
+                raise AirflowFailException("related_request_id belongs to a restriction only")
+            return None
+        if not self.related_request_id:
+            raise AirflowFailException(
+                "a restriction names the rectification, erasure or objection request it "
+                "waits for (related_request_id)"
+            )
+        with control.cursor() as cur:
+            cur.execute(
+                "SELECT request_right, status FROM privacy.subject_requests"
+                " WHERE request_id = %s::uuid",
+                (str(self.related_request_id),),
+            )
+            row = cur.fetchone()
+        control.rollback()
+        if row is None:
+            raise AirflowFailException(f"no subject request {self.related_request_id}")
+        right, status = row
+        if right not in ("rectification", "erasure", "objection"):
+            raise AirflowFailException(
+                "a restriction waits for a rectification, erasure or objection"
+            )
+        if status in ("completed", "refused"):
+            raise AirflowFailException(f"the related request is already {status}")
+        return str(self.related_request_id)
+
+    def _insert(self, control, verified_by, verified_on, details, related, corrections) -> str:
+        import json
+
+        from lethe.identities import as_json, normalise_all
+
+        with control.cursor() as cur:
+            cur.execute(
+                "INSERT INTO privacy.subject_requests (request_right, status, identities,"
+                " source, verified_by, verification_method, verified_at, details,"
+                " related_request_id, corrections, received_at)"
+                " VALUES (%s, 'verified', %s::jsonb, 'register_subject_request', %s, %s, %s,"
+                " %s, %s::uuid, %s::jsonb, now()) RETURNING request_id::text",
+                (
+                    self.right,
+                    json.dumps(as_json(normalise_all(self.identities))),
+                    verified_by,
+                    self.verification_method,
+                    verified_on,
+                    details,
+                    related,
+                    None if corrections is None else json.dumps(corrections),
+                ),
+            )
+            (request_id,) = cur.fetchone()
+        control.commit()
+        return request_id
+
+
+class SubjectRequestSensor(BaseSensorOperator):
+    """Waits until a verified subject request is pending.
+
+    Runs deferrable (the wait happens in the triggerer, see
+    :class:`lethe.triggers.SubjectRequestTrigger`) or in reschedule/poke mode. When none
+    arrives within ``timeout`` the task is skipped, not failed: an empty run is normal.
+
+    :param conn_id: connection of the control schema. (templated)
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields = ("conn_id",)
+
+    def __init__(
+        self, *, conn_id: str = CONTROL_DB, deferrable: bool = False, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("soft_fail", True)
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.deferrable = deferrable
+
+    def poke(self, context: Context) -> bool:
+        from lethe.control.requests import count_verified
+
+        control = _control(self.conn_id)
+        try:
+            pending = count_verified(control)
+        finally:
+            control.close()
+        self.log.info("%d verified subject request(s) pending", pending)
+        return pending > 0
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        from lethe.triggers import SubjectRequestTrigger
+
+        self.defer(
+            trigger=SubjectRequestTrigger(
+                conn_id=self.conn_id,
+                poll_interval=float(self.poke_interval),
+                timeout=float(self.timeout),
+            ),
+            method_name="execute_complete",
+        )
+        return None
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        if event.get("status") != "found":
+            raise AirflowSkipException("no verified subject request arrived")
+        self.log.info("%d verified subject request(s) pending", event.get("pending", 0))
+
+
+class ClaimSubjectRequestsOperator(BaseOperator):
+    """Claim the verified requests of some rights for this run, each exactly once.
+
+    Overlapping runs and the other claim tasks of the same run claim side by side (row
+    locks with SKIP LOCKED); every claimed request moves to ``in_progress``.
+
+    :param rights: the rights this task claims. (templated)
+    :param limit: the most requests one run claims. (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    :return: the claimed request ids, for the mapped task that carries them out.
+    """
+
+    template_fields = ("rights", "limit", "control_conn_id")
+
+    def __init__(
+        self,
+        *,
+        rights: tuple[str, ...] | list[str],
+        limit: int = 20,
+        control_conn_id: str = CONTROL_DB,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rights = rights
+        self.limit = limit
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> list[str]:
+        from lethe.control.requests import claim_verified
+
+        ti = context["ti"]
+        control = _control(self.control_conn_id)
+        try:
+            claimed = claim_verified(
+                control,
+                claimer=f"{ti.dag_id}/{ti.run_id}",
+                rights=list(self.rights),
+                limit=int(self.limit),
+            )
+            for request_id, right in claimed:
+                _record(
+                    control,
+                    context,
+                    action="request_claimed",
+                    outcome="ok",
+                    request_id=request_id,
+                    details={"right": right},
+                )
+        finally:
+            control.close()
+        self.log.info("Claimed %d request(s) of %s", len(claimed), ", ".join(self.rights))
+        return [request_id for request_id, _ in claimed]
+
+
+class SubjectRequestOperator(BaseOperator):
+    """Carry out one claimed request: erasure, objection, consent withdrawal, restriction
+    or rectification, across every store the policies name.
+
+    Resolves the subject's identities along the policies' links, acts per category (or
+    refers client-controlled data to the customer), stores the neutral answer on the
+    request, completes it, and writes the real reasons to the ledger. A request whose
+    stored identities are malformed is refused with the reason; nothing is changed.
+
+    :param request_id: the claimed request. (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    :param policy_dir: directory of the policy files. (templated)
+    """
+
+    template_fields = ("request_id", "control_conn_id", "policy_dir")
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        control_conn_id: str = CONTROL_DB,
+        policy_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.control_conn_id = control_conn_id
+        self.policy_dir = policy_dir
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.requests import RequestError, load_request, transition
+        from lethe.identities import InvalidIdentity
+
+        control = _control(self.control_conn_id)
+        try:
+            try:
+                request = load_request(control, str(self.request_id))
+            except InvalidIdentity as exc:
+                reason = f"malformed identities: {exc}"
+                transition(control, str(self.request_id), to="refused", reason=reason)
+                _record(
+                    control,
+                    context,
+                    action="request_refused",
+                    outcome="refused",
+                    request_id=str(self.request_id),
+                    details={"reason": reason},
+                )
+                raise AirflowFailException(reason) from None
+            if request.status != "in_progress":
+                self.log.info("Request %s is %s; nothing to do", request.request_id, request.status)
+                return {"request_id": request.request_id, "status": request.status}
+            try:
+                return self._carry_out(control, context, request)
+            except (LetheError, RequestError) as exc:
+                transition(control, request.request_id, to="failed", reason=str(exc))
+                _record(
+                    control,
+                    context,
+                    action=f"request_{request.right}",
+                    outcome="failed",
+                    request_id=request.request_id,
+                    details={"reason": str(exc)},
+                )
+                raise AirflowFailException(str(exc)) from exc
+        finally:
+            control.close()
+
+    def _carry_out(self, control, context: Context, request) -> dict[str, Any]:
+        from lethe.control.protection import load_protection
+        from lethe.control.requests import load_details, transition
+        from lethe.policy import load_catalog
+        from lethe.policy.vocabulary import Right
+        from lethe.subjects import actions
+        from lethe.subjects.resolution import resolve
+
+        catalog = load_catalog(self.policy_dir)
+        categories = catalog.categories()
+        resolution = resolve(request.identities, categories)
+        right = Right(request.right)
+        extra: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+
+        def protection_for(category):
+            return load_protection(control, category)
+
+        if right in (Right.ERASURE, Right.OBJECTION, Right.WITHDRAW_CONSENT):
+            outcomes = actions.erase(
+                control,
+                request.request_id,
+                right,
+                categories,
+                resolution,
+                protection_for=protection_for,
+            )
+            if right is Right.WITHDRAW_CONSENT:
+                counts["withdrawals_recorded"] = actions.record_consent_withdrawal(
+                    control, request.request_id, resolution
+                )
+        elif right is Right.RESTRICTION:
+            related = load_details(control, request.request_id)["related_request_id"]
+            placed = actions.restrict(control, request.request_id, related, resolution)
+            counts["restrictions_placed"] = placed
+            extra["related_request_id"] = related
+            outcomes = [actions.Outcome("*", "All your data", "restricted", placed)]
+        elif right is Right.RECTIFICATION:
+            corrections = load_details(control, request.request_id)["corrections"]
+            outcomes, hashes = actions.rectify(
+                control,
+                request.request_id,
+                {c.id: c for c in categories},
+                corrections,
+                resolution,
+                protection_for=protection_for,
+            )
+            extra["value_hashes"] = hashes
+        else:
+            raise AirflowFailException(f"{right.value} requests go to the subject_export DAG")
+
+        answer = actions.answer(right.value, resolution, outcomes)
+        transition(
+            control,
+            request.request_id,
+            to="completed",
+            reason=f"{right.value} carried out",
+            answer=answer,
+            identity_types_used=resolution.types_used,
+        )
+        counts.update(
+            {
+                "categories": len(outcomes),
+                "items": sum(o.items or 0 for o in outcomes),
+                "referred": sum(o.outcome == "referred" for o in outcomes),
+                "kept": sum(o.outcome in ("kept", "partly_erased") for o in outcomes),
+            }
+        )
+        _record(
+            control,
+            context,
+            action=f"request_{right.value}",
+            outcome="completed",
+            request_id=request.request_id,
+            counts=counts,
+            details={
+                "identity_types_used": resolution.types_used,
+                "resolved_identity_types": list(resolution.resolved_types),
+                "categories": actions.ledger_details(outcomes),
+                **extra,
+            },
+        )
+        self.log.info("Request %s (%s) completed: %s", request.request_id, right.value, counts)
+        return {
+            "request_id": request.request_id,
+            "right": right.value,
+            "status": "completed",
+            **counts,
+        }
+
+
+class SubjectExportTriggerOperator(TriggerDagRunOperator):
+    """Hand an access or portability request to the subject_export DAG (by request id only).
+
+    The export run records the handover (link, checksum, expiry) on the request and
+    completes it.
+
+    :param request_id: the claimed request. (templated)
+    """
+
+    template_fields = (*TriggerDagRunOperator.template_fields, "request_id")
+
+    def __init__(self, *, request_id: str, control_conn_id: str = CONTROL_DB, **kwargs: Any):
+        kwargs.setdefault("trigger_dag_id", "subject_export")
+        kwargs.setdefault("conf", {"request_id": request_id})
+        kwargs.setdefault("wait_for_completion", False)
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> Any:
+        self.conf = {"request_id": str(self.request_id)}
+        control = _control(self.control_conn_id)
+        try:
+            _record(
+                control,
+                context,
+                action="export_requested",
+                outcome="ok",
+                request_id=str(self.request_id),
+                details={"dag_id": self.trigger_dag_id},
+            )
+        finally:
+            control.close()
+        return super().execute(context)
+
+
+class LiftRestrictionsOperator(BaseOperator):
+    """Lift processing restrictions whose related request has been decided.
+
+    :param control_conn_id: connection of the control schema. (templated)
+    """
+
+    template_fields = ("control_conn_id",)
+
+    def __init__(self, *, control_conn_id: str = CONTROL_DB, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> dict[str, int]:
+        from lethe.subjects.actions import lift_resolved_restrictions
+
+        control = _control(self.control_conn_id)
+        try:
+            lifted = lift_resolved_restrictions(control)
+            for request_id, count in lifted:
+                _record(
+                    control,
+                    context,
+                    action="restriction_lifted",
+                    outcome="ok",
+                    request_id=request_id,
+                    counts={"restrictions_lifted": count},
+                )
+        finally:
+            control.close()
+        return {"requests": len(lifted), "restrictions_lifted": sum(c for _, c in lifted)}
+
+
+class SubjectRequestDeadlineOperator(BaseOperator):
+    """List requests due within ``warn_days`` and overdue ones; fail when any is overdue.
+
+    Counts the run's logical date as "now". Give the task an ``on_failure_callback``
+    notifier so an overdue request reaches a person.
+
+    :param warn_days: how far ahead a deadline counts as due soon. (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    """
+
+    template_fields = ("warn_days", "control_conn_id")
+
+    def __init__(self, *, warn_days: int = 7, control_conn_id: str = CONTROL_DB, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.warn_days = warn_days
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.requests import deadline_report
+        from lethe.operators.retention import run_moment
+
+        now = run_moment(context)
+        control = _control(self.control_conn_id)
+        try:
+            report = deadline_report(control, now=now, warn_days=int(self.warn_days))
+            _record(
+                control,
+                context,
+                action="deadline_check",
+                outcome="overdue" if report.overdue else "ok",
+                request_id=None,
+                counts={
+                    "open": report.open_requests,
+                    "due_soon": len(report.due_soon),
+                    "overdue": len(report.overdue),
+                },
+            )
+        finally:
+            control.close()
+        for request_id, right, due in report.due_soon:
+            self.log.warning("Due soon: %s request %s, due %s", right, request_id, due.isoformat())
+        for request_id, right, due in report.overdue:
+            self.log.error("OVERDUE: %s request %s, was due %s", right, request_id, due.isoformat())
+        summary = {
+            "open": report.open_requests,
+            "due_soon": [r[0] for r in report.due_soon],
+            "overdue": [r[0] for r in report.overdue],
+        }
+        if report.overdue:
+            raise AirflowFailException(
+                f"{len(report.overdue)} subject request(s) overdue: "
+                + ", ".join(r[0] for r in report.overdue)
+            )
+        return summary
+
+
+class ExtendSubjectRequestDeadlineOperator(BaseOperator):
+    """Extend a request's deadline by one or two months, with the reason recorded.
+
+    :param request_id: the request. (templated)
+    :param months: 1 or 2. (templated)
+    :param reason: why (recorded on the request and in the ledger). (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    """
+
+    template_fields = ("request_id", "months", "reason", "control_conn_id")
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        months: int | str,
+        reason: str,
+        control_conn_id: str = CONTROL_DB,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.months = months
+        self.reason = reason
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.requests import RequestError, extend_deadline
+
+        reason = _clean_text("reason", self.reason, required=True, limit=500)
+        control = _control(self.control_conn_id)
+        try:
+            try:
+                due = extend_deadline(
+                    control, str(self.request_id), months=int(self.months), reason=reason or ""
+                )
+            except (RequestError, ValueError) as exc:
+                raise AirflowFailException(str(exc)) from None
+            _record(
+                control,
+                context,
+                action="deadline_extended",
+                outcome="ok",
+                request_id=str(self.request_id),
+                # The reason is free text: it stays on the request, not in the ledger.
+                details={"months": int(self.months), "due_at": due.isoformat()},
+            )
+        finally:
+            control.close()
+        return {"request_id": str(self.request_id), "due_at": due.isoformat()}

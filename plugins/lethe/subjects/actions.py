@@ -1,0 +1,320 @@
+"""Carrying out subject requests across every store: erasure, objection, consent withdrawal,
+restriction and rectification. (Access and portability go to the subject_export DAG.)
+
+Each action returns one :class:`Outcome` per category. The answer to the subject is built
+from them in neutral words: it never reveals a legal hold or a lawful-interception duty
+beyond what the privacy statement itself says. The real reason is kept for the ledger
+(``reason_code``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from lethe.policy.vocabulary import Controller, Identity, LegalBasis, Right
+from lethe.stores.base import Protection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from lethe.policy.models import Category
+    from lethe.subjects.resolution import Resolution
+
+#: What the subject reads; the same words for every reason to keep data, so that a legal
+#: hold cannot be told apart from a statutory retention period.
+ANSWER_TEXT = {
+    "erased": "Removed.",
+    "anonymised": "Your personal details were removed from these records.",
+    "partly_erased": "Removed, except data a legal obligation requires us to keep for now; "
+    "that is removed as soon as the obligation ends.",
+    "kept": "Kept for now: a legal obligation requires us to keep this data; it is removed as "
+    "soon as the obligation ends.",
+    "referred": "Your organisation decides about this data; your request was passed on to it.",
+    "nothing_found": "We hold no data of yours in this category.",
+    "restricted": "Processing is paused until your related request has been decided.",
+    "rectified": "Corrected.",
+    "manual_review": "A colleague will make this correction by hand.",
+    "not_applicable": "This right does not apply to this data.",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request did to one category.
+
+    :param reason_code: the real reason, for the ledger only (``legal_hold``,
+        ``legal_obligation``, ``client_controller`` ...).
+    """
+
+    category_id: str
+    title: str
+    outcome: str
+    items: int | None = None
+    reason_code: str | None = None
+
+
+def answer(right: str, resolution: Resolution, outcomes: Iterable[Outcome]) -> dict[str, Any]:
+    """The answer to the subject, as stored on the request (neutral wording)."""
+    return {
+        "right": right,
+        "identity_types_used": resolution.types_used,
+        "categories": [
+            {
+                "category": o.category_id,
+                "title": o.title,
+                "outcome": o.outcome,
+                "items": o.items,
+                "explanation": ANSWER_TEXT[o.outcome],
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def ledger_details(outcomes: Iterable[Outcome]) -> dict[str, Any]:
+    """Per category: outcome, item count and the real reason (no personal data)."""
+    return {
+        o.category_id: {k: v for k, v in asdict(o).items() if k not in ("category_id", "title")}
+        for o in outcomes
+    }
+
+
+def acts_on(category: Category, right: Right) -> bool:
+    """Whether the provider acts on ``right`` itself (else the request goes to the client)."""
+    if category.controller is Controller.PROVIDER:
+        return True
+    instruction = category.client_instruction
+    return instruction is not None and right in instruction.act_on
+
+
+def holds_only(protection: Protection) -> Protection:
+    """Legal holds without restrictions: a request of the subject itself is not paused by
+    the subject's own restriction (which exists to wait for exactly this decision)."""
+    return Protection(category_held=protection.category_held, held=protection.held)
+
+
+def _subject_in(category: Category, subject: Mapping[Any, frozenset[str]]) -> bool:
+    return any(identity in subject for identity in category.identities)
+
+
+def refer(control, request_id: str, category: Category, resolution: Resolution) -> Outcome:
+    """Record that a request about client-controlled data goes to the customer."""
+    customers = sorted(resolution.organisations.get(Identity.CUSTOMER_ID, ())) or [None]
+    with control.cursor() as cur:
+        for customer in customers:
+            cur.execute(
+                "INSERT INTO privacy.referrals (request_id, category_id, customer_id)"
+                " VALUES (%s::uuid, %s, %s) ON CONFLICT DO NOTHING",
+                (request_id, category.id, customer),
+            )
+    control.commit()
+    return Outcome(category.id, category.title, "referred", reason_code="client_controller")
+
+
+def erase(
+    control,
+    request_id: str,
+    right: Right,
+    categories: Iterable[Category],
+    resolution: Resolution,
+    *,
+    protection_for,
+) -> list[Outcome]:
+    """Erase (or anonymise) the subject's data in every category ``right`` reaches.
+
+    ``right`` is ERASURE (every category whose basis allows erasure now), OBJECTION (the
+    legitimate-interest categories) or WITHDRAW_CONSENT (consent categories, and those
+    that honour a withdrawal). Data kept under a legal obligation stays until its period
+    ends; data under a legal hold stays; client-controlled data is referred.
+
+    :param protection_for: category -> Protection (holds and restrictions now in force).
+    """
+    from lethe.stores import adapter_for
+
+    outcomes: list[Outcome] = []
+    for category in categories:
+        if right is Right.WITHDRAW_CONSENT:
+            applies = category.has_right(right) or category.honours_consent_withdrawal
+        else:
+            applies = category.has_right(right)
+        if not applies:
+            if right is Right.ERASURE and category.legal_basis is LegalBasis.LEGAL_OBLIGATION:
+                outcomes.append(
+                    Outcome(category.id, category.title, "kept", reason_code="legal_obligation")
+                )
+            continue
+        if not acts_on(category, right):
+            outcomes.append(refer(control, request_id, category, resolution))
+            continue
+        if not _subject_in(category, resolution.subject):
+            outcomes.append(Outcome(category.id, category.title, "nothing_found", 0))
+            continue
+        protection = holds_only(protection_for(category))
+        touched = anonymised = withheld = 0
+        for store in category.stores:
+            adapter = adapter_for(store, category)
+            with adapter.session():
+                result = adapter.erase(resolution.subject, protection)
+            touched += result.touched
+            anonymised += result.anonymised
+            withheld += result.withheld
+        if withheld and touched:
+            outcome = Outcome(category.id, category.title, "partly_erased", touched, "legal_hold")
+        elif withheld:
+            outcome = Outcome(category.id, category.title, "kept", 0, "legal_hold")
+        elif not touched:
+            outcome = Outcome(category.id, category.title, "nothing_found", 0)
+        elif anonymised == touched:
+            outcome = Outcome(category.id, category.title, "anonymised", touched)
+        else:
+            outcome = Outcome(category.id, category.title, "erased", touched)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def record_consent_withdrawal(control, request_id: str, resolution: Resolution) -> int:
+    """Keep the withdrawal per identity, so consent-based processing can check it."""
+    rows = [(k.value, v) for k, values in resolution.subject.items() for v in sorted(values)]
+    with control.cursor() as cur:
+        for identity_type, value in rows:
+            cur.execute(
+                "INSERT INTO privacy.consent_withdrawals (request_id, identity_type,"
+                " identity_value) VALUES (%s::uuid, %s, %s) ON CONFLICT DO NOTHING",
+                (request_id, identity_type, value),
+            )
+    control.commit()
+    return len(rows)
+
+
+def restrict(control, request_id: str, related_id: str, resolution: Resolution) -> int:
+    """Restrict processing of every person identity of the subject until ``related_id``
+    (the rectification, erasure or objection being decided) is resolved.
+
+    :return: the number of restrictions placed.
+    """
+    from lethe.subjects.resolution import ORGANISATION_IDENTITIES
+
+    placed = 0
+    with control.cursor() as cur:
+        for identity, values in sorted(resolution.subject.items()):
+            if identity in ORGANISATION_IDENTITIES:
+                continue  # a restriction is about a person, never a whole organisation
+            for value in sorted(values):
+                cur.execute(
+                    "INSERT INTO privacy.processing_restrictions (identity_type,"
+                    " identity_value, request_id, reason) VALUES (%s, %s, %s::uuid, %s)",
+                    (identity.value, value, request_id, f"pending request {related_id}"),
+                )
+                placed += 1
+    control.commit()
+    return placed
+
+
+def lift_resolved_restrictions(control) -> list[tuple[str, int]]:
+    """Lift restrictions whose related request was completed, refused or failed.
+
+    :return: (restriction request id, restrictions lifted) per restriction request.
+    """
+    with control.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.processing_restrictions pr"
+            " SET lifted_at = now(), lifted_reason = 'related request ' || rel.status"
+            " FROM privacy.subject_requests r"
+            " JOIN privacy.subject_requests rel ON rel.request_id = r.related_request_id"
+            " WHERE pr.request_id = r.request_id AND pr.lifted_at IS NULL"
+            "   AND rel.status IN ('completed', 'refused', 'failed')"
+            " RETURNING pr.request_id::text"
+        )
+        lifted = [row[0] for row in cur.fetchall()]
+    control.commit()
+    counts: dict[str, int] = {}
+    for request_id in lifted:
+        counts[request_id] = counts.get(request_id, 0) + 1
+    return sorted(counts.items())
+
+
+def value_hash(value: Any) -> str:
+    """SHA-256 of a value's canonical JSON form: what the ledger keeps of old and new."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def rectify(
+    control,
+    request_id: str,
+    categories_by_id: Mapping[str, Category],
+    corrections: Mapping[str, Mapping[str, Any]] | None,
+    resolution: Resolution,
+    *,
+    protection_for,
+) -> tuple[list[Outcome], dict[str, Any]]:
+    """Apply the corrections to the fields the policies mark rectifiable.
+
+    A correction of an unknown category or of a field no store marks rectifiable opens a
+    manual task (described by category and column only). With no structured corrections
+    at all, one manual task asks a person to read the request.
+
+    :return: the outcomes, and per category/column the hashes of old and new values.
+    """
+    from lethe.stores import adapter_for
+
+    if not corrections:
+        _manual_task(control, request_id, "rectification", "apply the correction described")
+        return [Outcome("*", "Your correction", "manual_review", reason_code="unstructured")], {}
+    outcomes: list[Outcome] = []
+    hashes: dict[str, Any] = {}
+    for category_id, changes in sorted(corrections.items()):
+        category = categories_by_id.get(category_id)
+        if category is None or not category.has_right(Right.RECTIFICATION):
+            _manual_task(
+                control, request_id, "rectification", f"correction of category {category_id}"
+            )
+            title = category.title if category else category_id
+            outcomes.append(
+                Outcome(category_id, title, "manual_review", reason_code="not_rectifiable")
+            )
+            continue
+        if not acts_on(category, Right.RECTIFICATION):
+            outcomes.append(refer(control, request_id, category, resolution))
+            continue
+        rectifiable = {c for s in category.stores for c in getattr(s, "rectifiable", ())}
+        manual = sorted(set(changes) - rectifiable)
+        for column in manual:
+            _manual_task(
+                control, request_id, "rectification", f"correction of {category_id}.{column}"
+            )
+        rows = withheld = 0
+        protection = holds_only(protection_for(category))
+        for store in category.stores:
+            own = {k: v for k, v in changes.items() if k in getattr(store, "rectifiable", ())}
+            if not own:
+                continue
+            adapter = adapter_for(store, category)
+            result = adapter.rectify(resolution.subject, own, protection)
+            rows += result.rows
+            withheld += result.withheld
+            hashes[f"{category_id}:{store.location}"] = {
+                "old": result.old_hashes,
+                "new": result.new_hashes,
+            }
+        if manual and not rows:
+            outcomes.append(Outcome(category_id, category.title, "manual_review", 0, "mixed"))
+        elif withheld and not rows:
+            outcomes.append(Outcome(category_id, category.title, "kept", 0, "legal_hold"))
+        elif rows:
+            outcomes.append(Outcome(category_id, category.title, "rectified", rows))
+        else:
+            outcomes.append(Outcome(category_id, category.title, "nothing_found", 0))
+    return outcomes, hashes
+
+
+def _manual_task(control, request_id: str, kind: str, description: str) -> None:
+    with control.cursor() as cur:
+        cur.execute(
+            "INSERT INTO privacy.manual_tasks (request_id, kind, description)"
+            " VALUES (%s::uuid, %s, %s)",
+            (request_id, kind, description),
+        )
+    control.commit()

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.dags.conftest import task_states
+from tests.dags.conftest import run_dag, task_states
 
 if TYPE_CHECKING:
     from tests.dags.conftest import Stores
@@ -167,7 +167,7 @@ def scenario(prepared_stores, dagbag) -> Scenario:
 
     def run(name: str, conf: dict[str, Any]) -> None:
         mark = last_entry_id(stores)
-        dag_run = dag.test(logical_date=LOGICAL_DATE, run_conf=conf)
+        dag_run = run_dag(dag, LOGICAL_DATE, conf)
         run_states[name] = dag_run.state
         states[name] = task_states(dag_run)
         ledger[name] = entries_since(stores, mark)

@@ -10,6 +10,12 @@ All remote calls of one survey or purge run inside the hook's managed connection
 re-entrant: wrap several calls in :meth:`SFTPRetentionAdapter.session` (or the hook's own
 ``get_managed_conn()``) and they share one SSH session.
 
+*Collect* (a subject's access or portability export) walks the same way and keeps the
+files whose subject groups hold one of the subject's values (a customer id group against
+the subject's customer ids, phone groups against its phone numbers; exact text equality);
+held files are only counted. Each file is copied into the export in chunks of
+:data:`COPY_CHUNK` bytes, never whole, and then a listing row per file is written.
+
 Messages and logs carry counts, the connection id and the store's root; never a file name
 (names hold phone numbers).
 """
@@ -19,23 +25,37 @@ from __future__ import annotations
 import contextlib
 import logging
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import FileTimeSource
-from lethe.stores.base import Cutoff, Protection, PurgeResult, StoreAdapter, Survey
+from lethe.stores.base import (
+    CollectResult,
+    Cutoff,
+    Protection,
+    PurgeResult,
+    StoreAdapter,
+    Survey,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import SFTPAttributes, SFTPClient
 
     from lethe.policy.models import Category, PathMatch, SftpStore
+    from lethe.policy.vocabulary import Identity
+    from lethe.stores.base import ExportSink
 
 log = logging.getLogger(__name__)
+
+#: Bytes read from the server (and written to the export) at a time when a file is copied.
+COPY_CHUNK = 64 * 1024
+#: The listing columns of a collect before the store's subject groups.
+LISTING_COLUMNS = ("file", "time", "size_bytes")
 
 #: How a matched, expired file is judged.
 _YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removable"
@@ -101,6 +121,17 @@ class _Tally:
         self.errors[kind] = self.errors.get(kind, 0) + 1
         if self.first_error is None:
             self.first_error = kind
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A file of the subject found by a collect: where it is and its listing row."""
+
+    path: str
+    relative: str
+    time: datetime
+    size: int
+    groups: dict[str, str | None]
 
 
 class SFTPRetentionAdapter(StoreAdapter):
@@ -197,6 +228,176 @@ class SFTPRetentionAdapter(StoreAdapter):
                 "unsafe_names": tally.unsafe,
                 "directories_kept": tally.directories_kept,
             },
+        )
+
+    def collect(
+        self,
+        subject: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        sink: ExportSink,
+        *,
+        include_files: bool = True,
+    ) -> CollectResult:
+        """Copy every file of the subject into ``sink`` and list them, over one SSH session.
+
+        A file is the subject's when one of the store's subject groups in its path equals
+        one of ``subject``'s values of that identity type. Files under a legal hold (held
+        values in any subject group, or the whole category) are counted as ``withheld``,
+        never copied or listed; restricted files are included.
+
+        The files are found first (their paths and attributes only), then copied one at a
+        time into ``sink.file(category, store, relative_path)`` in chunks of
+        :data:`COPY_CHUNK` bytes, then listed in one ``sink.rows`` with the columns
+        ``file`` (the path relative to the root), ``time`` (the file's age: the time in its
+        name or its modification time, UTC), ``size_bytes`` and one column per subject
+        group of the pattern (its value in the path), in walk order (by name, a directory's
+        files before its subdirectories). A file that vanished between the walk and its
+        copy is no longer held and is left out. Nothing is opened in the sink when no file
+        of the subject is found.
+
+        :param include_files: copy the files; without it only the listing is written.
+        :return: listing rows, files and bytes copied, files withheld; nothing at all when
+            no subject group has an identity type of ``subject`` (no session is opened).
+        :raises StoreError: when no session can be opened, the root or a directory cannot
+            be listed, or a file cannot be read (the message names the connection and the
+            root, never a file). Errors of the sink itself pass unchanged.
+        """
+        wanted = {i: subject[i] for i in self.store.identities if subject.get(i)}
+        if not wanted:
+            log.info("sftp store %s has no subject group for these identities", self.store.root)
+            return CollectResult()
+        groups = tuple(
+            group
+            for group in dict.fromkeys(s.group for s in self.store.subject)
+            if group not in LISTING_COLUMNS
+        )
+        files = copied_bytes = vanished = 0
+        with self.session() as sftp:
+            found, withheld = self._find(sftp, wanted, protection, groups)
+            listed = found
+            if include_files:
+                listed = []
+                for item in found:
+                    size = self._copy(sftp, item, sink)
+                    if size is None:
+                        vanished += 1
+                        continue
+                    files += 1
+                    copied_bytes += size
+                    listed.append(item if size == item.size else replace(item, size=size))
+        if listed:
+            with sink.rows(self.category, self.store, (*LISTING_COLUMNS, *groups)) as rows:
+                for item in listed:
+                    rows.write(
+                        {
+                            "file": item.relative,
+                            "time": item.time,
+                            "size_bytes": item.size,
+                            **item.groups,
+                        }
+                    )
+        log.info(
+            "Collected sftp store %s:%s of category %s for one subject: %d files listed, "
+            "%d copied (%d bytes), %d withheld, %d vanished",
+            self.store.conn_id,
+            self.store.root,
+            self.category.id,
+            len(listed),
+            files,
+            copied_bytes,
+            withheld,
+            vanished,
+        )
+        return CollectResult(rows=len(listed), files=files, bytes=copied_bytes, withheld=withheld)
+
+    def _find(
+        self,
+        sftp: SFTPClient,
+        wanted: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        groups: tuple[str, ...],
+    ) -> tuple[list[_Found], int]:
+        """The subject's unheld files in path order, and how many held ones were left out."""
+        found: list[_Found] = []
+        withheld = 0
+        self._check_root(sftp)
+        try:
+            for path, relative, entry in self._files(sftp, self.store.root, ""):
+                match = self.store.match(relative)
+                if match is None or not _belongs(match.subjects, wanted):
+                    continue
+                if protection.is_held(match.subjects):
+                    withheld += 1
+                    continue
+                found.append(
+                    _Found(
+                        path=path,
+                        relative=relative,
+                        time=self._age(match, entry),
+                        size=entry.st_size or 0,
+                        groups={group: match.groups.get(group) for group in groups},
+                    )
+                )
+        except StoreError:
+            raise
+        except Exception as e:
+            # The session itself failed (EOF, SSH error) while listing.
+            raise StoreError(
+                f"the SFTP session on connection {self.store.conn_id!r} failed while listing "
+                f"{self.store.root} ({type(e).__name__})"
+            ) from e
+        return found, withheld
+
+    def _files(
+        self, sftp: SFTPClient, directory: str, relative: str
+    ) -> Iterator[tuple[str, str, SFTPAttributes]]:
+        """(path, path relative to the root, attributes) of every regular file, by name.
+
+        Unsafe names, links and special files are passed over; subdirectories are walked
+        after the directory's files when the store is recursive.
+        """
+        subdirectories: list[tuple[str, str]] = []
+        entries = self._list(sftp, directory, is_root=not relative)
+        for entry in sorted(entries, key=lambda e: e.filename):
+            name = entry.filename
+            if not safe_name(name):
+                continue
+            mode = entry.st_mode or 0
+            if stat.S_ISDIR(mode):
+                if self.store.recursive:
+                    subdirectories.append((join_remote(directory, name), f"{relative}{name}/"))
+            elif stat.S_ISREG(mode):
+                yield join_remote(directory, name), f"{relative}{name}", entry
+        for path, rel_path in subdirectories:
+            yield from self._files(sftp, path, rel_path)
+
+    def _copy(self, sftp: SFTPClient, item: _Found, sink: ExportSink) -> int | None:
+        """Copy one file into the sink in chunks; :return: its bytes, None if it vanished."""
+        try:
+            remote = sftp.open(item.path, "rb")
+        except FileNotFoundError:
+            return None
+        except Exception as e:
+            raise self._read_error(e) from e
+        copied = 0
+        with remote, sink.file(self.category, self.store, item.relative) as out:
+            while True:
+                try:
+                    chunk = remote.read(COPY_CHUNK)
+                except Exception as e:
+                    raise self._read_error(e) from e
+                if not chunk:
+                    break
+                out.write(chunk)
+                copied += len(chunk)
+        return copied
+
+    def _read_error(self, error: BaseException) -> StoreError:
+        errno = getattr(error, "errno", None)
+        kind = type(error).__name__ if errno is None else f"{type(error).__name__}[{errno}]"
+        return StoreError(
+            f"a file of sftp store {self.store.conn_id}:{self.store.root} could not be read "
+            f"for the export ({kind})"
         )
 
     # ------------------------------------------------------------------------------ walking
@@ -375,3 +576,12 @@ class SFTPRetentionAdapter(StoreAdapter):
         )
         if tally.errors:
             log.warning("Errors by kind: %s", tally.errors)
+
+
+def _belongs(
+    found: Mapping[Identity, tuple[str, ...]], wanted: Mapping[Identity, frozenset[str]]
+) -> bool:
+    """Whether any identity in a path equals one of the subject's values of its type."""
+    return any(
+        value in wanted.get(identity, ()) for identity, values in found.items() for value in values
+    )

@@ -31,7 +31,8 @@ class Stores:
 
     def reset(self) -> None:
         """Empty the telecom tables, the recordings tree and the policy buckets; lift every
-        legal hold and restriction (the ledger is append-only and stays)."""
+        legal hold and restriction; close open requests (the ledger is append-only and
+        stays)."""
         from lethe.synthetic.loaders import empty_bucket
         from lethe.synthetic.schema import reset_telecom_on
 
@@ -45,6 +46,11 @@ class Stores:
             cur.execute(
                 "UPDATE privacy.processing_restrictions SET lifted_at = now(),"
                 " lifted_reason = 'test' WHERE lifted_at IS NULL"
+            )
+            # An earlier test's open requests must not be picked up by a later one.
+            cur.execute(
+                "UPDATE privacy.subject_requests SET status = 'refused', completed_at = now(),"
+                " status_reason = 'test reset' WHERE status NOT IN ('completed', 'refused')"
             )
         self.db.commit()
         self.db.autocommit = True

@@ -217,6 +217,27 @@ def test_an_export_that_cannot_be_checked_is_kept_and_fails_the_purge(
     assert _keys(client, bucket) == {broken}
 
 
+def test_an_empty_expired_export_holds_no_rows_and_is_purged_despite_protections(
+    hook, catalog, client, bucket
+):
+    empty = _export_key(datetime(2024, 1, 2))
+    held = _export_key(datetime(2024, 1, 3))
+    _put(client, bucket, empty, b"")  # a 0-byte export: no header, no rows
+    _put(client, bucket, held, _visits("2024-01-03", "v-held"))
+    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+    protection = Protection(
+        held={Identity.VISITOR_ID: frozenset({"v-held"})},
+        restricted={Identity.VISITOR_ID: frozenset({"v-restricted"})},
+    )
+    cutoff = Cutoff(default=datetime(2024, 3, 1, tzinfo=UTC))
+
+    survey = adapter.survey(cutoff, protection)
+    assert (survey.expired, survey.held, survey.restricted, survey.removable) == (2, 1, 0, 1)
+    assert adapter.purge(cutoff, protection).removed == 1  # no PurgeError for "unreadable"
+    assert _keys(client, bucket) == {held}
+    assert adapter.purge(cutoff, protection).removed == 0
+
+
 def test_jsonl_rows_are_checked_by_key(hook, catalog, client, bucket):
     category = catalog.category("web_statistics")
     store = S3Store(

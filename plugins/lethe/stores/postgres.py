@@ -27,6 +27,13 @@ official :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`. The S
   column is given every prefix length of an address, so a host stored with a netmask
   matches. The rows are read from a server-side cursor in batches and written one by one;
   held rows are only counted.
+* **Resolve, erase, rectify.** A subject's rows are found as collect finds them. Resolve
+  follows the store's declared ``links``: ``SELECT DISTINCT`` of the revealed columns for
+  the known values, normalised as identities. Erase deletes (or anonymises) the subject's
+  unheld rows in batches with the purge's key-array mechanics (never dropping a
+  partition). Rectify locks, reads and updates the subject's unheld rows in one statement
+  (``WITH old AS (... FOR UPDATE) UPDATE ... RETURNING old``) and returns SHA-256 hashes of
+  the old and new values, never the values.
 
 Identifiers come from the validated policy and are always quoted with the driver's
 ``sql.Identifier``; every value is a bound parameter. The hook may hand out a psycopg 3 or
@@ -46,8 +53,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import PurgeError, StoreError
+from lethe.identities import InvalidIdentity, normalise
 from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
-from lethe.stores.base import PROVIDER_TZ, CollectResult, PurgeResult, StoreAdapter, Survey
+from lethe.stores.base import (
+    PROVIDER_TZ,
+    CollectResult,
+    EraseResult,
+    PurgeResult,
+    RectifyResult,
+    StoreAdapter,
+    Survey,
+)
+from lethe.subjects.actions import value_hash
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -69,6 +86,8 @@ DROP_LOCK_TIMEOUT = "5s"
 _ADDRESS_TYPES = frozenset({"inet", "cidr"})
 #: Rows one round trip of a collect fetches from its server-side cursor.
 COLLECT_BATCH_SIZE = 2_000
+#: Rows one transaction of a subject's erasure deletes or anonymises.
+ERASE_BATCH_SIZE = 5_000
 #: The name of a collect's server-side cursor (one per connection at a time).
 _COLLECT_CURSOR = "lethe_collect"
 #: Integer column types and the values they hold: a subject value outside can never match.
@@ -80,6 +99,8 @@ _INTEGER_RANGES = {
 _INTEGER_RE = re.compile(r"-?[0-9]{1,19}")
 #: Pulls the upper bound literal out of ``FOR VALUES FROM (...) TO ('...')``.
 _UPPER_BOUND_RE = r"TO \('([^']*)'\)$"
+#: Types whose name without a modifier means length 1, and their unbounded cousins.
+_UNBOUNDED = {"bpchar": "bpchar", "_bpchar": "bpchar[]", "bit": "varbit", "_bit": "varbit[]"}
 #: Partition-key column types whose bounds are instants (or local dates) we can compare.
 _TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
 
@@ -187,6 +208,8 @@ class PostgresRetentionAdapter(StoreAdapter):
 
     #: Rows a collect fetches per round trip from its server-side cursor.
     collect_batch_size: int = COLLECT_BATCH_SIZE
+    #: Rows an erase deletes or anonymises per transaction.
+    erase_batch_size: int = ERASE_BATCH_SIZE
 
     def __init__(
         self,
@@ -361,6 +384,277 @@ class PostgresRetentionAdapter(StoreAdapter):
         )
         return result
 
+    def resolve(self, known: Mapping[Identity, frozenset[str]]) -> dict[Identity, set[str]]:
+        """Identities the store's declared links reveal for the ``known`` ones, one step.
+
+        For each link (``links`` of the policy) whose ``known`` identity type has values in
+        ``known``, one query: ``SELECT DISTINCT <reveals columns> FROM <table> WHERE
+        <known columns> = ANY(<typed array>)``, the known columns compared in their own
+        type as :meth:`collect` does (so their indexes serve the lookup). Every non-null
+        revealed value comes back in the form :func:`lethe.identities.normalise` gives it
+        (e-mail in lower case, phone in E.164, ids as digits, an ``inet`` by its host
+        address, a ``macaddr`` as lower-case pairs with colons), so it can search other
+        stores; a stored value that is not a valid identity of its type is left out (and
+        counted in the log). Held rows reveal too: a hold keeps data, it does not hide whose
+        it is.
+
+        :return: identity type -> values; empty when no link starts from ``known`` (then no
+            connection is made).
+        :raises lethe.exceptions.StoreError: when the database cannot be reached, the table
+            or a policy column is missing, or a query fails (table, connection, SQLSTATE).
+        """
+        links = [link for link in self.store.links if known.get(link.known)]
+        if not links:
+            return {}
+        found: dict[Identity, set[str]] = {}
+        invalid = followed = 0
+        conn = self._connect(StoreError)
+        driver = _driver(conn)
+        sql = driver.sql
+        schema, name = self.store.table.split(".")
+        try:
+            table = self._describe(conn, driver)
+            for link in links:
+                params: dict[str, Any] = {}
+                where = self._subject_filter(sql, table, {link.known: known[link.known]}, params)
+                if where is None:
+                    continue  # no known value fits the columns' types
+                reveals = [s for s in self.store.subject if s.identity in link.reveals]
+                query = sql.SQL("SELECT DISTINCT {columns} FROM {relation} AS t WHERE {where}")
+                query = query.format(
+                    columns=sql.SQL(", ").join(
+                        _identity_text(sql, table, s.column) for s in reveals
+                    ),
+                    relation=sql.Identifier(schema, name),
+                    where=where,
+                )
+                with driver.cursor() as cur:
+                    cur.execute(query, params)
+                    rows = cur.fetchall()
+                followed += 1
+                for row in rows:
+                    for selector, value in zip(reveals, row, strict=True):
+                        if value is None:
+                            continue
+                        try:
+                            identity = normalise(selector.identity, value)
+                        except InvalidIdentity:
+                            invalid += 1
+                            continue
+                        found.setdefault(selector.identity, set()).add(identity)
+            conn.rollback()
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise StoreError(self._failure("resolve", exc)) from None
+        finally:
+            _close(conn)
+        log.info(
+            "Resolved %s: %d links followed, %d identities revealed, %d stored values skipped "
+            "as not valid identities",
+            self.store.table,
+            followed,
+            sum(len(values) for values in found.values()),
+            invalid,
+        )
+        return found
+
+    def erase(
+        self, subject: Mapping[Identity, frozenset[str]], protection: Protection
+    ) -> EraseResult:
+        """Delete (or anonymise, as ``on_expiry`` says) every row of the subject.
+
+        A row is the subject's when any subject column holds one of ``subject``'s values
+        of its identity type, compared as :meth:`collect` compares (in the column's type,
+        index-friendly); a subject without a customer id never reaches the rows of its
+        colleagues. Rows under a legal hold (``protection.held`` on any subject column of
+        the row) stay and are counted as ``withheld``; a hold on the whole category keeps
+        every row. Restrictions are not consulted: the caller passes holds only (a
+        subject's own restriction waits for exactly this request).
+
+        The rows go in batches of :attr:`erase_batch_size`, one short transaction each,
+        like the purge's: the next keys are read (``FOR UPDATE``), then exactly those rows
+        are deleted, or their ``anonymise`` columns overwritten with the replacement
+        values (bound parameters, cast to the column's type). A partitioned table is
+        deleted from row by row too: a partition is never dropped for one subject.
+        Anonymised rows are not matched again, so a second erase finds nothing.
+
+        :return: rows deleted (``removed``) or anonymised, and rows withheld; nothing at
+            all, without a connection, when no subject column has an identity type of
+            ``subject``.
+        :raises lethe.exceptions.PurgeError: when the database cannot be reached or a batch
+            fails (naming table, connection and SQLSTATE, never a value); ``removed`` counts
+            the rows of the batches committed before, which stay erased.
+        """
+        if not any(subject.get(s.identity) for s in self.store.subject):
+            log.info("%s has no subject column for these identities; skipped", self.store.table)
+            return EraseResult()
+        progress = _Progress()
+        withheld = 0
+        conn = self._connect(PurgeError)
+        driver = _driver(conn)
+        sql = driver.sql
+        try:
+            progress.action = "erase"
+            table = self._describe(conn, driver)
+            params: dict[str, Any] = {}
+            where = self._subject_filter(sql, table, subject, params)
+            if where is not None:
+                if self._anonymises:
+                    done = self._anonymised(sql, table, params)
+                    where = sql.SQL("{} AND NOT ({})").format(where, done)
+                if protection.category_held:
+                    held = sql.SQL("TRUE")
+                else:
+                    held = self._matches(sql, table, protection.held, "held", params)
+                progress.action = "counting held rows"
+                both = sql.SQL("{} AND {}").format(where, held)
+                withheld = self._count_rows(driver, both, params)
+                conn.rollback()
+                if not protection.category_held:
+                    self._erase_batches(conn, driver, table, where, held, params, progress)
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise PurgeError(
+                self._failure(progress.action, exc, removed=progress.removed),
+                removed=progress.removed,
+                failed=progress.pending,
+            ) from None
+        except StoreError as exc:
+            _rollback(conn, driver)
+            raise PurgeError(str(exc), removed=progress.removed, failed=progress.pending) from None
+        finally:
+            _close(conn)
+        if self._anonymises:
+            result = EraseResult(anonymised=progress.removed, withheld=withheld)
+        else:
+            result = EraseResult(removed=progress.removed, withheld=withheld)
+        log.info(
+            "Erased one subject from %s: %d rows removed, %d anonymised, %d withheld (%d batches)",
+            self.store.table,
+            result.removed,
+            result.anonymised,
+            result.withheld,
+            progress.batches,
+        )
+        return result
+
+    def rectify(
+        self,
+        subject: Mapping[Identity, frozenset[str]],
+        changes: Mapping[str, Any],
+        protection: Protection,
+    ) -> RectifyResult:
+        """Set the corrected values of ``changes`` on every row of the subject, at once.
+
+        Rows are the subject's as for :meth:`erase`; held rows stay as they are and are
+        counted as ``withheld`` (a hold on the category keeps all). In one transaction:
+        each new value is cast to its column's type (a value the column cannot hold fails
+        here, naming the column and the SQLSTATE, never the value); the subject's unheld
+        rows are locked and updated in one statement that also returns their old values.
+        Values are bound as parameters, cast to the column's type (without its modifier,
+        so a too-long ``varchar`` fails instead of being cut).
+
+        Hashes (:func:`lethe.subjects.actions.value_hash`) are of the values as the column
+        holds them, read back through the driver, on both sides; so the new hash of one
+        correction equals the old hash of the next, and a text value hashes as the text
+        itself. Per column: the sorted hashes of the distinct old values of the updated
+        rows, and the hash of the new value. Nothing is hashed when no row was updated.
+
+        :param changes: column -> corrected value; every column must be ``rectifiable``.
+        :raises lethe.exceptions.StoreError: for a column the policy does not mark
+            rectifiable (before any connection), a column the table lacks, a value its
+            column cannot hold, or a database failure (nothing is changed then).
+        """
+        refused = sorted(set(changes) - set(self.store.rectifiable))
+        if refused:
+            raise StoreError(
+                f"{', '.join(refused)} of {self.store.table} cannot be rectified: the policy of "
+                f"category {self.category.id} marks only "
+                f"{', '.join(self.store.rectifiable) or 'no column'} rectifiable"
+            )
+        if not changes or not any(subject.get(s.identity) for s in self.store.subject):
+            return RectifyResult()
+        columns = list(changes)
+        conn = self._connect(StoreError)
+        driver = _driver(conn)
+        sql = driver.sql
+        action = "rectify"
+        try:
+            table = self._describe(conn, driver)
+            missing = [column for column in columns if column not in table.columns]
+            if missing:
+                conn.rollback()
+                raise StoreError(
+                    f"table {self.store.table} has no column {', '.join(missing)} "
+                    f"(named rectifiable by the policy of category {self.category.id})"
+                )
+            params: dict[str, Any] = {}
+            where = self._subject_filter(sql, table, subject, params)
+            if where is None:
+                conn.rollback()
+                return RectifyResult()
+            types = self._plain_types(driver, table, columns)
+            new_hashes: dict[str, str] = {}
+            for index, column in enumerate(columns):
+                action = f"rectifying column {column} (the new value)"
+                params[f"new{index}"] = changes[column]
+                with driver.cursor() as cur:
+                    cur.execute(
+                        sql.SQL("SELECT CAST({} AS {})").format(
+                            sql.Placeholder(f"new{index}"), sql.SQL(types[column])
+                        ),
+                        {f"new{index}": changes[column]},
+                    )
+                    (stored,) = cur.fetchone()
+                new_hashes[column] = value_hash(stored)
+            if protection.category_held:
+                held = sql.SQL("TRUE")
+            else:
+                held = self._matches(sql, table, protection.held, "held", params)
+            action = "rectify (counting held rows)"
+            withheld = self._count_rows(driver, sql.SQL("{} AND {}").format(where, held), params)
+            rows = 0
+            old: dict[str, set[str]] = {column: set() for column in columns}
+            if not protection.category_held:
+                action = f"rectifying column(s) {', '.join(columns)}"
+                query = self._rectify_sql(sql, table, columns, types, where, held)
+                with driver.cursor() as cur:
+                    cur.execute(query, params)
+                    while batch := cur.fetchmany(COLLECT_BATCH_SIZE):
+                        for values in batch:
+                            rows += 1
+                            for column, value in zip(columns, values, strict=True):
+                                old[column].add(value_hash(value))
+            conn.commit()
+        except driver.error as exc:
+            _rollback(conn, driver)
+            column = getattr(getattr(exc, "diag", None), "column_name", None)
+            if column in columns:
+                action = f"rectifying column {column}"
+            raise StoreError(self._failure(action, exc)) from None
+        except StoreError:
+            _rollback(conn, driver)
+            raise
+        finally:
+            _close(conn)
+        if not rows:
+            result = RectifyResult(withheld=withheld)
+        else:
+            result = RectifyResult(
+                rows=rows,
+                old_hashes={column: sorted(old[column]) for column in columns},
+                new_hashes=new_hashes,
+                withheld=withheld,
+            )
+        log.info(
+            "Rectified %d columns of %s for one subject: %d rows updated, %d withheld",
+            len(columns),
+            self.store.table,
+            result.rows,
+            result.withheld,
+        )
+        return result
+
     # ------------------------------------------------------------------------ connection
 
     @property
@@ -503,17 +797,8 @@ class PostgresRetentionAdapter(StoreAdapter):
         else:
             conditions.append(sql.SQL("{} < {}").format(age, default))
         if isinstance(store.on_expiry, Anonymise):
-            done = []
-            for index, (column, value) in enumerate(store.on_expiry.anonymise.items()):
-                params[f"anon{index}"] = value
-                done.append(
-                    sql.SQL("{} IS NOT DISTINCT FROM CAST({} AS {})").format(
-                        sql.Identifier("t", column),
-                        sql.Placeholder(f"anon{index}"),
-                        sql.SQL(table.columns[column].type),
-                    )
-                )
-            conditions.append(sql.SQL("NOT ({})").format(sql.SQL(" AND ").join(done)))
+            done = self._anonymised(sql, table, params)
+            conditions.append(sql.SQL("NOT ({})").format(done))
         expired = sql.SQL("COALESCE({}, FALSE)").format(sql.SQL(" AND ").join(conditions))
         if protection.category_held:
             held = sql.SQL("TRUE")
@@ -563,6 +848,51 @@ class PostgresRetentionAdapter(StoreAdapter):
         """Whether ``protection`` names any value of this store's subject identities."""
         identities = self.store.identities
         return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)
+
+    def _anonymised(self, sql: ModuleType, table: _Table, params: dict[str, Any]) -> Any:
+        """``t.a IS NOT DISTINCT FROM CAST(%(anon0)s AS <type>) AND ...``: the row already
+        holds every replacement value of ``on_expiry``; binds ``anon<i>`` in ``params``."""
+        done = []
+        for index, (column, value) in enumerate(self.store.on_expiry.anonymise.items()):
+            params[f"anon{index}"] = value
+            done.append(
+                sql.SQL("{} IS NOT DISTINCT FROM CAST({} AS {})").format(
+                    sql.Identifier("t", column),
+                    sql.Placeholder(f"anon{index}"),
+                    sql.SQL(table.columns[column].type),
+                )
+            )
+        return sql.SQL(" AND ").join(done)
+
+    def _these_keys(self, sql: ModuleType, table: _Table) -> tuple[Any, list[str]]:
+        """``(k1, k2) IN (SELECT * FROM unnest(%(key0)s::<type>[], ...))`` and the names of
+        its parameters: exactly the rows of one batch, by their key columns."""
+        keys = self.store.key_columns
+        key_names = [f"key{index}" for index in range(len(keys))]
+        these = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
+            columns=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("{}::{}[]").format(sql.Placeholder(n), sql.SQL(table.columns[k].type))
+                for n, k in zip(key_names, keys, strict=True)
+            ),
+        )
+        return these, key_names
+
+    def _anonymise_update(self, sql: ModuleType, table: _Table, relation: Any, these: Any) -> Any:
+        """``UPDATE <table> SET a = CAST(%(anon0)s AS <type>), ... WHERE <these>``."""
+        columns = list(self.store.on_expiry.anonymise)
+        return sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            relation,
+            sql.SQL(", ").join(
+                sql.SQL("{} = CAST({} AS {})").format(
+                    sql.Identifier(column),
+                    sql.Placeholder(f"anon{index}"),
+                    sql.SQL(table.columns[column].type),
+                )
+                for index, column in enumerate(columns)
+            ),
+            these,
+        )
 
     # ------------------------------------------------------------------------------ collect
 
@@ -759,28 +1089,9 @@ class PostgresRetentionAdapter(StoreAdapter):
             age=plan.age,
             limit=sql.Placeholder("limit"),
         )
-        key_names = [f"key{index}" for index in range(len(keys))]
-        these = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
-            columns=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
-            arrays=sql.SQL(", ").join(
-                sql.SQL("{}::{}[]").format(sql.Placeholder(n), sql.SQL(table.columns[k].type))
-                for n, k in zip(key_names, keys, strict=True)
-            ),
-        )
+        these, key_names = self._these_keys(sql, table)
         if isinstance(self.store.on_expiry, Anonymise):
-            columns = list(self.store.on_expiry.anonymise)
-            change = sql.SQL("UPDATE {} SET {} WHERE {}").format(
-                plan.relation,
-                sql.SQL(", ").join(
-                    sql.SQL("{} = CAST({} AS {})").format(
-                        sql.Identifier(column),
-                        sql.Placeholder(f"anon{index}"),
-                        sql.SQL(table.columns[column].type),
-                    )
-                    for index, column in enumerate(columns)
-                ),
-                these,
-            )
+            change = self._anonymise_update(sql, table, plan.relation, these)
             # Anonymised rows must stop being "expired", or the loop would never end.
             verify = sql.SQL("SELECT count(*) FROM {} AS t WHERE {} AND {}").format(
                 plan.relation, these, plan.expired
@@ -819,6 +1130,148 @@ class PostgresRetentionAdapter(StoreAdapter):
             log.debug("%s: batch %d, %d rows", self.store.table, progress.batches, changed)
             if len(found) < self.batch_size or changed == 0:
                 return
+
+    # ------------------------------------------------------------------- erase, rectify
+
+    def _erase_batches(
+        self,
+        conn: Any,
+        driver: _Driver,
+        table: _Table,
+        where: Any,
+        held: Any,
+        params: dict[str, Any],
+        progress: _Progress,
+    ) -> None:
+        """Delete (or anonymise) the subject's unheld rows, one committed batch at a time.
+
+        ``where`` selects the subject's rows still to erase (for an anonymising store,
+        those not anonymised yet); the purge's key-array mechanics do the rest.
+        """
+        sql = driver.sql
+        schema, name = self.store.table.split(".")
+        relation = sql.Identifier(schema, name)
+        size = self.erase_batch_size
+        select = sql.SQL(
+            "SELECT {keys} FROM {relation} AS t WHERE {where} AND NOT {held} "
+            "LIMIT {limit} FOR UPDATE OF t"
+        ).format(
+            keys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.store.key_columns),
+            relation=relation,
+            where=where,
+            held=held,
+            limit=sql.Placeholder("limit"),
+        )
+        these, key_names = self._these_keys(sql, table)
+        if self._anonymises:
+            change = self._anonymise_update(sql, table, relation, these)
+            # Anonymised rows must stop matching, or the loop would never end.
+            verify = sql.SQL("SELECT count(*) FROM {} AS t WHERE {} AND {}").format(
+                relation, these, where
+            )
+        else:
+            change = sql.SQL("DELETE FROM {} WHERE {}").format(relation, these)
+            verify = None
+        while True:
+            progress.action = f"erase batch {progress.batches + 1}"
+            with driver.cursor() as cur:
+                cur.execute(select, {**params, "limit": size})
+                found = cur.fetchall()
+                if not found:
+                    conn.rollback()
+                    return
+                progress.pending = len(found)
+                columns_of_keys = zip(*found, strict=True)
+                batch = {n: list(v) for n, v in zip(key_names, columns_of_keys, strict=True)}
+                cur.execute(change, {**params, **batch})
+                changed = cur.rowcount
+                if verify is not None:
+                    cur.execute(verify, {**params, **batch})
+                    (unchanged,) = cur.fetchone()
+                    if unchanged:
+                        raise StoreError(
+                            f"anonymising {self.store.table} left {unchanged} rows unchanged "
+                            f"(a replacement value does not round-trip in its column)"
+                        )
+            conn.commit()
+            progress.pending = 0
+            progress.removed += changed
+            progress.batches += 1
+            log.debug("%s: erase batch %d, %d rows", self.store.table, progress.batches, changed)
+            if len(found) < size or changed == 0:
+                return
+
+    def _plain_types(self, driver: _Driver, table: _Table, columns: list[str]) -> dict[str, str]:
+        """Each column's SQL type without its modifier (``character varying``, not
+        ``character varying(20)``): a cast to it keeps the value whole, and the column's
+        own modifier then refuses what does not fit, instead of cutting it."""
+        with driver.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL) "
+                "FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = %(oid)s "
+                "AND a.attname::text = ANY(%(names)s::text[]) AND a.attnum > 0 "
+                "AND NOT a.attisdropped",
+                {"oid": table.oid, "names": columns},
+            )
+            found = dict(cur.fetchall())
+        # Without a length, ``character`` and ``bit`` mean length 1 (a cast would cut).
+        return {c: _UNBOUNDED.get(table.columns[c].base, found[c]) for c in columns}
+
+    def _rectify_sql(
+        self,
+        sql: ModuleType,
+        table: _Table,
+        columns: list[str],
+        types: Mapping[str, str],
+        where: Any,
+        held: Any,
+    ) -> Any:
+        """One statement: lock the subject's unheld rows, update them, return old values.
+
+        ``WITH old AS (SELECT <keys>, <columns> ... FOR UPDATE) UPDATE <table> AS u SET
+        ... FROM old WHERE <keys match> RETURNING <old values>``.
+        """
+        schema, name = self.store.table.split(".")
+        relation = sql.Identifier(schema, name)
+        keys = self.store.key_columns
+        key_aliases = [f"lethe_key{index}" for index in range(len(keys))]
+        old_aliases = [f"lethe_old{index}" for index in range(len(columns))]
+        return sql.SQL(
+            "WITH old AS (SELECT {selected} FROM {relation} AS t WHERE {where} AND NOT {held} "
+            "FOR UPDATE OF t) "
+            "UPDATE {relation} AS u SET {assignments} FROM old WHERE {join} RETURNING {old}"
+        ).format(
+            selected=sql.SQL(", ").join(
+                [
+                    *(
+                        sql.SQL("{} AS {}").format(sql.Identifier("t", key), sql.Identifier(alias))
+                        for key, alias in zip(keys, key_aliases, strict=True)
+                    ),
+                    *(
+                        sql.SQL("{} AS {}").format(
+                            sql.Identifier("t", column), sql.Identifier(alias)
+                        )
+                        for column, alias in zip(columns, old_aliases, strict=True)
+                    ),
+                ]
+            ),
+            relation=relation,
+            where=where,
+            held=held,
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{} = CAST({} AS {})").format(
+                    sql.Identifier(column),
+                    sql.Placeholder(f"new{index}"),
+                    sql.SQL(types[column]),
+                )
+                for index, column in enumerate(columns)
+            ),
+            join=sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(sql.Identifier("u", key), sql.Identifier("old", alias))
+                for key, alias in zip(keys, key_aliases, strict=True)
+            ),
+            old=sql.SQL(", ").join(sql.Identifier("old", alias) for alias in old_aliases),
+        )
 
 
 # ================================================================================ helpers
@@ -920,6 +1373,14 @@ def _typed_values(column: _Column, values: frozenset[str]) -> list[Any]:
             for length in range(address.max_prefixlen + 1)
         ]
     return texts
+
+
+def _identity_text(sql: ModuleType, table: _Table, column: str) -> Any:
+    """A subject column as identity text: an address by its host (``host(t.a)``, no
+    mask), anything else by its text form (``t.a::text``)."""
+    if table.columns[column].base in _ADDRESS_TYPES:
+        return sql.SQL("host({})").format(sql.Identifier("t", column))
+    return sql.SQL("{}::text").format(sql.Identifier("t", column))
 
 
 def _rollback(conn: Any, driver: _Driver) -> None:

@@ -16,6 +16,9 @@ the subject's customer ids, phone groups against its phone numbers; exact text e
 held files are only counted. Each file is copied into the export in chunks of
 :data:`COPY_CHUNK` bytes, never whole, and then a listing row per file is written.
 
+*Erase* (a subject's erasure or objection) matches files the same way and removes them,
+held files excepted, then the directories that removal left empty (never the root).
+
 Messages and logs carry counts, the connection id and the store's root; never a file name
 (names hold phone numbers).
 """
@@ -34,6 +37,7 @@ from lethe.policy.vocabulary import FileTimeSource
 from lethe.stores.base import (
     CollectResult,
     Cutoff,
+    EraseResult,
     Protection,
     PurgeResult,
     StoreAdapter,
@@ -309,6 +313,115 @@ class SFTPRetentionAdapter(StoreAdapter):
             vanished,
         )
         return CollectResult(rows=len(listed), files=files, bytes=copied_bytes, withheld=withheld)
+
+    def erase(
+        self, subject: Mapping[Identity, frozenset[str]], protection: Protection
+    ) -> EraseResult:
+        """Delete every file of the subject, then the directories that left empty.
+
+        A file is the subject's when one of the store's subject groups in its path equals
+        one of ``subject``'s values of that identity type (exact text, as :meth:`collect`
+        matches); files the pattern does not govern are never touched. Files under a legal
+        hold (held values in any subject group, or the whole category) stay and are counted
+        as ``withheld``. A directory under the root that held a removed file and is empty
+        afterwards is removed too (its parents likewise); the root never is. Everything
+        runs over one SSH session (nested in the caller's :meth:`session`, if any).
+
+        A file already gone counts as erased (not as removed); a file that cannot be
+        removed does not stop the others, and the erase then ends with a
+        :class:`~lethe.exceptions.PurgeError` carrying the counts. A second erase finds
+        nothing.
+
+        :return: files removed and withheld; nothing at all, without a session, when no
+            subject group has an identity type of ``subject``.
+        :raises StoreError: when no session can be opened or the root cannot be listed.
+        :raises PurgeError: when some files could not be removed, or the session failed
+            part-way (``removed`` counts the files removed before).
+        """
+        wanted = {i: subject[i] for i in self.store.identities if subject.get(i)}
+        if not wanted:
+            log.info("sftp store %s has no subject group for these identities", self.store.root)
+            return EraseResult()
+        tally = _Tally()
+        with self.session() as sftp:
+            self._check_root(sftp)
+            try:
+                self._erase_walk(sftp, self.store.root, "", wanted, protection, tally)
+            except StoreError as e:
+                raise PurgeError(
+                    f"{e} (after erasing {tally.removed} files of one subject)",
+                    removed=tally.removed,
+                    failed=tally.failed,
+                ) from e
+        log.info(
+            "Erased one subject from sftp store %s:%s of category %s: %d files removed, "
+            "%d withheld, %d already absent, %d failed, %d directories removed",
+            self.store.conn_id,
+            self.store.root,
+            self.category.id,
+            tally.removed,
+            tally.held,
+            tally.already_absent,
+            tally.failed,
+            tally.directories_removed,
+        )
+        if tally.errors:
+            log.warning("Errors by kind: %s", tally.errors)
+        if tally.failed:
+            raise PurgeError(
+                f"{tally.failed} of {tally.failed + tally.removed} files of one subject could "
+                f"not be removed from sftp store {self.store.conn_id}:{self.store.root} "
+                f"(first error: {tally.first_error}); {tally.removed} were removed",
+                removed=tally.removed,
+                failed=tally.failed,
+            )
+        return EraseResult(removed=tally.removed, withheld=tally.held)
+
+    def _erase_walk(
+        self,
+        sftp: SFTPClient,
+        directory: str,
+        relative: str,
+        wanted: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        tally: _Tally,
+    ) -> bool:
+        """Erase the subject's files in one directory and, if recursive, those below it.
+
+        :return: whether this directory (never the root) is empty now because the erase
+            removed something from it, so its parent may remove it.
+        """
+        entries = self._list(sftp, directory, is_root=not relative)
+        remaining = len(entries)
+        removed_here = 0
+        subdirectories: list[tuple[str, str]] = []
+        for entry in sorted(entries, key=lambda e: e.filename):
+            name = entry.filename
+            if not safe_name(name):
+                continue
+            mode = entry.st_mode or 0
+            path = join_remote(directory, name)
+            if stat.S_ISDIR(mode):
+                if self.store.recursive:
+                    subdirectories.append((path, f"{relative}{name}/"))
+                continue
+            if not stat.S_ISREG(mode):
+                continue  # links, devices, sockets: never followed, never touched
+            found = self.store.match(f"{relative}{name}")
+            if found is None or not _belongs(found.subjects, wanted):
+                continue
+            if protection.is_held(found.subjects):
+                tally.held += 1
+                continue
+            if self._remove_file(sftp, path, tally):
+                remaining -= 1
+                removed_here += 1
+        for path, rel_path in subdirectories:
+            emptied = self._erase_walk(sftp, path, rel_path, wanted, protection, tally)
+            if emptied and self._remove_directory(sftp, path, tally):
+                remaining -= 1
+                removed_here += 1
+        return bool(relative) and removed_here > 0 and remaining == 0
 
     def _find(
         self,

@@ -191,7 +191,7 @@ def test_erasure_across_stores_keeps_legal_obligations_and_refers_client_data(da
     assert outcomes["support_tickets"]["outcome"] == "erased"
     assert outcomes["usage_records"]["outcome"] == "erased"
     assert outcomes["support_call_recordings"]["outcome"] == "erased"
-    assert outcomes["lawful_intercept_traffic"]["outcome"] == "kept"
+    assert outcomes["statutory_retention"]["outcome"] == "kept"  # named neutrally
     assert outcomes["delivery_addresses"]["outcome"] == "referred"
     assert "intercept" not in json.dumps(row["answer"]).lower()
 
@@ -228,7 +228,7 @@ def test_a_held_subject_keeps_held_data_with_a_neutral_answer(dagbag, seeded):
     assert outcomes["usage_records"]["outcome"] == "kept"
     assert (
         outcomes["usage_records"]["explanation"]
-        == outcomes["lawful_intercept_traffic"]["explanation"]
+        == outcomes["statutory_retention"]["explanation"]
     )  # a hold reads exactly like a statutory period
     assert (
         count(
@@ -276,7 +276,7 @@ def test_rectification_applies_rectifiable_fields_and_opens_a_task_for_the_rest(
 
 def test_a_restricted_subject_is_skipped_by_retention_until_the_request_is_decided(dagbag, seeded):
     # Jan's old usage record, past its six months.
-    old = datetime(2025, 1, 10, tzinfo=UTC)
+    old = datetime(2026, 1, 10, tzinfo=UTC)
     seeded.execute("SELECT telecom.ensure_usage_partition(%s::date)", (old.date(),))
     seeded.execute(
         "INSERT INTO telecom.usage_records (record_id, customer_id, contract_id, service,"
@@ -303,9 +303,10 @@ def test_a_restricted_subject_is_skipped_by_retention_until_the_request_is_decid
     )  # his e-mail and, through the links, his phone number
 
     retention = dagbag.get_dag("retention_usage_records")
-    logical = datetime(2025, 12, 1, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    logical = datetime(2026, 8, 31, tzinfo=ZoneInfo("Europe/Amsterdam"))
     run = run_dag(retention, logical, {"override_guard": True, "override_reason": "test"})
     assert run.state == "success", task_states(run)
+    assert task_states(run)["purge_postgres[0]"] == "success"
     assert count(seeded, "SELECT count(*) FROM telecom.usage_records WHERE record_id = 99") == 1
 
     seeded.execute(
@@ -321,6 +322,7 @@ def test_a_restricted_subject_is_skipped_by_retention_until_the_request_is_decid
     finally:
         conn.close()
     run = run_dag(retention, logical, {"override_guard": True, "override_reason": "test"})
+    assert run.state == "success", task_states(run)
     assert count(seeded, "SELECT count(*) FROM telecom.usage_records WHERE record_id = 99") == 0
 
 

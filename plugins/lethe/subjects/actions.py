@@ -56,22 +56,28 @@ class Outcome:
     reason_code: str | None = None
 
 
+#: How data kept under a legal obligation is named to the subject: by what the privacy
+#: statement itself says, never by the duty behind it (an interception order, say).
+STATUTORY = ("statutory_retention", "Data the law requires us to keep for a fixed period")
+
+
 def answer(right: str, resolution: Resolution, outcomes: Iterable[Outcome]) -> dict[str, Any]:
     """The answer to the subject, as stored on the request (neutral wording)."""
-    return {
-        "right": right,
-        "identity_types_used": resolution.types_used,
-        "categories": [
+    entries = []
+    for o in outcomes:
+        category, title = (
+            STATUTORY if o.reason_code == "legal_obligation" else (o.category_id, o.title)
+        )
+        entries.append(
             {
-                "category": o.category_id,
-                "title": o.title,
+                "category": category,
+                "title": title,
                 "outcome": o.outcome,
                 "items": o.items,
                 "explanation": ANSWER_TEXT[o.outcome],
             }
-            for o in outcomes
-        ],
-    }
+        )
+    return {"right": right, "identity_types_used": resolution.types_used, "categories": entries}
 
 
 def ledger_details(outcomes: Iterable[Outcome]) -> dict[str, Any]:

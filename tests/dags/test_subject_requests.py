@@ -227,8 +227,7 @@ def test_a_held_subject_keeps_held_data_with_a_neutral_answer(dagbag, seeded):
     outcomes = {c["category"]: c for c in request_row(seeded, request_id)["answer"]["categories"]}
     assert outcomes["usage_records"]["outcome"] == "kept"
     assert (
-        outcomes["usage_records"]["explanation"]
-        == outcomes["statutory_retention"]["explanation"]
+        outcomes["usage_records"]["explanation"] == outcomes["statutory_retention"]["explanation"]
     )  # a hold reads exactly like a statutory period
     assert (
         count(

@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 import warnings
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # libraries' notices
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's request log
     state_dir = args.state_dir.resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
@@ -124,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
 
             moment = datetime.combine(as_of, dt_time(0), tzinfo=UTC)
             before = _statuses(catalog, moment)
-            _run_retention_dags(catalog, moment, state_dir)
+            bag = _prepare_airflow()
+            _run_retention_dags(bag, catalog, moment)
             after = _statuses(catalog, moment)
             _step(f"Statement rows after retention (counted at {moment.isoformat()})")
             print(_compliance_table(before, after))
             compliant = all(status.compliant for status in after)
+            _subject_requests(bag)
             _verify_ledger()
 
             if args.keep_running:
@@ -163,8 +166,8 @@ def _statuses(catalog, moment: datetime) -> list:
         ]
 
 
-def _run_retention_dags(catalog, moment: datetime, state_dir: Path) -> None:
-    """Run each family's retention DAG once as scheduled, then again where the guard stopped."""
+def _prepare_airflow():
+    """Migrate the demo's metadata database and register every DAG; return the DagBag."""
     import subprocess
 
     from airflow.dag_processing.bundles.manager import DagBundlesManager
@@ -179,8 +182,12 @@ def _run_retention_dags(catalog, moment: datetime, state_dir: Path) -> None:
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
-
     print(f"  task logs: {Path(os.environ['AIRFLOW_HOME']) / 'dag-test.log'}")
+    return bag
+
+
+def _run_retention_dags(bag, catalog, moment: datetime) -> None:
+    """Run each family's retention DAG once as scheduled, then again where the guard stopped."""
     for family in catalog.families:
         dag = bag.get_dag(f"retention_{family.family}")
         _step(f"{dag.dag_id}: scheduled run for {moment.date()}")
@@ -271,6 +278,70 @@ def _report_run(run, after_entry: int) -> int:
     return stopped
 
 
+def _subject_requests(bag) -> None:
+    """A contact person asks for their data, then for its erasure: both carried out."""
+    import json
+
+    from lethe.control.requests import load_request
+
+    with _control() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.email FROM telecom.contact_persons c WHERE c.email IS NOT NULL AND EXISTS"
+            " (SELECT 1 FROM telecom.usage_records u WHERE u.caller_number = c.phone)"
+            " ORDER BY c.contact_id LIMIT 1"
+        )
+        found = cur.fetchone()
+    if found is None:
+        print("  (no contact person with usage records left to demonstrate with)")
+        return
+    subject = {"emails": [found[0]]}  # synthetic, and never printed
+    verification = {"verified_by": "Demo support desk", "verification_method": "id_document"}
+    now = datetime.now(UTC).replace(microsecond=0)
+    for offset, right in enumerate(("access", "erasure")):
+        _step(f"A contact person asks for {right} (register_subject_request, subject_requests)")
+        when = now + timedelta(minutes=10 * offset)
+        run = _quiet(
+            bag.get_dag("register_subject_request").test,
+            logical_date=when,
+            run_conf={**subject, **verification, "right": right},
+        )
+        ti = next(t for t in run.get_task_instances() if t.task_id == "register_request")
+        request_id = ti.xcom_pull(task_ids="register_request")["request_id"]
+        print(f"  request {request_id}: registered ({run.state})")
+        run = _quiet(bag.get_dag("subject_requests").test, logical_date=when + timedelta(minutes=1))
+        print(f"  subject_requests run: {run.state}")
+        if right == "access":
+            run = _quiet(
+                bag.get_dag("subject_export").test,
+                logical_date=when + timedelta(minutes=2),
+                run_conf={"request_id": request_id},
+            )
+            ti = next(t for t in run.get_task_instances() if t.task_id == "export_subject_data")
+            result = ti.xcom_pull(task_ids="export_subject_data") or {}
+            print(
+                f"  subject_export run: {run.state}: {result.get('categories', 0)} categories, "
+                f"{result.get('rows', 0)} rows, {result.get('files', 0)} recordings -> "
+                f"s3://lethe-exports/{result.get('key', '?')} (link expires "
+                f"{result.get('expires_at', '?')})"
+            )
+        with _control() as conn:
+            request = load_request(conn, request_id)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT answer FROM privacy.subject_requests WHERE request_id = %s::uuid",
+                    (request_id,),
+                )
+                (answer,) = cur.fetchone()
+        answer = json.loads(answer) if isinstance(answer, str) else (answer or {})
+        print(
+            f"  request status: {request.status}; identity types used: "
+            f"{', '.join(answer.get('identity_types_used', []))}"
+        )
+        for entry in answer.get("categories", []):
+            items = "" if entry.get("items") is None else f" ({entry['items']} items)"
+            print(f"    {entry['category']:<28} {entry['outcome']}{items}")
+
+
 def _compliance_table(before: list, after: list) -> str:
     header = (
         f"{'row':>3}  {'category':<26} {'limit':<47} {'before':>8} {'after':>8} "
@@ -280,7 +351,8 @@ def _compliance_table(before: list, after: list) -> str:
     for b, a in zip(before, after, strict=True):
         oldest = "-" if a.oldest_age_days is None else str(a.oldest_age_days)
         lines.append(
-            f"{a.statement_row:>3}  {a.category_id:<26} {a.limit:<47} {b.items:>8} {a.items:>8} "
+            f"{'-' if a.statement_row is None else a.statement_row:>3}  {a.category_id:<26} "
+            f"{a.limit:<47} {b.items:>8} {a.items:>8} "
             f"{oldest:>13}  {'yes' if a.compliant else 'NO'}"
         )
     return "\n".join(lines)

@@ -142,6 +142,8 @@ def erase(
 
     outcomes: list[Outcome] = []
     for category in categories:
+        if category.statement_row is None:
+            continue  # derived copies (exports) go by their own, short retention
         if right is Right.WITHDRAW_CONSENT:
             applies = category.has_right(right) or category.honours_consent_withdrawal
         else:

@@ -29,8 +29,8 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from lethe.operators.requests import VERIFICATION_METHODS, RegisterSubjectRequestOperator
+from lethe.operators.wiring import IDENTITY_TEMPLATES, UUID_PATTERN, identity_params
 
-_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$"
 
 with DAG(
@@ -55,29 +55,7 @@ with DAG(
             ],
             title="Right",
         ),
-        "emails": Param(
-            [],
-            type="array",
-            items={"type": "string", "format": "email", "maxLength": 254},
-            maxItems=20,
-            title="E-mail addresses",
-        ),
-        "phones": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": r"^\+?[0-9 ().-]{7,20}$"},
-            maxItems=20,
-            title="Phone numbers",
-            description="International form preferred: +31612345678.",
-        ),
-        "customer_ids": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
-            maxItems=20,
-            title="Customer ids",
-            description="Only when the subject is the customer itself (e.g. a sole trader).",
-        ),
+        **identity_params(),
         "verified_by": Param(
             "",
             type="string",
@@ -97,7 +75,7 @@ with DAG(
         "related_request_id": Param(
             None,
             type=["null", "string"],
-            pattern=_UUID,
+            pattern=UUID_PATTERN,
             title="Related request (restriction only)",
         ),
         "corrections": Param(
@@ -120,11 +98,7 @@ with DAG(
     RegisterSubjectRequestOperator(
         task_id="register_request",
         right="{{ params.right }}",
-        identities={
-            "email": "{{ params.emails }}",
-            "phone": "{{ params.phones }}",
-            "customer_id": "{{ params.customer_ids }}",
-        },
+        identities=IDENTITY_TEMPLATES,
         verified_by="{{ params.verified_by }}",
         verification_method="{{ params.verification_method }}",
         verified_on="{{ params.verified_on }}",

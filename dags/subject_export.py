@@ -32,8 +32,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from lethe.operators.export import MAX_LINK_DAYS, SubjectExportOperator
-
-_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+from lethe.operators.wiring import IDENTITY_TEMPLATES, UUID_PATTERN, identity_params
 
 with DAG(
     dag_id="subject_export",
@@ -45,35 +44,12 @@ with DAG(
         "request_id": Param(
             None,
             type=["null", "string"],
-            pattern=_UUID,
+            pattern=UUID_PATTERN,
             title="Request id",
             description="A registered subject request (access or portability). Leave empty "
             "to give the subject's identities below instead.",
         ),
-        "emails": Param(
-            [],
-            type="array",
-            items={"type": "string", "format": "email", "maxLength": 254},
-            maxItems=20,
-            title="E-mail addresses",
-            description="The subject's e-mail addresses, one per line.",
-        ),
-        "phones": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": r"^\+?[0-9 ().-]{7,20}$"},
-            maxItems=20,
-            title="Phone numbers",
-            description="In international form, e.g. +31612345678, one per line.",
-        ),
-        "customer_ids": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
-            maxItems=20,
-            title="Customer ids",
-            description="Only when the subject is the customer itself (e.g. a sole trader).",
-        ),
+        **identity_params(),
         "right": Param(
             "access",
             type="string",
@@ -105,11 +81,7 @@ with DAG(
     SubjectExportOperator(
         task_id="export_subject_data",
         request_id="{{ params.request_id }}",
-        identities={
-            "email": "{{ params.emails }}",
-            "phone": "{{ params.phones }}",
-            "customer_id": "{{ params.customer_ids }}",
-        },
+        identities=IDENTITY_TEMPLATES,
         right="{{ params.right }}",
         file_format="{{ params.format }}",
         include_recordings="{{ params.include_recordings }}",

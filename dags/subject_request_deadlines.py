@@ -20,8 +20,8 @@ from lethe.operators.requests import (
     ExtendSubjectRequestDeadlineOperator,
     SubjectRequestDeadlineOperator,
 )
+from lethe.operators.wiring import UUID_PATTERN
 
-_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _DEFAULTS = {"owner": "privacy-engineering", "retries": 1, "retry_delay": timedelta(minutes=5)}
 
 with DAG(
@@ -50,7 +50,7 @@ By one or two months beyond the first month (GDPR art. 12(3)), with the reason r
 on the request (the subject must be told within the first month).
 """,
     params={
-        "request_id": Param("", type="string", pattern=_UUID, title="Request id"),
+        "request_id": Param("", type="string", pattern=UUID_PATTERN, title="Request id"),
         "months": Param(2, type="integer", minimum=1, maximum=2, title="Extra months"),
         "reason": Param("", type="string", minLength=5, maxLength=500, title="Reason"),
     },

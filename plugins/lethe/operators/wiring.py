@@ -1,4 +1,5 @@
-"""Task wiring shared by the retention DAGs: the trigger form and the tasks of one family.
+"""What the DAG files share: the retention DAGs' form, defaults and tasks, and the subject
+forms' identity fields.
 
 Builds tasks inside the DAG being defined; it makes no DAG itself. Reads only the
 (cached, local) policy catalog, so DAG files stay cheap to parse.
@@ -6,6 +7,7 @@ Builds tasks inside the DAG being defined; it makes no DAG itself. Reads only th
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, TriggerRule
@@ -20,11 +22,84 @@ from lethe.operators.retention import (
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+#: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
+#: stop or a policy error (AirflowFailException) is not.
+RETENTION_DEFAULT_ARGS = {
+    "owner": "privacy-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(hours=1),
+}
+
+_RETENTION_DOC_TAIL = """
+**How it runs.** Every store is one task instance of the mapped `purge_*` tasks (labelled
+by category and store); `check_compliance` then fails loudly if any category still holds
+data beyond its retention. Each run writes one audit-ledger entry per store. Details:
+`docs/retention.md`.
+
+**Trigger form.** *Dry run* counts without removing. The purge guard stops a run that
+would remove more than the policy's share of a store (default 50%) or finds a store whose
+newest data has expired; *Override the purge guard* with a *reason* lets that one run
+through.
+"""
+
 RETENTION_OPERATORS = {
     "postgres": PostgresRetentionOperator,
     "sftp": SFTPRetentionOperator,
     "s3": S3RetentionOperator,
 }
+
+
+#: A subject request id as the forms accept it.
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def identity_params() -> dict[str, Param]:
+    """The form fields naming a data subject: e-mail addresses, phone numbers, customer ids.
+
+    The form checks their shape; the operators then validate and normalise every value
+    (lethe.identities) before anything is stored or searched.
+    """
+    return {
+        "emails": Param(
+            [],
+            type="array",
+            items={"type": "string", "format": "email", "maxLength": 254},
+            maxItems=20,
+            title="E-mail addresses",
+            description="The subject's e-mail addresses, one per line.",
+        ),
+        "phones": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^\+?[0-9 ().-]{7,20}$"},
+            maxItems=20,
+            title="Phone numbers",
+            description="International form preferred, e.g. +31612345678; one per line.",
+        ),
+        "customer_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+            maxItems=20,
+            title="Customer ids",
+            description="Only when the subject is the customer itself (e.g. a sole trader).",
+        ),
+    }
+
+
+#: How the operators receive the identity fields (rendered as native lists).
+IDENTITY_TEMPLATES = {
+    "email": "{{ params.emails }}",
+    "phone": "{{ params.phones }}",
+    "customer_id": "{{ params.customer_ids }}",
+}
+
+
+def retention_doc(doc: str | None) -> str:
+    """A retention DAG's doc_md: its own docstring, then what every retention DAG shares."""
+    return (doc or "").rstrip() + "\n" + _RETENTION_DOC_TAIL
 
 
 def retention_params() -> dict[str, Param]:

@@ -241,6 +241,35 @@ def test_a_held_subject_keeps_held_data_with_a_neutral_answer(dagbag, seeded):
     assert entry["details"]["categories"]["usage_records"]["reason_code"] == "legal_hold"
 
 
+def test_objection_erases_only_legitimate_interest_data(dagbag, seeded):
+    request_id = registered_id(
+        register(
+            dagbag, {"right": "objection", "emails": [JAN["email"]]}, NOW + timedelta(minutes=4)
+        )
+    )
+    _process(dagbag, NOW + timedelta(minutes=5))
+    outcomes = {
+        c["category"]: c["outcome"] for c in request_row(seeded, request_id)["answer"]["categories"]
+    }
+    # Only the legitimate-interest categories: support-line recordings and web statistics.
+    assert outcomes == {"support_call_recordings": "erased", "web_statistics": "nothing_found"}
+    assert not [f for f in seeded.files("recordings/support") if JAN["phone"] in f]
+    assert (
+        count(
+            seeded,
+            "SELECT count(*) FROM telecom.usage_records WHERE caller_number = %s",
+            (JAN["phone"],),
+        )
+        == 1
+    )  # processed to perform the contract: an objection does not reach it
+    assert (
+        count(
+            seeded, "SELECT count(*) FROM telecom.contact_persons WHERE email = %s", (JAN["email"],)
+        )
+        == 1
+    )
+
+
 def test_rectification_applies_rectifiable_fields_and_opens_a_task_for_the_rest(dagbag, seeded):
     run = register(
         dagbag,

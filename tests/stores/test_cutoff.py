@@ -9,16 +9,7 @@ import pytest
 
 from lethe.policy import Duration
 from lethe.stores.base import PROVIDER_TZ, Cutoff, cutoff_before
-
-AMS = ZoneInfo("Europe/Amsterdam")
-
-
-def ams(*parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=AMS, fold=fold)
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+from tests.stores.conftest import AMS, ams, utc
 
 
 def test_provider_time_zone_is_amsterdam():

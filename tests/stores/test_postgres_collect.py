@@ -9,94 +9,54 @@ all of the subject's rows, once each, and nothing of anyone else. Tests taking t
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import tracemalloc
-from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from psycopg import sql
 
 from lethe.exceptions import StoreError
-from lethe.policy import load_catalog
-from lethe.policy.models import PostgresStore
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
 from lethe.stores.base import CollectResult, Protection
 from lethe.stores.postgres import PostgresRetentionAdapter
+from tests.stores.conftest import (
+    CONN_ID,
+    JAN,
+    JAN_NEIGHBOUR,
+    PIET,
+    CursorProxy,
+    MemoryRowSink,
+    SinkFull,
+    collect_into,
+    create_contact_persons,
+    create_usage_records,
+    fresh_schema,
+    make_hook,
+    postgres_adapter,
+    postgres_store,
+    utc,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Mapping
+
+    from lethe.policy.models import PostgresStore
 
 SCHEMA = "lethe_pg_collect_test"
-CONN_ID = "lethe_telecom_db"
 
-JAN = "+31612345678"
-JAN_NEIGHBOUR = "+31612345679"  # one digit off
-PIET = "+31687654321"
 HOSTILE = ["' OR 1=1 --", "%", "_", "*", "../", ".*", "\\", "jan@x.nl%"]
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 # ================================================================================ the sink
 
 
-class SinkFull(Exception):
-    """The test sink refuses more rows (to prove the adapter streams)."""
+class MemorySink(MemoryRowSink):
+    """The test sink of a table's rows, found by the table."""
 
-
-class MemorySink:
-    """An export sink keeping rows per (category id, store location), checking the contract.
-
-    :param keep: store the rows (else only count them, for memory measurements).
-    :param fail_after: raise :class:`SinkFull` when this many rows have been written.
-    :param on_first_row: called when the first row arrives.
-    """
-
-    def __init__(
-        self,
-        *,
-        keep: bool = True,
-        fail_after: int | None = None,
-        on_first_row: Callable[[], None] | None = None,
-    ) -> None:
-        self.keep = keep
-        self.fail_after = fail_after
-        self.on_first_row = on_first_row
-        self.tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self.columns: dict[tuple[str, str], tuple[str, ...]] = {}
-        self.files: dict[tuple[str, str, str], bytes] = {}
-        self.written = 0
-
-    @contextlib.contextmanager
-    def rows(self, category: Any, store: Any, columns: Sequence[str]) -> Iterator[Any]:
-        key = (category.id, store.location)
-        assert key not in self.columns, "a store's rows are opened once per collect"
-        self.columns[key] = tuple(columns)
-        self.tables[key] = []
-        sink = self
-
-        class Writer:
-            def write(self, row: Mapping[str, Any]) -> None:
-                assert set(row) <= set(columns)
-                if sink.fail_after is not None and sink.written >= sink.fail_after:
-                    raise SinkFull
-                if sink.written == 0 and sink.on_first_row is not None:
-                    sink.on_first_row()
-                sink.written += 1
-                if sink.keep:
-                    sink.tables[key].append(dict(row))
-
-        yield Writer()
-
-    @contextlib.contextmanager
-    def file(self, category: Any, store: Any, name: str) -> Iterator[Any]:
-        raise AssertionError("a table has no files")
+    no_files = "a table has no files"
 
     def table(self, store: PostgresStore) -> list[dict[str, Any]]:
         """The rows written for ``store`` (of any category)."""
@@ -107,75 +67,16 @@ class MemorySink:
 # ================================================================================ fixtures
 
 
-def q(text: str) -> sql.Composed:
-    """SQL of the tests, with ``{s}`` standing for the test schema (quoted)."""
-    return sql.SQL(text).format(s=sql.Identifier(SCHEMA))
-
-
-class Db:
-    """An autocommit connection to the test database, for building tables."""
-
-    def __init__(self, dsn: str) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True)
-
-    def run(self, query: str | sql.Composable, params: Any = None) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query) if isinstance(query, str) else query, params)
-
-    def many(self, query: str, rows: list[tuple]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(q(query), rows)
-
-    def plan(self, query: Any, params: Mapping[str, Any]) -> str:
-        """EXPLAIN of ``query`` with sequential scans discouraged."""
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("SET LOCAL enable_seqscan = off")
-            cur.execute(sql.SQL("EXPLAIN ") + query, params)
-            return "\n".join(row[0] for row in cur.fetchall())
-
-
 @pytest.fixture(scope="module")
 def db(stack):
-    database = Db(stack.postgres_dsn)
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.run(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-    yield database
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.conn.close()
+    yield from fresh_schema(stack.postgres_dsn, SCHEMA)
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
+adapter_for = partial(postgres_adapter, SCHEMA)
 
 
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def driver(request, monkeypatch, stack):
-    """Which driver the provider's hook hands out: psycopg 3 (default here) or psycopg2."""
-    from airflow.providers.postgres.hooks import postgres as hook_module
-
-    monkeypatch.setattr(hook_module, "USE_PSYCOPG3", request.param == "psycopg")
-    return request.param
-
-
-def make_hook(conn_id: str = CONN_ID):
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    return PostgresHook(postgres_conn_id=conn_id)
-
-
-def adapter_for(catalog, category_id: str, table: str, index: int = 0, **changes):
-    """An adapter on a copy of the catalog's store, moved to the test schema."""
-    category = catalog.category(category_id)
-    store = category.stores[index].model_copy(update={"table": f"{SCHEMA}.{table}", **changes})
-    return PostgresRetentionAdapter(hook=make_hook(), store=store, category=category)
-
-
-def collect(adapter, subject: Mapping[Identity, set[str]], protection=None, **kwargs):
-    sink = kwargs.pop("sink", None) or MemorySink()
-    frozen = {identity: frozenset(values) for identity, values in subject.items()}
-    result = adapter.collect(frozen, protection or Protection(), sink, **kwargs)
-    return result, sink
+def collect(adapter, subject: Mapping[Identity, set[str]], protection=None, *, sink=None, **kwargs):
+    return collect_into(sink or MemorySink(), adapter, subject, protection, **kwargs)
 
 
 def ids(rows: list[dict[str, Any]], key: str) -> list[Any]:
@@ -201,23 +102,7 @@ USAGE_COLUMNS = (
 @pytest.fixture(scope="module")
 def usage(db):
     """Month-partitioned usage records (as in telecom.sql) of a few callers."""
-    db.run(
-        """CREATE TABLE {s}.usage_records (
-            record_id bigint NOT NULL, customer_id bigint NOT NULL, contract_id bigint NOT NULL,
-            service text NOT NULL, caller_number text NOT NULL, callee_number text NOT NULL,
-            started_at timestamptz NOT NULL, duration_seconds integer NOT NULL,
-            cell_id text, charge_cents integer NOT NULL DEFAULT 0,
-            PRIMARY KEY (record_id, started_at)) PARTITION BY RANGE (started_at)"""
-    )
-    for month, upper in (("202401", "2024-02-01"), ("202402", "2024-03-01")):
-        db.run(
-            sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(SCHEMA, f"usage_records_p{month}"),
-                sql.Identifier(SCHEMA, "usage_records"),
-                sql.Literal(f"{month[:4]}-{month[4:]}-01 00:00+00"),
-                sql.Literal(f"{upper} 00:00+00"),
-            )
-        )
+    create_usage_records(db)
     for column in ("caller_number", "callee_number", "customer_id", "contract_id"):
         db.run(
             sql.SQL("CREATE INDEX ON {} ({})").format(
@@ -368,13 +253,7 @@ def test_all_rows_held_leaves_the_sink_as_for_no_rows(catalog, usage):
 @pytest.fixture(scope="module")
 def contacts(db):
     """Contact persons (row 1): two customers, three contacts of customer 42."""
-    db.run(
-        """CREATE TABLE {s}.contact_persons (
-            contact_id bigint PRIMARY KEY, customer_id bigint NOT NULL,
-            full_name text NOT NULL, phone text, email text, created_at timestamptz NOT NULL)"""
-    )
-    db.run("CREATE INDEX ON {s}.contact_persons (email)")
-    db.run("CREATE INDEX ON {s}.contact_persons (phone)")
+    create_contact_persons(db)
     db.run("CREATE INDEX ON {s}.contact_persons (customer_id)")
     db.many(
         "INSERT INTO {s}.contact_persons VALUES (%s, %s, %s, %s, %s, %s)",
@@ -554,20 +433,7 @@ def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch, dr
     fetched: list[int] = []
     real_driver = adapter_module._driver
 
-    class Spy:
-        def __init__(self, cursor):
-            self.cursor = cursor
-
-        def __enter__(self):
-            self.cursor.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.cursor.__exit__(*exc)
-
-        def execute(self, *args):
-            return self.cursor.execute(*args)
-
+    class Spy(CursorProxy):
         def fetchmany(self, size):
             rows = self.cursor.fetchmany(size)
             fetched.append(len(rows))
@@ -613,16 +479,8 @@ def test_errors_name_the_table_and_connection_never_values(catalog, db):
     db.run("CREATE TABLE {s}.odd (id bigint PRIMARY KEY, customer_ref uuid, at timestamptz)")
     db.run("INSERT INTO {s}.odd VALUES (1, gen_random_uuid(), now())")
     category = catalog.category("support_tickets")
-    store = PostgresStore.model_validate(
-        {
-            "kind": "postgres",
-            "conn_id": CONN_ID,
-            "table": f"{SCHEMA}.odd",
-            "key_columns": ["id"],
-            "age": {"column": "at"},
-            "subject": [{"column": "customer_ref", "identity": "email"}],
-            "on_expiry": "delete",
-        }
+    store = postgres_store(
+        SCHEMA, "odd", ["id"], {"column": "at"}, [{"column": "customer_ref", "identity": "email"}]
     )
     adapter = PostgresRetentionAdapter(hook=make_hook(), store=store, category=category)
     secret = "jan.secret@x.nl"

@@ -10,102 +10,46 @@ drivers the postgres provider may pick.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from lethe.exceptions import PurgeError, StoreError
-from lethe.policy import load_catalog
-from lethe.policy.models import PostgresStore
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
 from lethe.stores.base import EraseResult, Protection, RectifyResult
 from lethe.stores.postgres import PostgresRetentionAdapter
 from lethe.subjects.actions import value_hash
+from tests.stores.conftest import (
+    JAN,
+    JAN_NEIGHBOUR,
+    PIET,
+    CursorProxy,
+    create_contact_persons,
+    create_usage_records,
+    erase,
+    fresh_schema,
+    frozen,
+    make_hook,
+    postgres_adapter,
+    postgres_store,
+    utc,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from lethe.policy.models import PostgresStore
+    from tests.stores.conftest import Db
 
 SCHEMA = "lethe_pg_erase_test"
-CONN_ID = "lethe_telecom_db"
-
-JAN = "+31612345678"
-JAN_NEIGHBOUR = "+31612345679"  # one digit off
-PIET = "+31687654321"
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 # ================================================================================ fixtures
 
 
-def q(text: str) -> sql.Composed:
-    """SQL of the tests, with ``{s}`` standing for the test schema (quoted)."""
-    return sql.SQL(text).format(s=sql.Identifier(SCHEMA))
-
-
-class Db:
-    """An autocommit connection to the test database, for building and reading tables."""
-
-    def __init__(self, dsn: str) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True)
-
-    def run(self, query: str | sql.Composable, params: Any = None) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query) if isinstance(query, str) else query, params)
-
-    def many(self, query: str, rows: list[tuple]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(q(query), rows)
-
-    def rows(self, query: str) -> list[tuple]:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query))
-            return cur.fetchall()
-
-    def by_key(self, query: str) -> dict[Any, tuple]:
-        """``SELECT key, ...`` as key -> the other columns."""
-        return {row[0]: row[1:] for row in self.rows(query)}
-
-    def exists(self, name: str) -> bool:
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{name}",))
-            return cur.fetchone()[0]
-
-
 @pytest.fixture(scope="module")
 def db(stack):
-    database = Db(stack.postgres_dsn)
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.run(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-    yield database
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.conn.close()
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def driver(request, monkeypatch, stack):
-    """Which driver the provider's hook hands out: psycopg 3 (default here) or psycopg2."""
-    from airflow.providers.postgres.hooks import postgres as hook_module
-
-    monkeypatch.setattr(hook_module, "USE_PSYCOPG3", request.param == "psycopg")
-    return request.param
-
-
-def make_hook(conn_id: str = CONN_ID):
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    return PostgresHook(postgres_conn_id=conn_id)
+    yield from fresh_schema(stack.postgres_dsn, SCHEMA)
 
 
 class NoIO:
@@ -115,19 +59,7 @@ class NoIO:
         raise AssertionError("no connection expected")
 
 
-def adapter_for(catalog, category_id: str, table: str, index: int = 0, *, hook=None, **changes):
-    """An adapter on a copy of the catalog's store, moved to the test schema."""
-    category = catalog.category(category_id)
-    store = category.stores[index].model_copy(update={"table": f"{SCHEMA}.{table}", **changes})
-    return PostgresRetentionAdapter(hook=hook or make_hook(), store=store, category=category)
-
-
-def frozen(subject: Mapping[Identity, set[str]]) -> dict[Identity, frozenset[str]]:
-    return {identity: frozenset(values) for identity, values in subject.items()}
-
-
-def erase(adapter, subject: Mapping[Identity, set[str]], protection=None) -> EraseResult:
-    return adapter.erase(frozen(subject), protection or Protection())
+adapter_for = partial(postgres_adapter, SCHEMA)
 
 
 def rectify(adapter, subject, changes, protection=None) -> RectifyResult:
@@ -154,13 +86,7 @@ CONTACTS = [
 def contacts(db):
     """Contact persons (row 1): four customers; the subject at two of them."""
     db.run("DROP TABLE IF EXISTS {s}.contact_persons")
-    db.run(
-        """CREATE TABLE {s}.contact_persons (
-            contact_id bigint PRIMARY KEY, customer_id bigint NOT NULL,
-            full_name text NOT NULL, phone text, email text, created_at timestamptz NOT NULL)"""
-    )
-    db.run("CREATE INDEX ON {s}.contact_persons (email)")
-    db.run("CREATE INDEX ON {s}.contact_persons (phone)")
+    create_contact_persons(db)
     db.many(
         "INSERT INTO {s}.contact_persons VALUES (%s, %s, %s, %s, %s, %s)",
         [(*row, utc(2024, 1, row[0])) for row in CONTACTS],
@@ -309,23 +235,7 @@ def test_a_store_without_the_subjects_identities_is_not_touched(catalog):
 def usage(db):
     """Month-partitioned usage records; January holds only the subject's records."""
     db.run("DROP TABLE IF EXISTS {s}.usage_records")
-    db.run(
-        """CREATE TABLE {s}.usage_records (
-            record_id bigint NOT NULL, customer_id bigint NOT NULL, contract_id bigint NOT NULL,
-            service text NOT NULL, caller_number text NOT NULL, callee_number text NOT NULL,
-            started_at timestamptz NOT NULL, duration_seconds integer NOT NULL,
-            cell_id text, charge_cents integer NOT NULL DEFAULT 0,
-            PRIMARY KEY (record_id, started_at)) PARTITION BY RANGE (started_at)"""
-    )
-    for month, upper in (("202401", "2024-02-01"), ("202402", "2024-03-01")):
-        db.run(
-            sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(SCHEMA, f"usage_records_p{month}"),
-                sql.Identifier(SCHEMA, "usage_records"),
-                sql.Literal(f"{month[:4]}-{month[4:]}-01 00:00+00"),
-                sql.Literal(f"{upper} 00:00+00"),
-            )
-        )
+    create_usage_records(db)
     rows = [
         # record, customer, contract, caller, callee, month
         (1, 10, 100, JAN, PIET, 1),
@@ -351,20 +261,7 @@ def test_partitioned_records_go_in_batches_and_no_partition_is_dropped(
     deletes: list[int] = []
     real_driver = adapter_module._driver
 
-    class Spy:
-        def __init__(self, cursor):
-            self.cursor = cursor
-
-        def __enter__(self):
-            self.cursor.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.cursor.__exit__(*exc)
-
-        def __getattr__(self, name):
-            return getattr(self.cursor, name)
-
+    class Spy(CursorProxy):
         def execute(self, query, params=None):
             if "DELETE" in repr(query):
                 deletes.append(len(params["key0"]))
@@ -401,20 +298,7 @@ def test_a_failing_batch_reports_what_was_erased_before(catalog, usage, monkeypa
         original = driver.cursor
         calls = {"n": 0}
 
-        class Failing:
-            def __init__(self, cursor):
-                self.cursor = cursor
-
-            def __enter__(self):
-                self.cursor.__enter__()
-                return self
-
-            def __exit__(self, *exc):
-                return self.cursor.__exit__(*exc)
-
-            def __getattr__(self, name):
-                return getattr(self.cursor, name)
-
+        class Failing(CursorProxy):
             def execute(self, query, params=None):
                 if "DELETE" in repr(query):
                     calls["n"] += 1
@@ -441,19 +325,16 @@ def test_a_failing_batch_reports_what_was_erased_before(catalog, usage, monkeypa
 
 
 def form_store(anonymise: dict) -> PostgresStore:
-    return PostgresStore.model_validate(
-        {
-            "kind": "postgres",
-            "conn_id": CONN_ID,
-            "table": f"{SCHEMA}.form_entries",
-            "key_columns": ["entry_id"],
-            "age": {"column": "submitted_at"},
-            "subject": [
-                {"column": "email", "identity": "email"},
-                {"column": "phone", "identity": "phone"},
-            ],
-            "on_expiry": {"anonymise": anonymise},
-        }
+    return postgres_store(
+        SCHEMA,
+        "form_entries",
+        ["entry_id"],
+        {"column": "submitted_at"},
+        [
+            {"column": "email", "identity": "email"},
+            {"column": "phone", "identity": "phone"},
+        ],
+        on_expiry={"anonymise": anonymise},
     )
 
 

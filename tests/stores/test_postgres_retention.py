@@ -9,111 +9,34 @@ drivers the postgres provider may pick (psycopg 3 and psycopg2).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from lethe.exceptions import PurgeError, StoreError
-from lethe.policy import Duration, load_catalog
-from lethe.policy.models import PostgresStore
+from lethe.policy import Duration
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
 from lethe.stores.base import Cutoff, Protection, cutoff_before
 from lethe.stores.postgres import PostgresRetentionAdapter
+from tests.stores.conftest import CONN_ID, ams, fresh_schema, make_hook, postgres_store, utc
+
+if TYPE_CHECKING:
+    from lethe.policy.models import PostgresStore
+    from tests.stores.conftest import Db
 
 SCHEMA = "lethe_pg_retention_test"
-CONN_ID = "lethe_telecom_db"
-AMS = ZoneInfo("Europe/Amsterdam")
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-def ams(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=AMS)
 
 
 # ================================================================================ fixtures
 
 
-def q(text: str) -> sql.Composed:
-    """SQL of the tests, with ``{s}`` standing for the test schema (quoted)."""
-    return sql.SQL(text).format(s=sql.Identifier(SCHEMA))
-
-
-class Db:
-    """An autocommit connection to the test database, for setting up and inspecting tables."""
-
-    def __init__(self, dsn: str) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True)
-
-    def run(self, query: str | sql.Composable, params: Any = None) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query) if isinstance(query, str) else query, params)
-
-    def many(self, query: str, rows: list[tuple]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(q(query), rows)
-
-    def one(self, query: str, params: Any = None) -> Any:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query), params)
-            return cur.fetchone()
-
-    def rows(self, query: str) -> list[tuple]:
-        with self.conn.cursor() as cur:
-            cur.execute(q(query))
-            return cur.fetchall()
-
-    def ids(self, table: str, key: str) -> set[int]:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT {} FROM {}").format(
-                    sql.Identifier(key), sql.Identifier(SCHEMA, table)
-                )
-            )
-            return {row[0] for row in cur.fetchall()}
-
-    def exists(self, name: str) -> bool:
-        found = self.one("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{name}",))
-        return found[0]
-
-
 @pytest.fixture(scope="module")
 def db(stack):
-    database = Db(stack.postgres_dsn)
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.run(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-    yield database
-    database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    database.conn.close()
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def driver(request, monkeypatch, stack):
-    """Which driver the provider's hook hands out: psycopg 3 (default here) or psycopg2."""
-    from airflow.providers.postgres.hooks import postgres as hook_module
-
-    monkeypatch.setattr(hook_module, "USE_PSYCOPG3", request.param == "psycopg")
-    conn = make_hook().get_conn()
-    assert type(conn).__module__.startswith("psycopg2") == (request.param == "psycopg2")
-    conn.close()
-    return request.param
-
-
-def make_hook(conn_id: str = CONN_ID):
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    return PostgresHook(postgres_conn_id=conn_id)
+    yield from fresh_schema(stack.postgres_dsn, SCHEMA)
 
 
 def adapter(store: PostgresStore, category, **kwargs) -> PostgresRetentionAdapter:
@@ -122,19 +45,7 @@ def adapter(store: PostgresStore, category, **kwargs) -> PostgresRetentionAdapte
     )
 
 
-def store(table: str, key_columns: list[str], age: dict, subject: list[dict], **extra):
-    return PostgresStore.model_validate(
-        {
-            "kind": "postgres",
-            "conn_id": CONN_ID,
-            "table": f"{SCHEMA}.{table}",
-            "key_columns": key_columns,
-            "age": age,
-            "subject": subject,
-            "on_expiry": "delete",
-            **extra,
-        }
-    )
+store = partial(postgres_store, SCHEMA)
 
 
 # --------------------------------------------------------------------------- tickets table
@@ -646,7 +557,7 @@ def test_a_partition_drop_fails_rather_than_blocks(db, catalog, stack, monkeypat
     reader = psycopg.connect(stack.postgres_dsn)
     try:
         with reader.cursor() as cur:  # a long report reading February holds its lock
-            cur.execute(q("SELECT count(*) FROM {s}.usage_records_p202402"))
+            cur.execute(db.q("SELECT count(*) FROM {s}.usage_records_p202402"))
         started = datetime.now(UTC)
         with pytest.raises(PurgeError, match="55P03") as raised:
             adapter(usage_store(catalog), category).purge(

@@ -14,129 +14,51 @@ import io
 import json
 import uuid
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from lethe import connections
 from lethe.exceptions import StoreError
-from lethe.policy import Identity, S3Store, load_catalog
+from lethe.policy import Identity, S3Store
 from lethe.stores.base import CollectResult, Protection
 from lethe.stores.s3 import S3RetentionAdapter
+from tests.stores.conftest import (
+    VISITOR,
+    VISITOR_TWINS,
+    MemoryRowSink,
+    SinkFull,
+    collect_into,
+    export_key,
+    new_bucket,
+    put_object,
+    s3_hook,
+    web_adapter,
+)
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
-
-VISITOR = "visitor-0001"
-OTHERS = ["visitor-0002", "visitor-00010", "VISITOR-0001", "isitor-0001", "visitor-000"]
 WEB_COLUMNS = ("source_date", "visited_at", "page", "visitor_id")
 
 
 # ================================================================================ the sink
 
 
-class SinkFull(Exception):
-    """The test sink refuses more rows."""
+class MemorySink(MemoryRowSink):
+    """The test sink of an S3 store's rows."""
 
-
-class MemorySink:
-    """An export sink keeping rows per (category id, store location), checking the contract.
-
-    :param keep: store the rows (else only count them, for memory measurements).
-    :param fail_after: raise :class:`SinkFull` when this many rows have been written.
-    """
-
-    def __init__(self, *, keep: bool = True, fail_after: int | None = None) -> None:
-        self.keep = keep
-        self.fail_after = fail_after
-        self.tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self.columns: dict[tuple[str, str], tuple[str, ...]] = {}
-        self.written = 0
-
-    @contextlib.contextmanager
-    def rows(self, category: Any, store: Any, columns: Sequence[str]) -> Iterator[Any]:
-        key = (category.id, store.location)
-        assert key not in self.columns, "a store's rows are opened once per collect"
-        assert len(set(columns)) == len(columns)
-        self.columns[key] = tuple(columns)
-        self.tables[key] = []
-        sink = self
-
-        class Writer:
-            def write(self, row: Mapping[str, Any]) -> None:
-                assert set(row) <= set(columns)
-                if sink.fail_after is not None and sink.written >= sink.fail_after:
-                    raise SinkFull
-                sink.written += 1
-                if sink.keep:
-                    sink.tables[key].append(dict(row))
-
-        yield Writer()
-
-    @contextlib.contextmanager
-    def file(self, category: Any, store: Any, name: str) -> Iterator[Any]:
-        raise AssertionError("objects are collected as rows, never as files")
-
-    def only(self) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
-        """The columns and rows of the one store collected."""
-        assert len(self.tables) == 1
-        key = next(iter(self.tables))
-        return self.columns[key], self.tables[key]
+    no_files = "objects are collected as rows, never as files"
 
 
 # ================================================================================ fixtures
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=connections.OBJECT_STORE)
-
-
-@pytest.fixture
-def client(hook):
-    return hook.get_conn()
+    return s3_hook()
 
 
 @pytest.fixture
 def bucket(client):
-    name = f"lethe-collect-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def calls(client):
-    """The S3 API calls the client makes from now on: (operation, parameters)."""
-    made: list[tuple[str, dict]] = []
-
-    def record(event_name, params, **_):
-        made.append((event_name.rsplit(".", 1)[-1], dict(params)))
-
-    client.meta.events.register("provide-client-params.s3.*", record)
-    yield made
-    client.meta.events.unregister("provide-client-params.s3.*", record)
-
-
-def _put(client, bucket: str, key: str, body: bytes | str) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=body.encode() if isinstance(body, str) else body)
-
-
-def _web_adapter(hook, catalog, bucket: str) -> S3RetentionAdapter:
-    category = catalog.category("web_statistics")
-    store = next(s for s in category.stores if s.kind == "s3")
-    store = store.model_copy(update={"bucket": bucket})
-    return S3RetentionAdapter(hook=hook, store=store, category=category)
-
-
-def _export_key(day: date) -> str:
-    return f"exports/{day:%Y/%m/%d}/visits-{day:%Y%m%d}.csv"
+    return new_bucket(client, "lethe-collect")
 
 
 def _visits(day: date, *rows: tuple[str, str], header: str = "visited_at,page,visitor_id") -> str:
@@ -149,32 +71,34 @@ def _visits(day: date, *rows: tuple[str, str], header: str = "visited_at,page,vi
 
 
 def collect(adapter, subject, protection=None, sink=None) -> tuple[CollectResult, MemorySink]:
-    sink = sink or MemorySink()
-    frozen = {identity: frozenset(values) for identity, values in subject.items()}
-    return adapter.collect(frozen, protection or Protection(), sink), sink
+    return collect_into(sink or MemorySink(), adapter, subject, protection)
 
 
 @pytest.fixture
 def exports(client, bucket):
     """Three days of web analytics exports; the subject visits on two of them."""
     days = [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)]
-    _put(
+    put_object(
         client,
         bucket,
-        _export_key(days[0]),
-        _visits(days[0], ("/", OTHERS[0]), ("/tarieven", VISITOR), ("/contact", OTHERS[1])),
+        export_key(days[0]),
+        _visits(
+            days[0], ("/", VISITOR_TWINS[0]), ("/tarieven", VISITOR), ("/contact", VISITOR_TWINS[1])
+        ),
     )
-    _put(client, bucket, _export_key(days[1]), _visits(days[1], *[("/", o) for o in OTHERS]))
-    _put(
+    put_object(
+        client, bucket, export_key(days[1]), _visits(days[1], *[("/", o) for o in VISITOR_TWINS])
+    )
+    put_object(
         client,
         bucket,
-        _export_key(days[2]),
-        _visits(days[2], ("/a", VISITOR), ("/b", OTHERS[2]), ("/c,d", VISITOR)),
+        export_key(days[2]),
+        _visits(days[2], ("/a", VISITOR), ("/b", VISITOR_TWINS[2]), ("/c,d", VISITOR)),
     )
     # Outside the layout: never read, whatever it holds.
-    _put(client, bucket, "exports/2024/03/01/extra.csv", _visits(days[0], ("/x", VISITOR)))
-    _put(client, bucket, "exports/readme.txt", VISITOR)
-    _put(client, bucket, _export_key(date(2024, 3, 4)), b"")  # an empty export
+    put_object(client, bucket, "exports/2024/03/01/extra.csv", _visits(days[0], ("/x", VISITOR)))
+    put_object(client, bucket, "exports/readme.txt", VISITOR)
+    put_object(client, bucket, export_key(date(2024, 3, 4)), b"")  # an empty export
     return days
 
 
@@ -182,7 +106,7 @@ def exports(client, bucket):
 
 
 def test_a_visitor_gets_exactly_their_rows_with_the_objects_date(hook, catalog, bucket, exports):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     result, sink = collect(adapter, {Identity.VISITOR_ID: {VISITOR}})
 
     columns, rows = sink.only()
@@ -211,9 +135,9 @@ def test_a_visitor_gets_exactly_their_rows_with_the_objects_date(hook, catalog, 
     assert sink.tables.keys() == {("web_statistics", f"{bucket}/exports/")}
 
 
-@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.parametrize("other", VISITOR_TWINS)
 def test_near_miss_visitors_get_only_their_own_rows(hook, catalog, bucket, exports, other):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     _, sink = collect(adapter, {Identity.VISITOR_ID: {other}})
     _, rows = sink.only()
     assert rows
@@ -224,7 +148,7 @@ def test_near_miss_visitors_get_only_their_own_rows(hook, catalog, bucket, expor
     "value", ["%", "_", "*", ".*", "' OR 1=1 --", "../", f"{VISITOR}\x00", "visitor-", ""]
 )
 def test_metacharacters_match_nothing(hook, catalog, bucket, exports, value):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     result, sink = collect(adapter, {Identity.VISITOR_ID: {value}})
     assert result == CollectResult()
     assert sink.tables == {}
@@ -245,13 +169,13 @@ def test_a_store_without_subject_fields_is_never_listed(catalog, calls, hook):
 
 def test_a_source_date_column_in_the_objects_gets_another_name(hook, catalog, client, bucket):
     day = date(2024, 5, 6)
-    _put(
+    put_object(
         client,
         bucket,
-        _export_key(day),
+        export_key(day),
         _visits(day, ("/", VISITOR), header="visited_at,source_date,visitor_id"),
     )
-    _, sink = collect(_web_adapter(hook, catalog, bucket), {Identity.VISITOR_ID: {VISITOR}})
+    _, sink = collect(web_adapter(hook, catalog, bucket), {Identity.VISITOR_ID: {VISITOR}})
     columns, rows = sink.only()
     assert columns == ("_source_date", "visited_at", "source_date", "visitor_id")
     assert rows[0]["_source_date"] == day
@@ -285,24 +209,24 @@ def _jsonl(*rows: dict[str, Any]) -> str:
 
 @pytest.fixture
 def events(client, bucket):
-    _put(
+    put_object(
         client,
         bucket,
         "events/2024/03/01/09.jsonl",
         _jsonl(
             {"visitor_id": VISITOR, "page": "/", "ip": "192.0.2.1"},
-            {"visitor_id": OTHERS[0], "page": "/", "ip": "192.0.2.10", "secret": "x"},
+            {"visitor_id": VISITOR_TWINS[0], "page": "/", "ip": "192.0.2.10", "secret": "x"},
             {"page": "/login", "ip": "192.0.2.1", "customer": 42, "tags": ["a", "b"]},
         )
         + "\n",  # a blank line is no row
     )
-    _put(
+    put_object(
         client,
         bucket,
         "events/2024/03/01/10.jsonl",
         _jsonl(
-            {"customer": 420, "page": "/x", "visitor_id": OTHERS[1]},
-            {"customer": 42, "page": "/y", "meta": {"k": [1, 2]}, "visitor_id": OTHERS[2]},
+            {"customer": 420, "page": "/x", "visitor_id": VISITOR_TWINS[1]},
+            {"customer": 42, "page": "/y", "meta": {"k": [1, 2]}, "visitor_id": VISITOR_TWINS[2]},
             {"visitor_id": VISITOR, "ip": None, "page": "/z", "nested": [{"a": 1}]},
         ),
     )
@@ -340,7 +264,7 @@ def test_jsonl_columns_in_order_of_first_appearance(hook, catalog, bucket, event
             "customer": 42,
             "page": "/y",
             "meta": '{"k": [1, 2]}',
-            "visitor_id": OTHERS[2],
+            "visitor_id": VISITOR_TWINS[2],
         },
         {
             "source_date": ten,
@@ -374,7 +298,7 @@ def test_held_rows_are_withheld_and_counted_restricted_included(hook, catalog, b
 
 
 def test_all_rows_held_leaves_the_sink_as_for_no_rows(hook, catalog, bucket, exports):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     held = Protection(held={Identity.VISITOR_ID: frozenset({VISITOR})})
     result, sink = collect(adapter, {Identity.VISITOR_ID: {VISITOR}}, held)
     assert result == CollectResult(withheld=3)
@@ -418,7 +342,7 @@ def test_objects_are_streamed_line_by_line(hook, catalog, client, bucket, consum
             offsets.append(size)
     body = ("\n".join(lines) + "\n").encode()
     assert size == len(body) > 7_000_000
-    _put(client, bucket, _export_key(day), body)
+    put_object(client, bucket, export_key(day), body)
     read_at_write: list[int] = []
 
     class Watching(MemorySink):
@@ -433,7 +357,7 @@ def test_objects_are_streamed_line_by_line(hook, catalog, client, bucket, consum
 
                 yield Writer()
 
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     subject = {Identity.VISITOR_ID: frozenset({VISITOR})}
     result, _ = collect(adapter, subject, sink=Watching())
     assert result == CollectResult(rows=6)
@@ -452,7 +376,7 @@ def test_objects_are_streamed_line_by_line(hook, catalog, client, bucket, consum
 
 
 def test_errors_of_the_sink_pass_unchanged(hook, catalog, bucket, exports):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     with pytest.raises(SinkFull):
         collect(adapter, {Identity.VISITOR_ID: {VISITOR}}, sink=MemorySink(fail_after=1))
 
@@ -463,13 +387,13 @@ def test_errors_of_the_sink_pass_unchanged(hook, catalog, bucket, exports):
 def test_an_object_changed_between_the_passes_fails_the_collect(
     hook, catalog, client, bucket, exports, monkeypatch
 ):
-    adapter = _web_adapter(hook, catalog, bucket)
+    adapter = web_adapter(hook, catalog, bucket)
     count = adapter._count_subject_rows
 
     def count_then_change(key, *args):
         found = count(key, *args)
-        if key == _export_key(exports[2]):
-            _put(client, bucket, key, _visits(exports[2], ("/new", VISITOR)))
+        if key == export_key(exports[2]):
+            put_object(client, bucket, key, _visits(exports[2], ("/new", VISITOR)))
         return found
 
     monkeypatch.setattr(adapter, "_count_subject_rows", count_then_change)
@@ -491,8 +415,8 @@ def test_an_object_changed_between_the_passes_fails_the_collect(
 def test_unreadable_objects_fail_the_collect_naming_no_key(
     hook, catalog, client, bucket, body, reason
 ):
-    _put(client, bucket, _export_key(date(2024, 7, 1)), body)
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(client, bucket, export_key(date(2024, 7, 1)), body)
+    adapter = web_adapter(hook, catalog, bucket)
     with pytest.raises(StoreError, match=reason) as raised:
         collect(adapter, {Identity.VISITOR_ID: {VISITOR}})
     message = str(raised.value)
@@ -503,6 +427,6 @@ def test_unreadable_objects_fail_the_collect_naming_no_key(
 
 
 def test_a_missing_bucket_raises_store_error(hook, catalog):
-    adapter = _web_adapter(hook, catalog, f"lethe-absent-{uuid.uuid4().hex[:8]}")
+    adapter = web_adapter(hook, catalog, f"lethe-absent-{uuid.uuid4().hex[:8]}")
     with pytest.raises(StoreError, match="NoSuchBucket"):
         collect(adapter, {Identity.VISITOR_ID: {VISITOR}})

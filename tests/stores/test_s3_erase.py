@@ -9,78 +9,45 @@ is still there byte for byte, and objects without the subject were not written a
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING
-
 import pytest
 
 from lethe import connections
 from lethe.exceptions import PurgeError
-from lethe.policy import Identity, S3Store, load_catalog
+from lethe.policy import Identity, S3Store
 from lethe.stores.base import EraseResult, Protection
 from lethe.stores.s3 import S3RetentionAdapter
+from tests.stores.conftest import (
+    VISITOR,
+    VISITOR_TWINS,
+    erase,
+    new_bucket,
+    object_keys,
+    put_object,
+    s3_hook,
+    web_adapter,
+)
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-VISITOR = "visitor-0001"
-TWINS = ["visitor-0002", "visitor-00010", "VISITOR-0001", "isitor-0001", "visitor-000"]
 HEADER = b"visited_at,page,visitor_id\r\n"
 
 
 # ================================================================================ fixtures
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=connections.OBJECT_STORE)
-
-
-@pytest.fixture
-def client(hook):
-    return hook.get_conn()
+    return s3_hook()
 
 
 @pytest.fixture
 def bucket(client):
-    name = f"lethe-erase-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
+    return new_bucket(client, "lethe-erase")
 
 
 @pytest.fixture
 def versioned(client):
-    name = f"lethe-erase-v-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
+    name = new_bucket(client, "lethe-erase-v")
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
-
-
-@pytest.fixture
-def calls(client):
-    """The S3 API calls the client makes from now on: (operation, parameters)."""
-    made: list[tuple[str, dict]] = []
-
-    def record(event_name, params, **_):
-        made.append((event_name.rsplit(".", 1)[-1], dict(params)))
-
-    client.meta.events.register("provide-client-params.s3.*", record)
-    yield made
-    client.meta.events.unregister("provide-client-params.s3.*", record)
-
-
-def _web_adapter(hook, catalog, bucket: str, **changes) -> S3RetentionAdapter:
-    category = catalog.category("web_statistics")
-    store = next(s for s in category.stores if s.kind == "s3")
-    store = store.model_copy(update={"bucket": bucket, **changes})
-    return S3RetentionAdapter(hook=hook, store=store, category=category)
 
 
 def _key(day: int) -> str:
@@ -91,20 +58,11 @@ def _row(day: int, hour: int, visitor: str, page: str = "/tarieven") -> bytes:
     return f"2024-03-{day:02d}T{hour:02d}:00:00Z,{page},{visitor}\r\n".encode()
 
 
-def _put(client, bucket: str, key: str, body: bytes, **extra) -> str | None:
-    return client.put_object(Bucket=bucket, Key=key, Body=body, **extra).get("VersionId")
-
-
 def _get(client, bucket: str, key: str, version_id: str | None = None) -> bytes:
     params = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
     return client.get_object(**params)["Body"].read()
-
-
-def _keys(client, bucket: str) -> set[str]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return {obj["Key"] for page in pages for obj in page.get("Contents", ())}
 
 
 def _versions(client, bucket: str) -> dict[str, list[dict]]:
@@ -118,31 +76,26 @@ def _versions(client, bucket: str) -> dict[str, list[dict]]:
     return found
 
 
-def erase(adapter, subject: Mapping[Identity, set[str]], protection=None) -> EraseResult:
-    frozen = {identity: frozenset(values) for identity, values in subject.items()}
-    return adapter.erase(frozen, protection or Protection())
-
-
 # ================================================================================ exactness
 
 
 def test_a_shared_export_is_rewritten_without_the_subject(hook, catalog, client, bucket, calls):
-    others = [_row(1, 8 + i, twin) for i, twin in enumerate(TWINS)]
+    others = [_row(1, 8 + i, twin) for i, twin in enumerate(VISITOR_TWINS)]
     mine = [_row(1, 20, VISITOR), _row(1, 21, VISITOR, "/contact")]
     shared = HEADER + others[0] + mine[0] + b"".join(others[1:]) + mine[1]
     only_mine = HEADER + _row(2, 9, VISITOR) + _row(2, 10, VISITOR)
-    not_mine = HEADER + b"".join(_row(3, 9 + i, twin) for i, twin in enumerate(TWINS))
+    not_mine = HEADER + b"".join(_row(3, 9 + i, twin) for i, twin in enumerate(VISITOR_TWINS))
     outside = "exports/2024/03/01/other.csv"  # not the layout: never touched
-    _put(client, bucket, _key(1), shared, ContentType="text/csv", Metadata={"rows": "7"})
-    _put(client, bucket, _key(2), only_mine)
+    put_object(client, bucket, _key(1), shared, ContentType="text/csv", Metadata={"rows": "7"})
+    put_object(client, bucket, _key(2), only_mine)
     untouched_etag = client.put_object(Bucket=bucket, Key=_key(3), Body=not_mine)["ETag"]
-    _put(client, bucket, outside, only_mine)
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(client, bucket, outside, only_mine)
+    adapter = web_adapter(hook, catalog, bucket)
     calls.clear()
 
     result = erase(adapter, {Identity.VISITOR_ID: {VISITOR}})
     assert result == EraseResult(removed=1 + 2, rewritten=1)  # 1 object, 2 rows
-    assert _keys(client, bucket) == {_key(1), _key(3), outside}
+    assert object_keys(client, bucket) == {_key(1), _key(3), outside}
     # The same header and every other row, byte for byte, in their order.
     assert _get(client, bucket, _key(1)) == HEADER + b"".join(others)
     head = client.head_object(Bucket=bucket, Key=_key(1))
@@ -168,8 +121,8 @@ def test_every_other_byte_survives_a_rewrite(hook, catalog, client, bucket):
     blank = b"\r\n"
     last = "2024-03-01T10:00:00Z,/caf\u00e9,visitor-0003".encode()
     body = header + quoted + mine + blank + quoted_mine + last
-    _put(client, bucket, _key(1), body)
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(client, bucket, _key(1), body)
+    adapter = web_adapter(hook, catalog, bucket)
 
     assert erase(adapter, {Identity.VISITOR_ID: {VISITOR}}) == EraseResult(removed=2, rewritten=1)
     assert _get(client, bucket, _key(1)) == header + quoted + blank + last
@@ -198,7 +151,7 @@ def test_jsonl_objects_keep_other_lines_exactly(hook, catalog, client, bucket):
         b"\n",
         b'{"page": "/c", "customer": 43}',
     ]
-    _put(client, bucket, "events/2024/03/01.jsonl", b"".join(lines))
+    put_object(client, bucket, "events/2024/03/01.jsonl", b"".join(lines))
     category = catalog.category("web_statistics")
     adapter = S3RetentionAdapter(hook=hook, store=store, category=category)
 
@@ -208,11 +161,11 @@ def test_jsonl_objects_keep_other_lines_exactly(hook, catalog, client, bucket):
 
 
 def test_empty_objects_hold_no_rows(hook, catalog, client, bucket):
-    _put(client, bucket, _key(1), b"")
-    _put(client, bucket, _key(2), HEADER)
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(client, bucket, _key(1), b"")
+    put_object(client, bucket, _key(2), HEADER)
+    adapter = web_adapter(hook, catalog, bucket)
     assert erase(adapter, {Identity.VISITOR_ID: {VISITOR}}) == EraseResult()
-    assert _keys(client, bucket) == {_key(1), _key(2)}
+    assert object_keys(client, bucket) == {_key(1), _key(2)}
 
 
 def test_stores_without_subject_fields_make_no_call(catalog):
@@ -236,19 +189,21 @@ def test_stores_without_subject_fields_make_no_call(catalog):
 def test_a_versioned_bucket_keeps_no_version_with_the_subject(hook, catalog, client, versioned):
     other = _row(1, 8, "visitor-0002")
     # A shared export written twice: both versions hold the subject.
-    _put(client, versioned, _key(1), HEADER + other + _row(1, 9, VISITOR))
-    _put(client, versioned, _key(1), HEADER + other + _row(1, 9, VISITOR) + _row(1, 10, "v-3"))
+    put_object(client, versioned, _key(1), HEADER + other + _row(1, 9, VISITOR))
+    put_object(
+        client, versioned, _key(1), HEADER + other + _row(1, 9, VISITOR) + _row(1, 10, "v-3")
+    )
     # The subject's own export, twice.
-    _put(client, versioned, _key(2), HEADER + _row(2, 9, VISITOR))
-    _put(client, versioned, _key(2), HEADER + _row(2, 9, VISITOR) + _row(2, 10, VISITOR))
+    put_object(client, versioned, _key(2), HEADER + _row(2, 9, VISITOR))
+    put_object(client, versioned, _key(2), HEADER + _row(2, 9, VISITOR) + _row(2, 10, VISITOR))
     # The subject only in an older version; and in a deleted object's history.
-    _put(client, versioned, _key(3), HEADER + _row(3, 9, VISITOR) + other)
-    kept = _put(client, versioned, _key(3), HEADER + other)
-    _put(client, versioned, _key(4), HEADER + _row(4, 9, VISITOR))
+    put_object(client, versioned, _key(3), HEADER + _row(3, 9, VISITOR) + other)
+    kept = put_object(client, versioned, _key(3), HEADER + other)
+    put_object(client, versioned, _key(4), HEADER + _row(4, 9, VISITOR))
     client.delete_object(Bucket=versioned, Key=_key(4))
     # Nothing of the subject: not written, not deleted.
-    untouched = _put(client, versioned, _key(5), HEADER + other)
-    adapter = _web_adapter(hook, catalog, versioned, versioned=True)
+    untouched = put_object(client, versioned, _key(5), HEADER + other)
+    adapter = web_adapter(hook, catalog, versioned, versioned=True)
 
     result = erase(adapter, {Identity.VISITOR_ID: {VISITOR}})
     # Rewritten: key 1 (1 row). Deleted: key 2 whole, key 3's and key 4's old versions.
@@ -274,10 +229,12 @@ def test_a_versioned_bucket_keeps_no_version_with_the_subject(hook, catalog, cli
 
 def test_an_object_holding_a_held_value_stays_whole(hook, catalog, client, versioned):
     shared = HEADER + _row(1, 8, "visitor-held") + _row(1, 9, VISITOR) + _row(1, 10, VISITOR)
-    _put(client, versioned, _key(1), shared)
-    _put(client, versioned, _key(2), HEADER + _row(2, 9, VISITOR) + _row(2, 10, "visitor-0002"))
-    _put(client, versioned, _key(3), HEADER + _row(3, 9, VISITOR))
-    adapter = _web_adapter(hook, catalog, versioned, versioned=True)
+    put_object(client, versioned, _key(1), shared)
+    put_object(
+        client, versioned, _key(2), HEADER + _row(2, 9, VISITOR) + _row(2, 10, "visitor-0002")
+    )
+    put_object(client, versioned, _key(3), HEADER + _row(3, 9, VISITOR))
+    adapter = web_adapter(hook, catalog, versioned, versioned=True)
     protection = Protection(held={Identity.VISITOR_ID: frozenset({"visitor-held"})})
 
     result = erase(adapter, {Identity.VISITOR_ID: {VISITOR}}, protection)
@@ -290,7 +247,7 @@ def test_an_object_holding_a_held_value_stays_whole(hook, catalog, client, versi
     mine = Protection(held={Identity.VISITOR_ID: frozenset({VISITOR})})
     assert erase(adapter, {Identity.VISITOR_ID: {VISITOR}}, mine) == EraseResult(withheld=2)
     everything = Protection(category_held=True)
-    _put(client, versioned, _key(4), HEADER + _row(4, 9, VISITOR))
+    put_object(client, versioned, _key(4), HEADER + _row(4, 9, VISITOR))
     result = erase(adapter, {Identity.VISITOR_ID: {VISITOR}}, everything)
     assert result == EraseResult(withheld=3)
     assert _get(client, versioned, _key(1)) == shared
@@ -300,11 +257,13 @@ def test_an_object_holding_a_held_value_stays_whole(hook, catalog, client, versi
 
 
 def test_per_key_failures_are_counted_and_the_rest_erased(hook, catalog, client, bucket):
-    _put(client, bucket, _key(1), b"visited_at,page\r\n2024-03-01T09:00:00Z,/a\r\n")  # no column
-    _put(client, bucket, _key(2), HEADER + _row(2, 9, VISITOR))
-    _put(client, bucket, _key(3), HEADER + _row(3, 9, VISITOR) + _row(3, 10, "visitor-0002"))
-    _put(client, bucket, _key(4), b"\xff\xfe not utf-8")
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(
+        client, bucket, _key(1), b"visited_at,page\r\n2024-03-01T09:00:00Z,/a\r\n"
+    )  # no column
+    put_object(client, bucket, _key(2), HEADER + _row(2, 9, VISITOR))
+    put_object(client, bucket, _key(3), HEADER + _row(3, 9, VISITOR) + _row(3, 10, "visitor-0002"))
+    put_object(client, bucket, _key(4), b"\xff\xfe not utf-8")
+    adapter = web_adapter(hook, catalog, bucket)
 
     with pytest.raises(PurgeError) as raised:
         erase(adapter, {Identity.VISITOR_ID: {VISITOR}})
@@ -313,18 +272,18 @@ def test_per_key_failures_are_counted_and_the_rest_erased(hook, catalog, client,
     assert "Unreadable" in message
     assert "exports/" not in message.replace(f"{bucket}/exports/", "")  # no key
     assert VISITOR not in message
-    assert _keys(client, bucket) == {_key(1), _key(3), _key(4)}
+    assert object_keys(client, bucket) == {_key(1), _key(3), _key(4)}
     assert VISITOR.encode() not in _get(client, bucket, _key(3))
 
 
 def test_an_object_changed_meanwhile_is_not_overwritten(hook, catalog, client, bucket):
-    _put(client, bucket, _key(1), HEADER + _row(1, 9, VISITOR) + _row(1, 10, "visitor-0002"))
-    adapter = _web_adapter(hook, catalog, bucket)
+    put_object(client, bucket, _key(1), HEADER + _row(1, 9, VISITOR) + _row(1, 10, "visitor-0002"))
+    adapter = web_adapter(hook, catalog, bucket)
     newer = HEADER + _row(1, 9, VISITOR) + _row(1, 10, "visitor-0002") + _row(1, 11, "v-new")
     real = adapter._rewrite
 
     def racing(key, census, wanted, **kwargs):
-        _put(client, bucket, key, newer)  # another writer, between the count and the write
+        put_object(client, bucket, key, newer)  # another writer, between the count and the write
         return real(key, census, wanted, **kwargs)
 
     adapter._rewrite = racing

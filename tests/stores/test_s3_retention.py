@@ -17,58 +17,30 @@ import pytest
 
 from lethe import connections
 from lethe.exceptions import PurgeError, StoreError
-from lethe.policy import Identity, S3Store, load_catalog
+from lethe.policy import Identity, S3Store
 from lethe.policy.vocabulary import KeyTimeSource
 from lethe.stores.base import Cutoff, Protection
 from lethe.stores.s3 import S3RetentionAdapter
+from tests.stores.conftest import (
+    export_key,
+    new_bucket,
+    object_keys,
+    put_object,
+    s3_adapter,
+    s3_hook,
+)
 
 SECOND = timedelta(seconds=1)
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=connections.OBJECT_STORE)
-
-
-@pytest.fixture
-def client(hook):
-    return hook.get_conn()
+    return s3_hook()
 
 
 @pytest.fixture
 def bucket(client):
-    name = f"lethe-retention-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def calls(client):
-    """The S3 API calls the client makes from now on: (operation, parameters)."""
-    made: list[tuple[str, dict]] = []
-
-    def record(event_name, params, **_):
-        made.append((event_name.rsplit(".", 1)[-1], dict(params)))
-
-    client.meta.events.register("provide-client-params.s3.*", record)
-    yield made
-    client.meta.events.unregister("provide-client-params.s3.*", record)
-
-
-def _put(client, bucket: str, key: str, body: bytes = b"x", **extra) -> str | None:
-    return client.put_object(Bucket=bucket, Key=key, Body=body, **extra).get("VersionId")
-
-
-def _keys(client, bucket: str) -> set[str]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return {obj["Key"] for page in pages for obj in page.get("Contents", ())}
+    return new_bucket(client, "lethe-retention")
 
 
 def _versions(client, bucket: str) -> dict[str, int]:
@@ -80,20 +52,9 @@ def _versions(client, bucket: str) -> dict[str, int]:
     return found
 
 
-def _adapter(hook, catalog, category_id: str, bucket: str, **changes) -> S3RetentionAdapter:
-    category = catalog.category(category_id)
-    store = next(s for s in category.stores if s.kind == "s3")
-    store = store.model_copy(update={"bucket": bucket, **changes})
-    return S3RetentionAdapter(hook=hook, store=store, category=category)
-
-
 def _visits(day: str, *visitors: str) -> bytes:
     rows = "".join(f"{day}T10:00:00Z,/tarieven,{visitor}\r\n" for visitor in visitors)
     return f"visited_at,page,visitor_id\r\n{rows}".encode()
-
-
-def _export_key(day: datetime) -> str:
-    return f"exports/{day:%Y/%m/%d}/visits-{day:%Y%m%d}.csv"
 
 
 # --- web analytics exports: key time, pruned listing, protection by content ----------------------
@@ -103,17 +64,17 @@ def test_web_exports_purge_lists_only_expired_prefixes(hook, catalog, client, bu
     cutoff = datetime(2024, 3, 10, tzinfo=UTC)
     days = [datetime(2023, 12, 30), datetime(2024, 1, 15), datetime(2024, 3, 8)]
     days += [datetime(2024, 3, 9), datetime(2024, 3, 10), datetime(2024, 4, 1)]
-    keys = {day.date().isoformat(): _export_key(day) for day in days}
+    keys = {day.date().isoformat(): export_key(day) for day in days}
     for day, key in keys.items():
-        _put(client, bucket, key, _visits(day, "v-1"))
+        put_object(client, bucket, key, _visits(day, "v-1"))
     outside = {
         "exports/2024/01/15/other.csv",  # in an expired prefix, but not the layout
         "exports/readme.txt",
         "elsewhere/2020/01/01/visits-20200101.csv",
     }
     for key in outside:
-        _put(client, bucket, key)
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+        put_object(client, bucket, key)
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     calls.clear()
 
     survey = adapter.survey(Cutoff(default=cutoff), Protection())
@@ -127,7 +88,7 @@ def test_web_exports_purge_lists_only_expired_prefixes(hook, catalog, client, bu
     assert result.removed == 4  # 2024-03-09 ends exactly at the cutoff: expired
     assert result.batches == 1
     listed = {(p["Prefix"], p.get("Delimiter")) for op, p in calls if op == "ListObjectsV2"}
-    assert _keys(client, bucket) == {keys["2024-03-10"], keys["2024-04-01"]} | outside
+    assert object_keys(client, bucket) == {keys["2024-03-10"], keys["2024-04-01"]} | outside
     assert listed == {
         ("exports/", "/"),  # the years
         ("exports/2023/", None),  # a whole expired year
@@ -145,35 +106,35 @@ def test_web_exports_purge_lists_only_expired_prefixes(hook, catalog, client, bu
 
 def test_key_time_one_second_either_side_of_the_period_end(hook, catalog, client, bucket):
     day = datetime(2024, 3, 9)
-    key = _export_key(day)
-    _put(client, bucket, key, _visits("2024-03-09", "v-1"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+    key = export_key(day)
+    put_object(client, bucket, key, _visits("2024-03-09", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     end = datetime(2024, 3, 10, tzinfo=UTC)
 
     assert adapter.survey(Cutoff(default=end - SECOND), Protection()).expired == 0
     assert adapter.purge(Cutoff(default=end - SECOND), Protection()).removed == 0
-    assert _keys(client, bucket) == {key}
+    assert object_keys(client, bucket) == {key}
     assert adapter.purge(Cutoff(default=end + SECOND), Protection()).removed == 1
-    assert _keys(client, bucket) == set()
+    assert object_keys(client, bucket) == set()
 
 
 def test_protected_visitors_keep_their_exports(hook, catalog, client, bucket, calls):
     cutoff = datetime(2024, 3, 10, tzinfo=UTC)
-    held = _export_key(datetime(2024, 1, 15))
-    restricted = _export_key(datetime(2023, 12, 30))
-    both = _export_key(datetime(2023, 12, 29))
-    plain = _export_key(datetime(2024, 2, 1))
-    young = _export_key(datetime(2024, 3, 11))
-    _put(client, bucket, held, _visits("2024-01-15", "v-1", "v-held", "v-2"))
-    _put(client, bucket, restricted, _visits("2023-12-30", "v-restricted"))
-    _put(client, bucket, both, _visits("2023-12-29", "v-restricted", "v-3", "v-held"))
-    _put(client, bucket, plain, _visits("2024-02-01", "v-1", "v-2"))
-    _put(client, bucket, young, _visits("2024-03-11", "v-held"))
+    held = export_key(datetime(2024, 1, 15))
+    restricted = export_key(datetime(2023, 12, 30))
+    both = export_key(datetime(2023, 12, 29))
+    plain = export_key(datetime(2024, 2, 1))
+    young = export_key(datetime(2024, 3, 11))
+    put_object(client, bucket, held, _visits("2024-01-15", "v-1", "v-held", "v-2"))
+    put_object(client, bucket, restricted, _visits("2023-12-30", "v-restricted"))
+    put_object(client, bucket, both, _visits("2023-12-29", "v-restricted", "v-3", "v-held"))
+    put_object(client, bucket, plain, _visits("2024-02-01", "v-1", "v-2"))
+    put_object(client, bucket, young, _visits("2024-03-11", "v-held"))
     protection = Protection(
         held={Identity.VISITOR_ID: frozenset({"v-held"})},
         restricted={Identity.VISITOR_ID: frozenset({"v-restricted"})},
     )
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     calls.clear()
 
     survey = adapter.survey(Cutoff(default=cutoff), protection)
@@ -185,7 +146,7 @@ def test_protected_visitors_keep_their_exports(hook, catalog, client, bucket, ca
     result = adapter.purge(Cutoff(default=cutoff), protection)
     assert result.removed == 1
     assert (result.details["held"], result.details["restricted"]) == (2, 1)
-    assert _keys(client, bucket) == {held, restricted, both, young}
+    assert object_keys(client, bucket) == {held, restricted, both, young}
 
     # A protection on an identity the store does not hold reads nothing.
     calls.clear()
@@ -203,28 +164,28 @@ def test_protected_visitors_keep_their_exports(hook, catalog, client, bucket, ca
 def test_an_export_that_cannot_be_checked_is_kept_and_fails_the_purge(
     hook, catalog, client, bucket
 ):
-    broken = _export_key(datetime(2024, 1, 2))
-    fine = _export_key(datetime(2024, 1, 3))
-    _put(client, bucket, broken, b"visited_at,page\r\n2024-01-02T10:00:00Z,/\r\n")
-    _put(client, bucket, fine, _visits("2024-01-03", "v-1"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+    broken = export_key(datetime(2024, 1, 2))
+    fine = export_key(datetime(2024, 1, 3))
+    put_object(client, bucket, broken, b"visited_at,page\r\n2024-01-02T10:00:00Z,/\r\n")
+    put_object(client, bucket, fine, _visits("2024-01-03", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     protection = Protection(held={Identity.VISITOR_ID: frozenset({"v-held"})})
 
     with pytest.raises(PurgeError) as caught:
         adapter.purge(Cutoff(default=datetime(2024, 3, 1, tzinfo=UTC)), protection)
     assert (caught.value.removed, caught.value.failed) == (1, 1)
     assert "exports/2024" not in str(caught.value)
-    assert _keys(client, bucket) == {broken}
+    assert object_keys(client, bucket) == {broken}
 
 
 def test_an_empty_expired_export_holds_no_rows_and_is_purged_despite_protections(
     hook, catalog, client, bucket
 ):
-    empty = _export_key(datetime(2024, 1, 2))
-    held = _export_key(datetime(2024, 1, 3))
-    _put(client, bucket, empty, b"")  # a 0-byte export: no header, no rows
-    _put(client, bucket, held, _visits("2024-01-03", "v-held"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+    empty = export_key(datetime(2024, 1, 2))
+    held = export_key(datetime(2024, 1, 3))
+    put_object(client, bucket, empty, b"")  # a 0-byte export: no header, no rows
+    put_object(client, bucket, held, _visits("2024-01-03", "v-held"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     protection = Protection(
         held={Identity.VISITOR_ID: frozenset({"v-held"})},
         restricted={Identity.VISITOR_ID: frozenset({"v-restricted"})},
@@ -234,7 +195,7 @@ def test_an_empty_expired_export_holds_no_rows_and_is_purged_despite_protections
     survey = adapter.survey(cutoff, protection)
     assert (survey.expired, survey.held, survey.restricted, survey.removable) == (2, 1, 0, 1)
     assert adapter.purge(cutoff, protection).removed == 1  # no PurgeError for "unreadable"
-    assert _keys(client, bucket) == {held}
+    assert object_keys(client, bucket) == {held}
     assert adapter.purge(cutoff, protection).removed == 0
 
 
@@ -260,7 +221,7 @@ def test_jsonl_rows_are_checked_by_key(hook, catalog, client, bucket):
     }
     for key, lines in rows.items():
         body = "\n\n".join(json.dumps(line) for line in lines) + "\n"
-        _put(client, bucket, key, body.encode())
+        put_object(client, bucket, key, body.encode())
     protection = Protection(
         held={Identity.CUSTOMER_ID: frozenset({"42"})},
         restricted={Identity.IP: frozenset({"192.0.2.7"})},
@@ -270,17 +231,20 @@ def test_jsonl_rows_are_checked_by_key(hook, catalog, client, bucket):
     result = adapter.purge(Cutoff(default=datetime(2024, 2, 1, tzinfo=UTC)), protection)
 
     assert (result.removed, result.details["held"], result.details["restricted"]) == (1, 1, 1)
-    assert _keys(client, bucket) == {"events/2024/01/01/web.jsonl", "events/2024/01/01/app.jsonl"}
+    assert object_keys(client, bucket) == {
+        "events/2024/01/01/web.jsonl",
+        "events/2024/01/01/app.jsonl",
+    }
 
 
 # --- last-modified time and per-subject cutoffs -------------------------------------------------
 
 
 def test_last_modified_one_second_either_side(hook, catalog, client, bucket):
-    key = _export_key(datetime(2030, 1, 1))  # the key's date means nothing here
-    _put(client, bucket, key, _visits("2030-01-01", "v-1"))
+    key = export_key(datetime(2030, 1, 1))  # the key's date means nothing here
+    put_object(client, bucket, key, _visits("2030-01-01", "v-1"))
     modified = client.head_object(Bucket=bucket, Key=key)["LastModified"].astimezone(UTC)
-    adapter = _adapter(
+    adapter = s3_adapter(
         hook, catalog, "web_statistics", bucket, time_from=KeyTimeSource.LAST_MODIFIED
     )
 
@@ -288,27 +252,27 @@ def test_last_modified_one_second_either_side(hook, catalog, client, bucket):
     assert (survey.total, survey.expired, survey.newest) == (1, 0, modified)
     assert adapter.purge(Cutoff(default=modified - SECOND), Protection()).removed == 0
     assert adapter.purge(Cutoff(default=modified), Protection()).removed == 0
-    assert _keys(client, bucket) == {key}
+    assert object_keys(client, bucket) == {key}
     assert adapter.purge(Cutoff(default=modified + SECOND), Protection()).removed == 1
-    assert _keys(client, bucket) == set()
+    assert object_keys(client, bucket) == set()
 
 
 def test_per_subject_cutoffs_apply_the_earliest(hook, catalog, client, bucket):
     # Which customer an object belongs to is unknown without reading it: nothing goes
     # before every customer's retention has passed.
     default = datetime(2024, 3, 10, tzinfo=UTC)
-    older = _export_key(datetime(2024, 2, 1))
-    newer = _export_key(datetime(2024, 3, 1))
+    older = export_key(datetime(2024, 2, 1))
+    newer = export_key(datetime(2024, 3, 1))
     for key in (older, newer):
-        _put(client, bucket, key, _visits("2024-01-01", "v-1"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+        put_object(client, bucket, key, _visits("2024-01-01", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     cutoff = Cutoff(
         default=default,
         per_subject={"42": datetime(2024, 2, 15, tzinfo=UTC)},
         subject_identity=Identity.CUSTOMER_ID,
     )
     assert adapter.purge(cutoff, Protection()).removed == 1
-    assert _keys(client, bucket) == {newer}
+    assert object_keys(client, bucket) == {newer}
 
 
 # --- versioned lawful-intercept logs ------------------------------------------------------------
@@ -338,15 +302,15 @@ def test_versioned_bucket_keeps_no_version_of_an_expired_key(
     }
     for key, count in {**expired, **young}.items():
         for _ in range(count):
-            _put(client, bucket, key, line)
+            put_object(client, bucket, key, line)
     # Only old versions and a delete marker left: an interrupted purge, or a user's delete.
     gone = "traffic/telephony/2023/11/30/23.jsonl"
-    _put(client, bucket, gone, line)
-    _put(client, bucket, gone, line)
+    put_object(client, bucket, gone, line)
+    put_object(client, bucket, gone, line)
     client.delete_object(Bucket=bucket, Key=gone)
     outside = "traffic/fax/2023/01/01/00.jsonl"  # not one of the layout's services
-    _put(client, bucket, outside, line)
-    adapter = _adapter(hook, catalog, "lawful_intercept_traffic", bucket)
+    put_object(client, bucket, outside, line)
+    adapter = s3_adapter(hook, catalog, "lawful_intercept_traffic", bucket)
     assert adapter.store.versioned
     adapter.page_size = 2  # a key's versions span listing pages
     calls.clear()
@@ -372,13 +336,13 @@ def test_versioned_export_is_kept_whole_when_an_old_version_is_protected(
     hook, catalog, client, versioned_bucket
 ):
     bucket = versioned_bucket
-    kept = _export_key(datetime(2024, 1, 5))
-    _put(client, bucket, kept, _visits("2024-01-05", "v-held"))
-    _put(client, bucket, kept, _visits("2024-01-05", "v-1"))  # rewritten without the visitor
-    gone = _export_key(datetime(2024, 1, 6))
-    _put(client, bucket, gone, _visits("2024-01-06", "v-1"))
-    _put(client, bucket, gone, _visits("2024-01-06", "v-2"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket, versioned=True)
+    kept = export_key(datetime(2024, 1, 5))
+    put_object(client, bucket, kept, _visits("2024-01-05", "v-held"))
+    put_object(client, bucket, kept, _visits("2024-01-05", "v-1"))  # rewritten without the visitor
+    gone = export_key(datetime(2024, 1, 6))
+    put_object(client, bucket, gone, _visits("2024-01-06", "v-1"))
+    put_object(client, bucket, gone, _visits("2024-01-06", "v-2"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket, versioned=True)
     protection = Protection(held={Identity.VISITOR_ID: frozenset({"v-held"})})
 
     result = adapter.purge(Cutoff(default=datetime(2024, 2, 1, tzinfo=UTC)), protection)
@@ -392,12 +356,12 @@ def test_object_lock_refusals_fail_the_purge_after_the_rest(hook, catalog, clien
     client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     line = b'{"src": "192.0.2.1"}\n'
     locked = "traffic/email/2023/05/01/10.jsonl"
-    _put(client, bucket, locked, line)
-    _put(client, bucket, locked, line, ObjectLockLegalHoldStatus="ON")
+    put_object(client, bucket, locked, line)
+    put_object(client, bucket, locked, line, ObjectLockLegalHoldStatus="ON")
     free = [f"traffic/email/2023/05/01/{hour:02d}.jsonl" for hour in (11, 12, 13)]
     for key in free:
-        _put(client, bucket, key, line)
-    adapter = _adapter(hook, catalog, "lawful_intercept_traffic", bucket)
+        put_object(client, bucket, key, line)
+    adapter = s3_adapter(hook, catalog, "lawful_intercept_traffic", bucket)
 
     with pytest.raises(PurgeError) as caught:
         adapter.purge(Cutoff(default=datetime(2024, 1, 1, tzinfo=UTC)), Protection())
@@ -424,8 +388,8 @@ def test_more_than_1000_expired_keys_go_in_chunks(hook, catalog, client, bucket,
     )
     keys = [f"bulk/2024/01/02/{n:05d}.json" for n in range(1005)]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda key: _put(client, bucket, key, b"{}"), keys))
-    _put(client, bucket, "bulk/2024/01/03/young.json", b"{}")
+        list(pool.map(lambda key: put_object(client, bucket, key, b"{}"), keys))
+    put_object(client, bucket, "bulk/2024/01/03/young.json", b"{}")
     adapter = S3RetentionAdapter(hook=hook, store=store, category=category)
     calls.clear()
 
@@ -434,14 +398,14 @@ def test_more_than_1000_expired_keys_go_in_chunks(hook, catalog, client, bucket,
     assert (result.removed, result.batches) == (1005, 2)
     sizes = [len(p["Delete"]["Objects"]) for op, p in calls if op == "DeleteObjects"]
     assert sizes == [1000, 5]
-    assert _keys(client, bucket) == {"bulk/2024/01/03/young.json"}
+    assert object_keys(client, bucket) == {"bulk/2024/01/03/young.json"}
 
 
 def test_per_key_errors_in_a_response_are_counted_not_removed(hook, catalog, client, bucket):
-    keys = [_export_key(datetime(2024, 1, day)) for day in (1, 2, 3)]
+    keys = [export_key(datetime(2024, 1, day)) for day in (1, 2, 3)]
     for key in keys:
-        _put(client, bucket, key, _visits("2024-01-01", "v-1"))
-    adapter = _adapter(hook, catalog, "web_statistics", bucket)
+        put_object(client, bucket, key, _visits("2024-01-01", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
     original = client.delete_objects
 
     def partly(**params):
@@ -461,14 +425,14 @@ def test_per_key_errors_in_a_response_are_counted_not_removed(hook, catalog, cli
         del client.delete_objects
     assert (caught.value.removed, caught.value.failed) == (2, 1)
     assert "InternalError" in str(caught.value)
-    assert _keys(client, bucket) == {keys[0]}
+    assert object_keys(client, bucket) == {keys[0]}
 
 
 # --- store errors -------------------------------------------------------------------------------
 
 
 def test_missing_bucket_raises_store_error(hook, catalog):
-    adapter = _adapter(hook, catalog, "web_statistics", f"lethe-absent-{uuid.uuid4().hex[:8]}")
+    adapter = s3_adapter(hook, catalog, "web_statistics", f"lethe-absent-{uuid.uuid4().hex[:8]}")
     with pytest.raises(StoreError, match="NoSuchBucket") as caught:
         adapter.survey(Cutoff(default=datetime(2024, 1, 1, tzinfo=UTC)), Protection())
     assert connections.OBJECT_STORE in str(caught.value)
@@ -491,7 +455,7 @@ def test_unreachable_endpoint_raises_store_error_naming_the_connection(catalog, 
         "AIRFLOW_CONN_LETHE_DEAD_S3",
         json.dumps({"conn_type": "aws", "login": "a", "password": "b", "extra": extra}),
     )
-    adapter = _adapter(
+    adapter = s3_adapter(
         S3Hook(aws_conn_id="lethe_dead_s3"),
         catalog,
         "web_statistics",

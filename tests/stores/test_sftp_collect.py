@@ -11,26 +11,32 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from lethe import connections
 from lethe.exceptions import StoreError
-from lethe.policy import Identity, SftpStore, load_catalog
+from lethe.policy import Identity, SftpStore
 from lethe.stores.base import CollectResult, Protection
 from lethe.stores.sftp import COPY_CHUNK, SFTPRetentionAdapter
+from tests.stores.conftest import (
+    JAN,
+    JAN_NEIGHBOUR,
+    MARIE,
+    PIET,
+    Tree,
+    at,
+    collect_into,
+    customer_recordings,
+    sftp_adapter,
+    sftp_hook,
+    stamp,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
-    from pathlib import Path
 
-JAN = "+31612345678"
-JAN_NEIGHBOUR = "+31612345679"
-PIET = "+31687654321"
-MARIE = "+31201111111"
 CUSTOMER_COLUMNS = ("file", "time", "size_bytes", "customer_id", "caller", "callee")
 
 
@@ -105,91 +111,30 @@ class MemorySink:
 # ================================================================================ fixtures
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
-    return SFTPHook(ssh_conn_id=connections.RECORDINGS_SFTP, conn_retry_attempts=1)
-
-
-class Tree:
-    """A fresh directory under the served root, written on local disk."""
-
-    def __init__(self, served: Path) -> None:
-        self.name = f"collect-{uuid.uuid4().hex[:10]}"
-        self.local = served / self.name
-        self.local.mkdir()
-        self.remote = f"/{self.name}"
-        self.content: dict[str, bytes] = {}
-
-    def file(self, relative: str, body: bytes | None = None, *, mtime: datetime | None = None):
-        path = self.local / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = body if body is not None else f"RIFF {relative} WAVE".encode()
-        path.write_bytes(body)
-        if mtime is not None:
-            os.utime(path, (mtime.timestamp(), mtime.timestamp()))
-        self.content[relative] = body
-        return relative
-
-    def recording(self, customer: str, moment: datetime, caller: str, callee: str) -> str:
-        return self.file(f"{customer}/{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{callee}.wav")
-
-    def support(self, moment: datetime, caller: str, call_id: str) -> str:
-        return self.file(f"{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{call_id}.wav")
+    return sftp_hook()
 
 
 @pytest.fixture
 def tree(stack):
-    return Tree(stack.sftp_root)
-
-
-def _adapter(hook, catalog, category_id: str, root: str, **changes) -> SFTPRetentionAdapter:
-    category = catalog.category(category_id)
-    store = category.stores[0].model_copy(update={"root": root, **changes})
-    return SFTPRetentionAdapter(hook=hook, store=store, category=category)
+    return Tree(stack.sftp_root, "collect")
 
 
 def collect(adapter, subject, protection=None, **kwargs) -> tuple[CollectResult, MemorySink]:
-    sink = MemorySink()
-    frozen = {identity: frozenset(values) for identity, values in subject.items()}
-    return adapter.collect(frozen, protection or Protection(), sink, **kwargs), sink
-
-
-def at(day: int, hour: int = 9) -> datetime:
-    return datetime(2024, 3, day, hour, 15, 30, tzinfo=UTC)
+    return collect_into(MemorySink(), adapter, subject, protection, **kwargs)
 
 
 @pytest.fixture
 def customers(tree):
-    """Recordings of three customers; JAN calls and is called across two of them."""
-    return {
-        "jan_calls": tree.recording("1001", at(1), JAN, PIET),
-        "jan_called": tree.recording("2002", at(2), MARIE, JAN),
-        "jan_to_jan": tree.recording("1001", at(3), JAN, JAN),  # both groups: listed once
-        "neighbour": tree.recording("1001", at(4), JAN_NEIGHBOUR, PIET),
-        "marie": tree.recording("1001", at(5), MARIE, PIET),
-        "prefix_customer": tree.recording("10010", at(6), PIET, MARIE),
-        "other": tree.recording("100", at(7), PIET, "+31600000000"),
-        # Not the pattern: never listed, whatever it holds.
-        "notes": tree.file(f"1001/2024/03/01/{JAN}.txt"),
-    }
+    return customer_recordings(tree)
 
 
 # ================================================================================ completeness
 
 
 def test_a_phone_collects_its_recordings_as_caller_and_callee(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.PHONE: {JAN}})
 
     expected = [customers["jan_calls"], customers["jan_to_jan"], customers["jan_called"]]
@@ -213,7 +158,7 @@ def test_a_phone_collects_its_recordings_as_caller_and_callee(hook, catalog, tre
 
 
 def test_a_customer_id_collects_the_customers_tree_only(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.CUSTOMER_ID: {"1001"}})
     assert sink.names() == [
         customers["jan_calls"],
@@ -251,7 +196,7 @@ def test_a_customer_id_collects_the_customers_tree_only(hook, catalog, tree, cus
     ],
 )
 def test_metacharacters_and_near_misses_match_nothing(hook, catalog, tree, customers, value):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.PHONE: {value}, Identity.CUSTOMER_ID: {value}})
     assert result == CollectResult()
     assert sink.tables == {}
@@ -262,7 +207,7 @@ def test_support_recordings_by_name_time_and_mtime(hook, catalog, tree):
     first = tree.support(at(1), JAN, "c-1")
     tree.support(at(2), JAN_NEIGHBOUR, "c-2")
     second = tree.support(at(3, 23), JAN, "c-3")
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.PHONE: {JAN}})
     assert sink.names() == [first, second]
     assert [row["time"] for row in sink.listing()] == [at(1), at(3, 23)]
@@ -302,7 +247,7 @@ def test_support_recordings_by_name_time_and_mtime(hook, catalog, tree):
 
 
 def test_held_files_are_withheld_and_counted_restricted_included(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     protection = Protection(
         # MARIE's hold reaches the call she made to JAN; customer 1001's restriction does not
         # stop access.
@@ -321,7 +266,7 @@ def test_held_files_are_withheld_and_counted_restricted_included(hook, catalog, 
 
 
 def test_without_files_only_the_listing_is_written(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.PHONE: {JAN}}, include_files=False)
     assert sink.files == {}
     assert [row["file"] for row in sink.listing()] == [
@@ -338,7 +283,7 @@ def test_a_store_without_the_subjects_identities_opens_no_session(catalog, tree)
         def get_managed_conn(self):
             raise AssertionError("no session for a store the subject has no identity in")
 
-    adapter = _adapter(NoIO(), catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(NoIO(), catalog, "support_call_recordings", tree.remote)
     sink = MemorySink()
     subject = {Identity.CUSTOMER_ID: frozenset({"1001"}), Identity.EMAIL: frozenset({"j@x.nl"})}
     assert adapter.collect(subject, Protection(), sink) == CollectResult()
@@ -350,8 +295,8 @@ def test_a_store_without_the_subjects_identities_opens_no_session(catalog, tree)
 
 def test_large_files_are_copied_in_chunks(hook, catalog, tree):
     body = os.urandom(3 * COPY_CHUNK + 123)
-    name = tree.file(f"1001/2024/03/01/{_stamp(at(1))}_{JAN}_{PIET}.wav", body)
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    name = tree.file(f"1001/2024/03/01/{stamp(at(1))}_{JAN}_{PIET}.wav", body)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, sink = collect(adapter, {Identity.PHONE: {JAN}})
     assert sink.files[("customer_call_recordings", tree.remote, name)] == body
     assert sink.writes == [COPY_CHUNK, COPY_CHUNK, COPY_CHUNK, 123]
@@ -359,24 +304,8 @@ def test_large_files_are_copied_in_chunks(hook, catalog, tree):
     assert sink.listing()[0]["size_bytes"] == len(body)
 
 
-@pytest.fixture
-def connects(monkeypatch):
-    """Counts new SSH connections the SFTP hook opens."""
-    from airflow.providers.ssh.hooks.ssh import SSHHook
-
-    opened: list[int] = []
-    original = SSHHook.get_conn
-
-    def counting(self):
-        opened.append(1)
-        return original(self)
-
-    monkeypatch.setattr(SSHHook, "get_conn", counting)
-    return opened
-
-
 def test_one_session_for_the_walk_and_every_copy(hook, catalog, tree, customers, connects):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     result, _ = collect(adapter, {Identity.CUSTOMER_ID: {"1001", "2002"}})
     assert result.files == 5
     assert len(connects) == 1
@@ -384,7 +313,7 @@ def test_one_session_for_the_walk_and_every_copy(hook, catalog, tree, customers,
 
 
 def test_a_file_gone_before_its_copy_is_left_out(hook, catalog, tree, customers, monkeypatch):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     find = adapter._find
 
     def find_then_purge(*args):
@@ -409,7 +338,7 @@ def test_read_errors_name_the_store_never_the_file(hook, catalog, tree, customer
         raise OSError(5, f"I/O error on {customers['jan_calls']}")
 
     monkeypatch.setattr(SFTPFile, "read", broken)
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     with pytest.raises(StoreError) as raised:
         collect(adapter, {Identity.PHONE: {JAN}})
     message = str(raised.value)
@@ -421,6 +350,6 @@ def test_read_errors_name_the_store_never_the_file(hook, catalog, tree, customer
 
 
 def test_a_missing_root_raises_store_error(hook, catalog, tree):
-    adapter = _adapter(hook, catalog, "support_call_recordings", f"{tree.remote}/absent")
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", f"{tree.remote}/absent")
     with pytest.raises(StoreError, match="cannot be read"):
         collect(adapter, {Identity.PHONE: {JAN}})

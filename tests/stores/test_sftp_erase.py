@@ -8,113 +8,47 @@ excepted), all of everyone else's, and the root always.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import pytest
 
-from lethe import connections
 from lethe.exceptions import PurgeError
-from lethe.policy import Identity, load_catalog
+from lethe.policy import Identity
 from lethe.stores.base import EraseResult, Protection
-from lethe.stores.sftp import SFTPRetentionAdapter
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from pathlib import Path
-
-JAN = "+31612345678"
-JAN_NEIGHBOUR = "+31612345679"  # one digit off
-PIET = "+31687654321"
-MARIE = "+31201111111"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def at(day: int, hour: int = 9) -> datetime:
-    return datetime(2024, 3, day, hour, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
+from tests.stores.conftest import (
+    JAN,
+    JAN_NEIGHBOUR,
+    MARIE,
+    PIET,
+    Tree,
+    at,
+    customer_recordings,
+    erase,
+    sftp_adapter,
+    sftp_hook,
+)
 
 
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
-    return SFTPHook(ssh_conn_id=connections.RECORDINGS_SFTP, conn_retry_attempts=1)
-
-
-class Tree:
-    """A fresh directory under the served root, written on local disk."""
-
-    def __init__(self, served: Path) -> None:
-        self.name = f"erase-{uuid.uuid4().hex[:10]}"
-        self.local = served / self.name
-        self.local.mkdir()
-        self.remote = f"/{self.name}"
-
-    def file(self, relative: str) -> str:
-        path = self.local / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(f"RIFF {relative} WAVE".encode())
-        return relative
-
-    def recording(self, customer: str, moment: datetime, caller: str, callee: str) -> str:
-        return self.file(f"{customer}/{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{callee}.wav")
-
-    def support(self, moment: datetime, caller: str, call_id: str) -> str:
-        return self.file(f"{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{call_id}.wav")
-
-    def files(self) -> set[str]:
-        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_file()}
-
-    def dirs(self) -> set[str]:
-        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_dir()}
+    return sftp_hook()
 
 
 @pytest.fixture
 def tree(stack):
-    return Tree(stack.sftp_root)
-
-
-def _adapter(hook, catalog, category_id: str, root: str) -> SFTPRetentionAdapter:
-    category = catalog.category(category_id)
-    store = category.stores[0].model_copy(update={"root": root})
-    return SFTPRetentionAdapter(hook=hook, store=store, category=category)
-
-
-def erase(adapter, subject: Mapping[Identity, set[str]], protection=None) -> EraseResult:
-    frozen = {identity: frozenset(values) for identity, values in subject.items()}
-    return adapter.erase(frozen, protection or Protection())
+    return Tree(stack.sftp_root, "erase")
 
 
 @pytest.fixture
 def customers(tree):
-    """Recordings of four customers; JAN calls and is called across two of them."""
-    return {
-        "jan_calls": tree.recording("1001", at(1), JAN, PIET),
-        "jan_called": tree.recording("2002", at(2), MARIE, JAN),
-        "jan_to_jan": tree.recording("1001", at(3), JAN, JAN),
-        "neighbour": tree.recording("1001", at(4), JAN_NEIGHBOUR, PIET),
-        "marie": tree.recording("1001", at(5), MARIE, PIET),
-        "prefix_customer": tree.recording("10010", at(6), PIET, MARIE),
-        "other": tree.recording("100", at(7), PIET, "+31600000000"),
-        # Not the pattern: never touched, whatever its name holds.
-        "notes": tree.file(f"1001/2024/03/01/{JAN}.txt"),
-    }
+    return customer_recordings(tree)
 
 
 # ================================================================================ exactness
 
 
 def test_a_phone_erases_its_recordings_as_caller_and_callee(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     before = tree.files()
     result = erase(adapter, {Identity.PHONE: {JAN}})
 
@@ -133,7 +67,7 @@ def test_a_phone_erases_its_recordings_as_caller_and_callee(hook, catalog, tree,
 
 
 def test_a_customer_id_erases_the_customers_tree_only(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     before = tree.files()
     result = erase(adapter, {Identity.CUSTOMER_ID: {"1001"}})
     assert result == EraseResult(removed=4)
@@ -144,7 +78,7 @@ def test_a_customer_id_erases_the_customers_tree_only(hook, catalog, tree, custo
 def test_a_colleagues_phone_does_not_erase_the_customers_other_recordings(
     hook, catalog, tree, customers
 ):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     before = tree.files()
     result = erase(adapter, {Identity.PHONE: {MARIE}})
     assert result == EraseResult(removed=3)
@@ -154,7 +88,7 @@ def test_a_colleagues_phone_does_not_erase_the_customers_other_recordings(
 
 @pytest.mark.parametrize("value", [JAN_NEIGHBOUR[:-1], "+3161234567.", ".*", "1001"])
 def test_values_match_whole_groups_exactly(hook, catalog, tree, customers, value):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     before = tree.files()
     assert erase(adapter, {Identity.PHONE: {value}}) == EraseResult()
     assert tree.files() == before
@@ -164,7 +98,7 @@ def test_values_match_whole_groups_exactly(hook, catalog, tree, customers, value
 
 
 def test_held_files_stay_and_are_counted(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     before = tree.files()
     # A hold on the other party of one call keeps that recording.
     protection = Protection(held={Identity.PHONE: frozenset({PIET})})
@@ -188,7 +122,7 @@ def test_emptied_directories_go_bottom_up_but_never_the_root(hook, catalog, tree
         tree.support(at(day), JAN, f"c{day}")
     tree.support(datetime(2023, 12, 31, tzinfo=UTC), JAN, "old")
     (tree.local / "2023" / "11").mkdir(parents=True)  # empty before: not the erase's
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
 
     assert erase(adapter, {Identity.PHONE: {JAN}}) == EraseResult(removed=3)
     assert tree.files() == set()
@@ -196,31 +130,21 @@ def test_emptied_directories_go_bottom_up_but_never_the_root(hook, catalog, tree
     assert tree.local.is_dir()  # the root stays, empty or not
 
 
-def test_one_session_for_the_whole_erase(hook, catalog, tree, customers, monkeypatch):
-    from airflow.providers.ssh.hooks.ssh import SSHHook
-
-    opened: list[int] = []
-    original = SSHHook.get_conn
-
-    def counting(self):
-        opened.append(1)
-        return original(self)
-
-    monkeypatch.setattr(SSHHook, "get_conn", counting)
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+def test_one_session_for_the_whole_erase(hook, catalog, tree, customers, connects):
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     assert erase(adapter, {Identity.PHONE: {JAN}}).removed == 3
-    assert len(opened) == 1
+    assert len(connects) == 1
     with adapter.session():
         erase(adapter, {Identity.PHONE: {MARIE}})
         erase(adapter, {Identity.CUSTOMER_ID: {"100"}})
-    assert len(opened) == 2  # nested in the caller's session: shared
+    assert len(connects) == 2  # nested in the caller's session: shared
     # No identity of the store's groups: no session at all.
     assert erase(adapter, {Identity.EMAIL: {"jan@x.nl"}}) == EraseResult()
-    assert len(opened) == 2
+    assert len(connects) == 2
 
 
 def test_failures_are_counted_and_the_rest_erased(hook, catalog, tree, customers):
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
     with adapter.session() as sftp:
         original = sftp.remove
 

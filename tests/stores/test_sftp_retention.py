@@ -7,82 +7,29 @@ which files went and which stayed.
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import pytest
 
 from lethe import connections
 from lethe.exceptions import PurgeError, StoreError
-from lethe.policy import Identity, SftpStore, load_catalog
+from lethe.policy import Identity, SftpStore
 from lethe.stores.base import Cutoff, Protection
 from lethe.stores.sftp import SFTPRetentionAdapter, join_remote, safe_name
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from tests.stores.conftest import Tree, sftp_adapter, sftp_hook, stamp, support_name
 
 CUTOFF = datetime(2024, 4, 1, 12, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _support_name(moment: datetime, caller: str, call_id: str) -> str:
-    return f"{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{call_id}.wav"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
-
 @pytest.fixture
 def hook(stack):
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
-    return SFTPHook(ssh_conn_id=connections.RECORDINGS_SFTP, conn_retry_attempts=1)
-
-
-class Tree:
-    """A fresh directory under the served root, written on local disk."""
-
-    def __init__(self, served: Path) -> None:
-        self.name = f"retention-{uuid.uuid4().hex[:10]}"
-        self.local = served / self.name
-        self.local.mkdir()
-        self.remote = f"/{self.name}"
-
-    def file(self, relative: str, *, mtime: datetime | None = None) -> str:
-        path = self.local / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"RIFF....WAVE")
-        if mtime is not None:
-            os.utime(path, (mtime.timestamp(), mtime.timestamp()))
-        return relative
-
-    def dir(self, relative: str) -> None:
-        (self.local / relative).mkdir(parents=True, exist_ok=True)
-
-    def files(self) -> set[str]:
-        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_file()}
-
-    def dirs(self) -> set[str]:
-        return {p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_dir()}
+    return sftp_hook()
 
 
 @pytest.fixture
 def tree(stack):
-    return Tree(stack.sftp_root)
-
-
-def _adapter(hook, catalog, category_id: str, root: str, **changes) -> SFTPRetentionAdapter:
-    category = catalog.category(category_id)
-    store = category.stores[0].model_copy(update={"root": root, **changes})
-    return SFTPRetentionAdapter(hook=hook, store=store, category=category)
+    return Tree(stack.sftp_root, "retention", body=b"RIFF....WAVE")
 
 
 # --- name time, protections, directories --------------------------------------------------------
@@ -91,18 +38,18 @@ def _adapter(hook, catalog, category_id: str, root: str, **changes) -> SFTPReten
 def test_support_recordings_purge_exactly_the_expired_unprotected_files(hook, catalog, tree):
     # Mtimes are all "now": the age must come from the name.
     now = datetime.now(UTC)
-    one_before = tree.file(_support_name(CUTOFF - SECOND, "+31612345678", "a1"), mtime=now)
-    at_cutoff = tree.file(_support_name(CUTOFF, "+31612345678", "a2"), mtime=now)
-    one_after = tree.file(_support_name(CUTOFF + SECOND, "+31612345678", "a3"))
-    old = tree.file(_support_name(datetime(2024, 3, 15, 10, tzinfo=UTC), "+31611111111", "b"))
-    held = tree.file(_support_name(datetime(2024, 3, 20, 9, tzinfo=UTC), "+31622222222", "c"))
-    restricted = tree.file(_support_name(datetime(2024, 3, 21, 9, tzinfo=UTC), "+31633333333", "d"))
+    one_before = tree.file(support_name(CUTOFF - SECOND, "+31612345678", "a1"), mtime=now)
+    at_cutoff = tree.file(support_name(CUTOFF, "+31612345678", "a2"), mtime=now)
+    one_after = tree.file(support_name(CUTOFF + SECOND, "+31612345678", "a3"))
+    old = tree.file(support_name(datetime(2024, 3, 15, 10, tzinfo=UTC), "+31611111111", "b"))
+    held = tree.file(support_name(datetime(2024, 3, 20, 9, tzinfo=UTC), "+31622222222", "c"))
+    restricted = tree.file(support_name(datetime(2024, 3, 21, 9, tzinfo=UTC), "+31633333333", "d"))
     # An expired recording next to a file the pattern does not govern: the day stays.
-    beside = tree.file(_support_name(datetime(2024, 2, 1, tzinfo=UTC), "+31644444444", "e"))
+    beside = tree.file(support_name(datetime(2024, 2, 1, tzinfo=UTC), "+31644444444", "e"))
     notes = tree.file("2024/02/01/notes.txt")
     stray = tree.file("2023/12/31/20231231T000000Z_not-a-number_x.wav")
     tree.dir("2023/11/30")  # empty before the purge: not the purge's to remove
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
     protection = Protection(
         held={Identity.PHONE: frozenset({"+31622222222"})},
         restricted={Identity.PHONE: frozenset({"+31633333333", "+31622222222"})},
@@ -150,11 +97,11 @@ def test_support_recordings_purge_exactly_the_expired_unprotected_files(hook, ca
 
 
 def test_directories_emptied_by_the_purge_go_bottom_up_but_never_the_root(hook, catalog, tree):
-    tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
-    tree.file(_support_name(datetime(2023, 1, 6, tzinfo=UTC), "+31612345678", "b"))
-    tree.file(_support_name(datetime(2023, 2, 1, tzinfo=UTC), "+31612345678", "c"))
-    kept = tree.file(_support_name(datetime(2024, 5, 1, tzinfo=UTC), "+31612345678", "d"))
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    tree.file(support_name(datetime(2023, 1, 6, tzinfo=UTC), "+31612345678", "b"))
+    tree.file(support_name(datetime(2023, 2, 1, tzinfo=UTC), "+31612345678", "c"))
+    kept = tree.file(support_name(datetime(2024, 5, 1, tzinfo=UTC), "+31612345678", "d"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
 
     result = adapter.purge(Cutoff(default=CUTOFF), Protection())
 
@@ -173,10 +120,10 @@ def test_directories_emptied_by_the_purge_go_bottom_up_but_never_the_root(hook, 
 
 def test_category_hold_keeps_everything(hook, catalog, tree):
     expired = [
-        tree.file(_support_name(datetime(2023, 6, day, tzinfo=UTC), "+3161234567", f"x{day}"))
+        tree.file(support_name(datetime(2023, 6, day, tzinfo=UTC), "+3161234567", f"x{day}"))
         for day in (1, 2, 3)
     ]
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
     protection = Protection(category_held=True)
 
     survey = adapter.survey(Cutoff(default=CUTOFF), protection)
@@ -224,7 +171,7 @@ def test_mtime_store_one_second_either_side_of_the_cutoff(hook, catalog, tree):
 def test_customer_recordings_use_each_customers_cutoff(hook, catalog, tree):
     def recording(customer: str, moment: datetime, caller: str, callee: str) -> str:
         return tree.file(
-            f"{customer}/{moment:%Y/%m/%d}/{_stamp(moment)}_{caller}_{callee}.wav",
+            f"{customer}/{moment:%Y/%m/%d}/{stamp(moment)}_{caller}_{callee}.wav",
         )
 
     early, late = CUTOFF - timedelta(days=5), CUTOFF + timedelta(days=5)
@@ -245,7 +192,7 @@ def test_customer_recordings_use_each_customers_cutoff(hook, catalog, tree):
         held={Identity.CUSTOMER_ID: frozenset({"1002"})},
         restricted={Identity.PHONE: frozenset({"+31616666666"})},
     )
-    adapter = _adapter(hook, catalog, "customer_call_recordings", tree.remote)
+    adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
 
     survey = adapter.survey(cutoff, protection)
     assert survey.total == 7
@@ -266,25 +213,9 @@ def test_customer_recordings_use_each_customers_cutoff(hook, catalog, tree):
 # --- one session, errors -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def connects(monkeypatch):
-    """Counts new SSH connections the SFTP hook opens."""
-    from airflow.providers.ssh.hooks.ssh import SSHHook
-
-    opened: list[int] = []
-    original = SSHHook.get_conn
-
-    def counting(self):
-        opened.append(1)
-        return original(self)
-
-    monkeypatch.setattr(SSHHook, "get_conn", counting)
-    return opened
-
-
 def test_survey_and_purge_share_one_session_when_nested(hook, catalog, tree, connects):
-    tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
     cutoff = Cutoff(default=CUTOFF)
 
     with adapter.session() as outer:
@@ -307,9 +238,9 @@ def test_survey_and_purge_share_one_session_when_nested(hook, catalog, tree, con
 
 
 def test_already_absent_is_success(hook, catalog, tree):
-    first = tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
-    second = tree.file(_support_name(datetime(2023, 1, 5, 1, tzinfo=UTC), "+31612345678", "b"))
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+    first = tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
+    second = tree.file(support_name(datetime(2023, 1, 5, 1, tzinfo=UTC), "+31612345678", "b"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
 
     with adapter.session() as sftp:
         original = sftp.remove
@@ -332,10 +263,10 @@ def test_already_absent_is_success(hook, catalog, tree):
 
 
 def test_failures_on_some_files_are_counted_and_the_rest_removed(hook, catalog, tree):
-    failing = tree.file(_support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31699999999", "a"))
+    failing = tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31699999999", "a"))
     for n in range(3):
-        tree.file(_support_name(datetime(2023, 1, 6, n, tzinfo=UTC), "+31612345678", f"b{n}"))
-    adapter = _adapter(hook, catalog, "support_call_recordings", tree.remote)
+        tree.file(support_name(datetime(2023, 1, 6, n, tzinfo=UTC), "+31612345678", f"b{n}"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
 
     with adapter.session() as sftp:
         original = sftp.remove
@@ -377,7 +308,7 @@ def test_unreachable_server_raises_store_error_naming_the_connection(
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     dead = SFTPHook(ssh_conn_id="lethe_dead_sftp", conn_retry_attempts=1)
-    adapter = _adapter(dead, catalog, "support_call_recordings", tree.remote)
+    adapter = sftp_adapter(dead, catalog, "support_call_recordings", tree.remote)
     adapter.store = adapter.store.model_copy(update={"conn_id": "lethe_dead_sftp"})
     with pytest.raises(StoreError, match="lethe_dead_sftp"):
         adapter.survey(Cutoff(default=CUTOFF), Protection())
@@ -386,7 +317,7 @@ def test_unreachable_server_raises_store_error_naming_the_connection(
 
 
 def test_missing_root_raises_store_error(hook, catalog, tree):
-    adapter = _adapter(hook, catalog, "support_call_recordings", f"{tree.remote}/absent")
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", f"{tree.remote}/absent")
     with pytest.raises(StoreError, match="cannot be read"):
         adapter.purge(Cutoff(default=CUTOFF), Protection())
 

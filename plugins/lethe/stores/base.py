@@ -143,6 +143,52 @@ class Survey:
         return self.expired - self.held - self.restricted
 
 
+@dataclass
+class SurveyTally:
+    """The counts of a :class:`Survey`, kept item by item by an adapter that walks its store
+    (SFTP files, S3 objects); adapters extend it with counts of their own.
+
+    Items without an age are not counted here (:attr:`Survey.unaged` stays 0).
+    """
+
+    total: int = 0
+    expired: int = 0
+    held: int = 0
+    restricted: int = 0
+    newest: datetime | None = None
+    oldest_removable: datetime | None = None
+    #: The oldest age of a young or removable item (what counts against the limit).
+    oldest: datetime | None = None
+
+    def note_age(self, age: datetime) -> None:
+        """An item of this age was counted in ``total``."""
+        if self.newest is None or age > self.newest:
+            self.newest = age
+
+    def note_removable(self, age: datetime) -> None:
+        """An expired item of this age may go (neither held nor restricted)."""
+        if self.oldest_removable is None or age < self.oldest_removable:
+            self.oldest_removable = age
+        self.note_counted(age)
+
+    def note_counted(self, age: datetime) -> None:
+        """An item of this age counts against the retention limit (young or removable)."""
+        if self.oldest is None or age < self.oldest:
+            self.oldest = age
+
+    def survey(self) -> Survey:
+        """The survey these counts make."""
+        return Survey(
+            total=self.total,
+            expired=self.expired,
+            held=self.held,
+            restricted=self.restricted,
+            newest=self.newest,
+            oldest_removable=self.oldest_removable,
+            oldest=self.oldest,
+        )
+
+
 class RowSink(Protocol):
     """Receives one store's rows for an export, one at a time (never all at once)."""
 

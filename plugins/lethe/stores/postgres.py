@@ -67,7 +67,7 @@ from lethe.stores.base import (
 from lethe.subjects.actions import value_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from types import ModuleType
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -290,7 +290,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         progress = _Progress()
         conn = self._connect(PurgeError)
         driver = _driver(conn)
-        try:
+        with self._removing(conn, driver, progress):
             table = self._describe(conn, driver)
             plan = self._plan(driver.sql, table, cutoff, protection)
             if protection.category_held:
@@ -299,18 +299,6 @@ class PostgresRetentionAdapter(StoreAdapter):
                 if self.store.partitioned_by_month:
                     self._drop_partitions(conn, driver, table, plan, cutoff, protection, progress)
                 self._purge_batches(conn, driver, table, plan, progress)
-        except driver.error as exc:
-            _rollback(conn, driver)
-            raise PurgeError(
-                self._failure(progress.action, exc, removed=progress.removed),
-                removed=progress.removed,
-                failed=progress.pending,
-            ) from None
-        except StoreError as exc:
-            _rollback(conn, driver)
-            raise PurgeError(str(exc), removed=progress.removed, failed=progress.pending) from None
-        finally:
-            _close(conn)
         details = {"partition_rows": progress.partition_rows}
         details["anonymised" if self._anonymises else "batch_rows"] = progress.batch_rows
         log.info(
@@ -360,7 +348,7 @@ class PostgresRetentionAdapter(StoreAdapter):
             return CollectResult()
         conn = self._connect(StoreError)
         driver = _driver(conn)
-        try:
+        with self._reading(conn, driver, "collect"):
             table = self._describe(conn, driver)
             params: dict[str, Any] = {}
             where = self._subject_filter(driver.sql, table, subject, params)
@@ -371,11 +359,6 @@ class PostgresRetentionAdapter(StoreAdapter):
             else:
                 result = self._stream_rows(conn, driver, table, where, params, protection, sink)
             conn.rollback()
-        except driver.error as exc:
-            _rollback(conn, driver)
-            raise StoreError(self._failure("collect", exc)) from None
-        finally:
-            _close(conn)
         log.info(
             "Collected %s for one subject: %d rows, %d withheld",
             self.store.table,
@@ -412,7 +395,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         driver = _driver(conn)
         sql = driver.sql
         schema, name = self.store.table.split(".")
-        try:
+        with self._reading(conn, driver, "resolve"):
             table = self._describe(conn, driver)
             for link in links:
                 params: dict[str, Any] = {}
@@ -443,11 +426,6 @@ class PostgresRetentionAdapter(StoreAdapter):
                             continue
                         found.setdefault(selector.identity, set()).add(identity)
             conn.rollback()
-        except driver.error as exc:
-            _rollback(conn, driver)
-            raise StoreError(self._failure("resolve", exc)) from None
-        finally:
-            _close(conn)
         log.info(
             "Resolved %s: %d links followed, %d identities revealed, %d stored values skipped "
             "as not valid identities",
@@ -493,7 +471,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         conn = self._connect(PurgeError)
         driver = _driver(conn)
         sql = driver.sql
-        try:
+        with self._removing(conn, driver, progress):
             progress.action = "erase"
             table = self._describe(conn, driver)
             params: dict[str, Any] = {}
@@ -512,18 +490,6 @@ class PostgresRetentionAdapter(StoreAdapter):
                 conn.rollback()
                 if not protection.category_held:
                     self._erase_batches(conn, driver, table, where, held, params, progress)
-        except driver.error as exc:
-            _rollback(conn, driver)
-            raise PurgeError(
-                self._failure(progress.action, exc, removed=progress.removed),
-                removed=progress.removed,
-                failed=progress.pending,
-            ) from None
-        except StoreError as exc:
-            _rollback(conn, driver)
-            raise PurgeError(str(exc), removed=progress.removed, failed=progress.pending) from None
-        finally:
-            _close(conn)
         if self._anonymises:
             result = EraseResult(anonymised=progress.removed, withheld=withheld)
         else:
@@ -685,6 +651,43 @@ class PostgresRetentionAdapter(StoreAdapter):
             _close(conn)
             raise error(self._failure("session setup", exc)) from None
         return conn
+
+    @contextlib.contextmanager
+    def _reading(self, conn: Any, driver: _Driver, action: str) -> Iterator[None]:
+        """Run the queries of a call that changes nothing on ``conn``, then close it.
+
+        A database failure rolls back and ends in a :class:`StoreError` naming ``action``;
+        other errors (a sink's own) pass unchanged.
+        """
+        try:
+            yield
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise StoreError(self._failure(action, exc)) from None
+        finally:
+            _close(conn)
+
+    @contextlib.contextmanager
+    def _removing(self, conn: Any, driver: _Driver, progress: _Progress) -> Iterator[None]:
+        """Run the steps of a purge or an erase on ``conn``, then close it.
+
+        A failure rolls back what is uncommitted and ends in a :class:`PurgeError` carrying
+        ``progress``: what was committed before stays removed, and is reported.
+        """
+        try:
+            yield
+        except driver.error as exc:
+            _rollback(conn, driver)
+            raise PurgeError(
+                self._failure(progress.action, exc, removed=progress.removed),
+                removed=progress.removed,
+                failed=progress.pending,
+            ) from None
+        except StoreError as exc:
+            _rollback(conn, driver)
+            raise PurgeError(str(exc), removed=progress.removed, failed=progress.pending) from None
+        finally:
+            _close(conn)
 
     def _failure(self, action: str, exc: Exception, *, removed: int | None = None) -> str:
         """An error message naming the table, connection and SQLSTATE; no server message."""
@@ -1089,47 +1092,87 @@ class PostgresRetentionAdapter(StoreAdapter):
             age=plan.age,
             limit=sql.Placeholder("limit"),
         )
+        anonymised = {n: v for n, v in plan.params.items() if n.startswith("anon")}
+        progress.batch_rows += self._in_batches(
+            conn,
+            driver,
+            table,
+            relation=plan.relation,
+            select=select,
+            remaining=plan.expired,
+            params=plan.params,
+            change_params=anonymised,
+            size=self.batch_size,
+            label="batch",
+            progress=progress,
+        )
+
+    def _in_batches(
+        self,
+        conn: Any,
+        driver: _Driver,
+        table: _Table,
+        *,
+        relation: Any,
+        select: Any,
+        remaining: Any,
+        params: dict[str, Any],
+        change_params: Mapping[str, Any],
+        size: int,
+        label: str,
+        progress: _Progress,
+    ) -> int:
+        """Delete (or anonymise) the rows ``select`` picks, one committed batch at a time.
+
+        Each batch reads the next ``size`` keys (``select``, bound with ``params`` and
+        ``limit``), then deletes or anonymises exactly those rows through typed key arrays
+        (bound with ``change_params``); anonymised rows must no longer match ``remaining``.
+        The loop ends with the first short batch, or one that changed nothing.
+
+        :param label: names the batches in ``progress.action`` and the log.
+        :return: the rows deleted or anonymised.
+        """
+        sql = driver.sql
         these, key_names = self._these_keys(sql, table)
-        if isinstance(self.store.on_expiry, Anonymise):
-            change = self._anonymise_update(sql, table, plan.relation, these)
-            # Anonymised rows must stop being "expired", or the loop would never end.
+        if self._anonymises:
+            change = self._anonymise_update(sql, table, relation, these)
+            # Anonymised rows must stop matching, or the loop would never end.
             verify = sql.SQL("SELECT count(*) FROM {} AS t WHERE {} AND {}").format(
-                plan.relation, these, plan.expired
+                relation, these, remaining
             )
         else:
-            change = sql.SQL("DELETE FROM {} WHERE {}").format(plan.relation, these)
+            change = sql.SQL("DELETE FROM {} WHERE {}").format(relation, these)
             verify = None
-        params = {**plan.params, "limit": self.batch_size}
+        total = 0
         while True:
-            progress.action = f"batch {progress.batches + 1}"
+            progress.action = f"{label} {progress.batches + 1}"
             with driver.cursor() as cur:
-                cur.execute(select, params)
+                cur.execute(select, {**params, "limit": size})
                 found = cur.fetchall()
                 if not found:
                     conn.rollback()
-                    return
+                    return total
                 progress.pending = len(found)
                 columns_of_keys = zip(*found, strict=True)
                 batch = {n: list(v) for n, v in zip(key_names, columns_of_keys, strict=True)}
-                anonymised = {n: v for n, v in plan.params.items() if n.startswith("anon")}
-                cur.execute(change, {**batch, **anonymised})
+                cur.execute(change, {**change_params, **batch})
                 changed = cur.rowcount
                 if verify is not None:
-                    cur.execute(verify, {**plan.params, **batch})
-                    (still_expired,) = cur.fetchone()
-                    if still_expired:
+                    cur.execute(verify, {**params, **batch})
+                    (unchanged,) = cur.fetchone()
+                    if unchanged:
                         raise StoreError(
-                            f"anonymising {self.store.table} left {still_expired} rows "
-                            f"unchanged (a replacement value does not round-trip in its column)"
+                            f"anonymising {self.store.table} left {unchanged} rows unchanged "
+                            f"(a replacement value does not round-trip in its column)"
                         )
             conn.commit()
             progress.pending = 0
             progress.removed += changed
-            progress.batch_rows += changed
             progress.batches += 1
-            log.debug("%s: batch %d, %d rows", self.store.table, progress.batches, changed)
-            if len(found) < self.batch_size or changed == 0:
-                return
+            total += changed
+            log.debug("%s: %s %d, %d rows", self.store.table, label, progress.batches, changed)
+            if len(found) < size or changed == 0:
+                return total
 
     # ------------------------------------------------------------------- erase, rectify
 
@@ -1151,7 +1194,6 @@ class PostgresRetentionAdapter(StoreAdapter):
         sql = driver.sql
         schema, name = self.store.table.split(".")
         relation = sql.Identifier(schema, name)
-        size = self.erase_batch_size
         select = sql.SQL(
             "SELECT {keys} FROM {relation} AS t WHERE {where} AND NOT {held} "
             "LIMIT {limit} FOR UPDATE OF t"
@@ -1162,44 +1204,19 @@ class PostgresRetentionAdapter(StoreAdapter):
             held=held,
             limit=sql.Placeholder("limit"),
         )
-        these, key_names = self._these_keys(sql, table)
-        if self._anonymises:
-            change = self._anonymise_update(sql, table, relation, these)
-            # Anonymised rows must stop matching, or the loop would never end.
-            verify = sql.SQL("SELECT count(*) FROM {} AS t WHERE {} AND {}").format(
-                relation, these, where
-            )
-        else:
-            change = sql.SQL("DELETE FROM {} WHERE {}").format(relation, these)
-            verify = None
-        while True:
-            progress.action = f"erase batch {progress.batches + 1}"
-            with driver.cursor() as cur:
-                cur.execute(select, {**params, "limit": size})
-                found = cur.fetchall()
-                if not found:
-                    conn.rollback()
-                    return
-                progress.pending = len(found)
-                columns_of_keys = zip(*found, strict=True)
-                batch = {n: list(v) for n, v in zip(key_names, columns_of_keys, strict=True)}
-                cur.execute(change, {**params, **batch})
-                changed = cur.rowcount
-                if verify is not None:
-                    cur.execute(verify, {**params, **batch})
-                    (unchanged,) = cur.fetchone()
-                    if unchanged:
-                        raise StoreError(
-                            f"anonymising {self.store.table} left {unchanged} rows unchanged "
-                            f"(a replacement value does not round-trip in its column)"
-                        )
-            conn.commit()
-            progress.pending = 0
-            progress.removed += changed
-            progress.batches += 1
-            log.debug("%s: erase batch %d, %d rows", self.store.table, progress.batches, changed)
-            if len(found) < size or changed == 0:
-                return
+        self._in_batches(
+            conn,
+            driver,
+            table,
+            relation=relation,
+            select=select,
+            remaining=where,
+            params=params,
+            change_params=params,
+            size=self.erase_batch_size,
+            label="erase batch",
+            progress=progress,
+        )
 
     def _plain_types(self, driver: _Driver, table: _Table, columns: list[str]) -> dict[str, str]:
         """Each column's SQL type without its modifier (``character varying``, not

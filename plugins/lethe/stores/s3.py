@@ -57,7 +57,7 @@ import logging
 import re
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,7 @@ from lethe.stores.base import (
     Protection,
     PurgeResult,
     StoreAdapter,
-    Survey,
+    SurveyTally,
 )
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 
     from lethe.policy.models import Category, KeyMatch, S3Store
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink, RowSink
+    from lethe.stores.base import ExportSink, RowSink, Survey
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,13 @@ class _Listing:
     prefix: str
     delimited: bool
 
+    def params(self) -> dict[str, Any]:
+        """The listing call's parameters: the prefix, and ``Delimiter='/'`` if delimited."""
+        params: dict[str, Any] = {"Prefix": self.prefix}
+        if self.delimited:
+            params["Delimiter"] = "/"
+        return params
+
 
 @dataclass
 class _Version:
@@ -178,19 +185,11 @@ class _Version:
 
 
 @dataclass
-class _Tally:
+class _Tally(SurveyTally):
     """Counts of one survey or purge; every field is a number or an error code."""
 
-    total: int = 0
-    expired: int = 0
-    held: int = 0
-    restricted: int = 0
     unreadable: int = 0
     unmatched: int = 0
-    newest: datetime | None = None
-    oldest_removable: datetime | None = None
-    #: The oldest age of a young or removable item (what counts against the limit).
-    oldest: datetime | None = None
     removed: int = 0
     versions_removed: int = 0
     failed: int = 0
@@ -198,18 +197,9 @@ class _Tally:
     list_calls: int = 0
     first_error: str | None = None
 
-    def note_age(self, age: datetime) -> None:
-        if self.newest is None or age > self.newest:
-            self.newest = age
-
-    def note_removable(self, age: datetime) -> None:
-        if self.oldest_removable is None or age < self.oldest_removable:
-            self.oldest_removable = age
-        self.note_counted(age)
-
-    def note_counted(self, age: datetime) -> None:
-        if self.oldest is None or age < self.oldest:
-            self.oldest = age
+    def survey(self) -> Survey:
+        """The survey; unreadable expired objects count as held (a purge keeps them)."""
+        return replace(super().survey(), held=self.held + self.unreadable)
 
     def note_error(self, code: str) -> None:
         if self.first_error is None:
@@ -331,15 +321,7 @@ class S3RetentionAdapter(StoreAdapter):
                 verdict = self._protect(obj["Key"], [None], protection, relevant)
                 self._count(verdict, judged[0], tally)
         self._log("Surveyed", tally)
-        return Survey(
-            total=tally.total,
-            expired=tally.expired,
-            held=tally.held + tally.unreadable,
-            restricted=tally.restricted,
-            newest=tally.newest,
-            oldest_removable=tally.oldest_removable,
-            oldest=tally.oldest,
-        )
+        return tally.survey()
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
         """Delete every expired, unprotected object (every version, if versioned).
@@ -1033,10 +1015,7 @@ class S3RetentionAdapter(StoreAdapter):
         relevant: Mapping[Identity, frozenset[str]],
         deleter: _Deleter,
     ) -> None:
-        params: dict[str, Any] = {"Prefix": listing.prefix}
-        if listing.delimited:
-            params["Delimiter"] = "/"
-        for page in self._pages("list_objects_v2", deleter.tally, **params):
+        for page in self._pages("list_objects_v2", deleter.tally, **listing.params()):
             for obj in page.get("Contents", ()):
                 key = obj["Key"]
                 judged = self._judge(key, obj.get("LastModified"), threshold, deleter.tally)
@@ -1055,10 +1034,7 @@ class S3RetentionAdapter(StoreAdapter):
         relevant: Mapping[Identity, frozenset[str]],
         deleter: _Deleter,
     ) -> None:
-        params: dict[str, Any] = {"Prefix": listing.prefix}
-        if listing.delimited:
-            params["Delimiter"] = "/"
-        for key, versions in self._keys_with_versions(deleter.tally, params):
+        for key, versions in self._keys_with_versions(deleter.tally, listing.params()):
             self._purge_key_versions(key, versions, threshold, protection, relevant, deleter)
 
     def _keys_with_versions(

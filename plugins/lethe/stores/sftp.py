@@ -41,7 +41,7 @@ from lethe.stores.base import (
     Protection,
     PurgeResult,
     StoreAdapter,
-    Survey,
+    SurveyTally,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from lethe.policy.models import Category, PathMatch, SftpStore
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink
+    from lethe.stores.base import ExportSink, Survey
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +83,18 @@ def join_remote(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/{name}"
 
 
+def _error_kind(error: BaseException) -> str:
+    """An error's class and errno (``PermissionError[13]``), never its message."""
+    errno = getattr(error, "errno", None)
+    return type(error).__name__ if errno is None else f"{type(error).__name__}[{errno}]"
+
+
 @dataclass
-class _Tally:
+class _Tally(SurveyTally):
     """Counts of one walk; every field is a number."""
 
-    total: int = 0
-    expired: int = 0
-    held: int = 0
-    restricted: int = 0
     unmatched: int = 0
     unsafe: int = 0
-    newest: datetime | None = None
-    oldest_removable: datetime | None = None
-    #: The oldest age of a young or removable item (what counts against the limit).
-    oldest: datetime | None = None
     removed: int = 0
     already_absent: int = 0
     failed: int = 0
@@ -106,22 +104,8 @@ class _Tally:
     #: Error kinds seen (exception class and errno), never their messages.
     errors: dict[str, int] = field(default_factory=dict)
 
-    def note_age(self, age: datetime) -> None:
-        if self.newest is None or age > self.newest:
-            self.newest = age
-
-    def note_removable(self, age: datetime) -> None:
-        if self.oldest_removable is None or age < self.oldest_removable:
-            self.oldest_removable = age
-        self.note_counted(age)
-
-    def note_counted(self, age: datetime) -> None:
-        if self.oldest is None or age < self.oldest:
-            self.oldest = age
-
     def note_error(self, error: BaseException) -> None:
-        errno = getattr(error, "errno", None)
-        kind = type(error).__name__ if errno is None else f"{type(error).__name__}[{errno}]"
+        kind = _error_kind(error)
         self.errors[kind] = self.errors.get(kind, 0) + 1
         if self.first_error is None:
             self.first_error = kind
@@ -181,15 +165,7 @@ class SFTPRetentionAdapter(StoreAdapter):
             self._check_root(sftp)
             self._walk(sftp, self.store.root, "", cutoff, protection, tally, purge=False)
         self._log("Surveyed", tally)
-        return Survey(
-            total=tally.total,
-            expired=tally.expired,
-            held=tally.held,
-            restricted=tally.restricted,
-            newest=tally.newest,
-            oldest_removable=tally.oldest_removable,
-            oldest=tally.oldest,
-        )
+        return tally.survey()
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
         """Remove every expired, unprotected file, then the directories it left empty.
@@ -506,11 +482,9 @@ class SFTPRetentionAdapter(StoreAdapter):
         return copied
 
     def _read_error(self, error: BaseException) -> StoreError:
-        errno = getattr(error, "errno", None)
-        kind = type(error).__name__ if errno is None else f"{type(error).__name__}[{errno}]"
         return StoreError(
             f"a file of sftp store {self.store.conn_id}:{self.store.root} could not be read "
-            f"for the export ({kind})"
+            f"for the export ({_error_kind(error)})"
         )
 
     # ------------------------------------------------------------------------------ walking

@@ -211,10 +211,23 @@ def restrict(control, request_id: str, related_id: str, resolution: Resolution) 
             if identity in ORGANISATION_IDENTITIES:
                 continue  # a restriction is about a person, never a whole organisation
             for value in sorted(values):
+                # A retried task finds its own restrictions in place and adds none.
                 cur.execute(
                     "INSERT INTO privacy.processing_restrictions (identity_type,"
-                    " identity_value, request_id, reason) VALUES (%s, %s, %s::uuid, %s)",
-                    (identity.value, value, request_id, f"pending request {related_id}"),
+                    " identity_value, request_id, reason)"
+                    " SELECT %s, %s, %s::uuid, %s WHERE NOT EXISTS ("
+                    "   SELECT 1 FROM privacy.processing_restrictions"
+                    "   WHERE request_id = %s::uuid AND identity_type = %s"
+                    "     AND identity_value = %s AND lifted_at IS NULL)",
+                    (
+                        identity.value,
+                        value,
+                        request_id,
+                        f"pending request {related_id}",
+                        request_id,
+                        identity.value,
+                        value,
+                    ),
                 )
                 placed += 1
     control.commit()
@@ -319,10 +332,12 @@ def rectify(
 
 
 def _manual_task(control, request_id: str, kind: str, description: str) -> None:
+    """Open a manual task, once: a retried request does not open it again."""
     with control.cursor() as cur:
         cur.execute(
             "INSERT INTO privacy.manual_tasks (request_id, kind, description)"
-            " VALUES (%s::uuid, %s, %s)",
-            (request_id, kind, description),
+            " SELECT %s::uuid, %s, %s WHERE NOT EXISTS (SELECT 1 FROM privacy.manual_tasks"
+            " WHERE request_id = %s::uuid AND kind = %s AND description = %s)",
+            (request_id, kind, description, request_id, kind, description),
         )
     control.commit()

@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 
+from lethe.control import connect  # imports no Airflow: the demo sets its home first
+
 DEFAULT_STATE_DIR = Path(".lethe") / "demo"
 
 
@@ -105,11 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
             _step("Applying the reference telecom schema and the privacy control schema")
             apply_reference_schema(PostgresHook(postgres_conn_id=TELECOM_DB))
-            conn = PostgresHook(postgres_conn_id=CONTROL_DB).get_conn()
-            try:
+            with connect(CONTROL_DB) as conn:
                 applied = apply_migrations(conn)
-            finally:
-                conn.close()
             print(f"control schema migrations applied: {applied or 'none (up to date)'}")
 
             _step(
@@ -159,7 +158,7 @@ def _statuses(catalog, moment: datetime) -> list:
     from lethe.control.protection import load_protection
     from lethe.retention import check_category
 
-    with _control() as conn:
+    with connect() as conn:
         return [
             check_category(category, moment, load_protection(conn, category))
             for category in catalog.categories()
@@ -235,30 +234,16 @@ def _quiet(function, **kwargs):
 def _last_entry() -> int:
     from lethe.control.ledger import entries
 
-    with _control() as conn:
+    with connect() as conn:
         logged = entries(conn)
     return logged[-1]["entry_id"] if logged else 0
-
-
-@contextlib.contextmanager
-def _control():
-    """A connection to the control database, closed afterwards."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    from lethe.connections import CONTROL_DB
-
-    conn = PostgresHook(postgres_conn_id=CONTROL_DB).get_conn()
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _report_run(run, after_entry: int) -> int:
     """Print what each store's task did; return how many stores the guard stopped."""
     from lethe.control.ledger import entries
 
-    with _control() as conn:
+    with connect() as conn:
         logged = entries(conn, dag_id=run.dag_id, run_id=run.run_id, after_entry=after_entry)
     stopped = 0
     for entry in logged:
@@ -284,7 +269,7 @@ def _subject_requests(bag) -> None:
 
     from lethe.control.requests import load_request
 
-    with _control() as conn, conn.cursor() as cur:
+    with connect() as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT c.email FROM telecom.contact_persons c WHERE c.email IS NOT NULL AND EXISTS"
             " (SELECT 1 FROM telecom.usage_records u WHERE u.caller_number = c.phone)"
@@ -324,7 +309,7 @@ def _subject_requests(bag) -> None:
                 f"s3://lethe-exports/{result.get('key', '?')} (link expires "
                 f"{result.get('expires_at', '?')})"
             )
-        with _control() as conn:
+        with connect() as conn:
             request = load_request(conn, request_id)
             with conn.cursor() as cur:
                 cur.execute(
@@ -361,7 +346,7 @@ def _compliance_table(before: list, after: list) -> str:
 def _verify_ledger() -> None:
     from lethe.control import ledger
 
-    with _control() as conn:
+    with connect() as conn:
         ledger.verify(conn)
         entries = len(ledger.entries(conn))
     print(f"\nAudit ledger: {entries} entries, hash chain verified.")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from lethe.connections import CONTROL_DB
+from lethe.control import connect
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,14 +32,12 @@ class OverdueRequestNotifier(BaseNotifier):
         self.control_conn_id = control_conn_id
 
     def notify(self, context: Context) -> None:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from lethe.control import ledger
 
         ti = context["ti"]
         log.error("Subject requests are overdue (%s.%s, run %s)", ti.dag_id, ti.task_id, ti.run_id)
-        conn = PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
-        try:
+        with connect(self.control_conn_id) as conn:
             ledger.record(
                 conn,
                 ledger.AuditEntry(
@@ -50,5 +49,3 @@ class OverdueRequestNotifier(BaseNotifier):
                     task_id=ti.task_id,
                 ),
             )
-        finally:
-            conn.close()

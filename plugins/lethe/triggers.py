@@ -13,15 +13,12 @@ if TYPE_CHECKING:
 
 
 def _count_verified(conn_id: str) -> int:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from lethe.control import connect
     from lethe.control.requests import count_verified
 
-    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
-    try:
+    with connect(conn_id) as conn:
         return count_verified(conn)
-    finally:
-        conn.close()
 
 
 class SubjectRequestTrigger(BaseTrigger):

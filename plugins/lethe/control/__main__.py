@@ -7,6 +7,7 @@ import logging
 import sys
 
 from lethe.connections import CONTROL_DB
+from lethe.control import connect
 from lethe.control.migrate import apply_migrations, discover
 from lethe.exceptions import LetheError
 
@@ -19,14 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
     try:
-        conn = PostgresHook(postgres_conn_id=args.conn_id).get_conn()
-        try:
+        with connect(args.conn_id) as conn:
             applied = apply_migrations(conn)
-        finally:
-            conn.close()
     except LetheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

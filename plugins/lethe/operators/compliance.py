@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
+from lethe.control import connect
 from lethe.operators.retention import as_bool, run_moment
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ class RetentionComplianceOperator(BaseOperator):
         self.policy_dir = policy_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from lethe.control import ledger
         from lethe.control.protection import load_protection
@@ -58,8 +58,7 @@ class RetentionComplianceOperator(BaseOperator):
         dry_run = as_bool(self.dry_run, "dry_run")
         moment = run_moment(context)
         family = load_catalog(self.policy_dir).family(self.family_id)
-        control = PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
-        try:
+        with connect(self.control_conn_id) as control:
             statuses = [
                 check_category(category, moment, load_protection(control, category))
                 for category in family.categories
@@ -89,8 +88,6 @@ class RetentionComplianceOperator(BaseOperator):
                     },
                 ),
             )
-        finally:
-            control.close()
 
         for row in rows:
             self.log.info(

@@ -21,6 +21,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB, OBJECT_STORE
+from lethe.control import connect
 from lethe.exceptions import LetheError
 from lethe.operators.retention import as_bool
 
@@ -115,11 +116,6 @@ class SubjectExportOperator(BaseOperator):
         self.control_conn_id = control_conn_id
         self.policy_dir = policy_dir
 
-    def _control(self):
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        return PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
-
     def _s3(self) -> S3Hook:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -133,8 +129,7 @@ class SubjectExportOperator(BaseOperator):
         include_files = as_bool(self.include_recordings, "include_recordings")
         if self.file_format not in ("json", "csv"):
             raise AirflowFailException("file_format must be json or csv")
-        control = self._control()
-        try:
+        with connect(self.control_conn_id) as control:
             try:
                 request_id, right, identities = self._subject(control, context)
             except (InvalidIdentity, LetheError) as exc:
@@ -143,8 +138,6 @@ class SubjectExportOperator(BaseOperator):
             return self._export(
                 control, context, request_id, right, identities, days, include_files
             )
-        finally:
-            control.close()
 
     def _link_days(self) -> int:
         try:

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lethe.connections import CONTROL_DB
+from lethe.control import connect
 from lethe.exceptions import LetheError
 
 if TYPE_CHECKING:
@@ -27,12 +28,6 @@ ROUTES = {
 }
 MAX_TEXT = 2000
 VERIFICATION_METHODS = ("id_document", "known_contact", "in_person", "other")
-
-
-def _control(conn_id: str):
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    return PostgresHook(postgres_conn_id=conn_id).get_conn()
 
 
 def _record(
@@ -155,8 +150,7 @@ class RegisterSubjectRequestOperator(BaseOperator):
         verified_on = self._verified_on()
         details = _clean_text("details", self.details)
         corrections = self._corrections()
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             related = self._related(control)
             request_id = self._insert(
                 control, verified_by, verified_on, details, related, corrections
@@ -173,8 +167,6 @@ class RegisterSubjectRequestOperator(BaseOperator):
                     "verification_method": self.verification_method,
                 },
             )
-        finally:
-            control.close()
         self.log.info("Registered %s request %s", self.right, request_id)
         return {"request_id": request_id, "right": self.right}
 
@@ -289,11 +281,8 @@ class SubjectRequestSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         from lethe.control.requests import count_verified
 
-        control = _control(self.conn_id)
-        try:
+        with connect(self.conn_id) as control:
             pending = count_verified(control)
-        finally:
-            control.close()
         self.log.info("%d verified subject request(s) pending", pending)
         return pending > 0
 
@@ -351,8 +340,7 @@ class ClaimSubjectRequestsOperator(BaseOperator):
         from lethe.control.requests import claim_verified
 
         ti = context["ti"]
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             claimed = claim_verified(
                 control,
                 claimer=f"{ti.dag_id}/{ti.run_id}",
@@ -368,8 +356,6 @@ class ClaimSubjectRequestsOperator(BaseOperator):
                     request_id=request_id,
                     details={"right": right},
                 )
-        finally:
-            control.close()
         self.log.info("Claimed %d request(s) of %s", len(claimed), ", ".join(self.rights))
         return [request_id for request_id, _ in claimed]
 
@@ -407,8 +393,7 @@ class SubjectRequestOperator(BaseOperator):
         from lethe.control.requests import RequestError, load_request, transition
         from lethe.identities import InvalidIdentity
 
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             try:
                 request = load_request(control, str(self.request_id))
             except InvalidIdentity as exc:
@@ -439,8 +424,6 @@ class SubjectRequestOperator(BaseOperator):
                     details={"reason": str(exc)},
                 )
                 raise AirflowFailException(str(exc)) from exc
-        finally:
-            control.close()
 
     def _carry_out(self, control, context: Context, request) -> dict[str, Any]:
         from lethe.control.protection import load_protection
@@ -554,8 +537,7 @@ class SubjectExportTriggerOperator(TriggerDagRunOperator):
 
     def execute(self, context: Context) -> Any:
         self.conf = {"request_id": str(self.request_id)}
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             _record(
                 control,
                 context,
@@ -564,8 +546,6 @@ class SubjectExportTriggerOperator(TriggerDagRunOperator):
                 request_id=str(self.request_id),
                 details={"dag_id": self.trigger_dag_id},
             )
-        finally:
-            control.close()
         return super().execute(context)
 
 
@@ -584,8 +564,7 @@ class LiftRestrictionsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, int]:
         from lethe.subjects.actions import lift_resolved_restrictions
 
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             lifted = lift_resolved_restrictions(control)
             for request_id, count in lifted:
                 _record(
@@ -596,8 +575,6 @@ class LiftRestrictionsOperator(BaseOperator):
                     request_id=request_id,
                     counts={"restrictions_lifted": count},
                 )
-        finally:
-            control.close()
         return {"requests": len(lifted), "restrictions_lifted": sum(c for _, c in lifted)}
 
 
@@ -623,8 +600,7 @@ class SubjectRequestDeadlineOperator(BaseOperator):
         from lethe.operators.retention import run_moment
 
         now = run_moment(context)
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             report = deadline_report(control, now=now, warn_days=int(self.warn_days))
             _record(
                 control,
@@ -638,8 +614,6 @@ class SubjectRequestDeadlineOperator(BaseOperator):
                     "overdue": len(report.overdue),
                 },
             )
-        finally:
-            control.close()
         for request_id, right, due in report.due_soon:
             self.log.warning("Due soon: %s request %s, due %s", right, request_id, due.isoformat())
         for request_id, right, due in report.overdue:
@@ -687,8 +661,7 @@ class ExtendSubjectRequestDeadlineOperator(BaseOperator):
         from lethe.control.requests import RequestError, extend_deadline
 
         reason = _clean_text("reason", self.reason, required=True, limit=500)
-        control = _control(self.control_conn_id)
-        try:
+        with connect(self.control_conn_id) as control:
             try:
                 due = extend_deadline(
                     control, str(self.request_id), months=int(self.months), reason=reason or ""
@@ -704,6 +677,4 @@ class ExtendSubjectRequestDeadlineOperator(BaseOperator):
                 # The reason is free text: it stays on the request, not in the ledger.
                 details={"months": int(self.months), "due_at": due.isoformat()},
             )
-        finally:
-            control.close()
         return {"request_id": str(self.request_id), "due_at": due.isoformat()}

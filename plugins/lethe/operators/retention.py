@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
+from lethe.control import connect
 from lethe.exceptions import PurgeError, PurgeGuardError
 
 if TYPE_CHECKING:
@@ -158,11 +159,6 @@ class BaseRetentionOperator(BaseOperator):
 
         return adapter_for(self.store, self.category, **self.adapter_options())
 
-    def _control_conn(self):
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        return PostgresHook(postgres_conn_id=self.control_conn_id).get_conn()
-
     # --- the run -----------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -178,8 +174,7 @@ class BaseRetentionOperator(BaseOperator):
         label = store_label(self.store)
 
         cutoff = resolve_cutoff(self.category, moment)
-        control = self._control_conn()
-        try:
+        with connect(self.control_conn_id) as control:
             protection = load_protection(control, self.category)
             adapter = self.make_adapter()
             with adapter.session():
@@ -222,8 +217,6 @@ class BaseRetentionOperator(BaseOperator):
                     }
                 )
                 return self._finish(control, entry, "purge", "ok", survey, result.removed, started)
-        finally:
-            control.close()
 
     def _check_guard(self, survey: Survey, cutoff: Cutoff) -> None:
         stale = survey.total and survey.expired == survey.total and survey.unaged == 0

@@ -28,6 +28,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from lethe.control.requests import RIGHTS
 from lethe.operators.requests import VERIFICATION_METHODS, RegisterSubjectRequestOperator
 from lethe.operators.wiring import IDENTITY_TEMPLATES, UUID_PATTERN, identity_params
 
@@ -44,15 +45,7 @@ with DAG(
         "right": Param(
             "access",
             type="string",
-            enum=[
-                "access",
-                "rectification",
-                "erasure",
-                "restriction",
-                "portability",
-                "objection",
-                "withdraw_consent",
-            ],
+            enum=list(RIGHTS),
             title="Right",
         ),
         **identity_params(),

@@ -54,22 +54,32 @@ class SubjectRequest:
     identities: dict[Identity, frozenset[str]]
 
 
-def load_request(conn, request_id: str) -> SubjectRequest:
-    """The request ``request_id``.
+def _columns(conn, request_id: str, columns: str) -> tuple[Any, ...]:
+    """The given columns (a constant SQL list) of one request.
 
-    :raises RequestError: when there is no such request or its identities are invalid.
+    :raises RequestError: when there is no such request.
     """
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT request_id::text, request_right, status, identities"
-            " FROM privacy.subject_requests WHERE request_id = %s::uuid",
+            f"SELECT {columns} FROM privacy.subject_requests"  # noqa: S608 - constant columns
+            " WHERE request_id = %s::uuid",
             (request_id,),
         )
         row = cur.fetchone()
     conn.rollback()
     if row is None:
         raise RequestError(f"no subject request {request_id}")
-    rid, right, status, identities = row
+    return row
+
+
+def load_request(conn, request_id: str) -> SubjectRequest:
+    """The request ``request_id``.
+
+    :raises RequestError: when there is no such request or its identities are invalid.
+    """
+    rid, right, status, identities = _columns(
+        conn, request_id, "request_id::text, request_right, status, identities"
+    )
     if isinstance(identities, str):
         identities = json.loads(identities)
     return SubjectRequest(rid, right, status, normalise_all(identities))
@@ -272,17 +282,7 @@ def count_verified(conn) -> int:
 
 def load_details(conn, request_id: str) -> dict[str, Any]:
     """The parts of a request only its processing needs: related request, corrections."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT related_request_id::text, corrections FROM privacy.subject_requests"
-            " WHERE request_id = %s::uuid",
-            (request_id,),
-        )
-        row = cur.fetchone()
-    conn.rollback()
-    if row is None:
-        raise RequestError(f"no subject request {request_id}")
-    related, corrections = row
+    related, corrections = _columns(conn, request_id, "related_request_id::text, corrections")
     if isinstance(corrections, str):
         corrections = json.loads(corrections)
     return {"related_request_id": related, "corrections": corrections}

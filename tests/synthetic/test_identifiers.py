@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from lethe.identities import normalise
 from lethe.synthetic import identifiers as ids
 from lethe.synthetic.__main__ import build_parser, main
 from lethe.synthetic.generator import SyntheticProvider
@@ -33,8 +34,13 @@ class TestIdentifiers:
     def test_formats(self):
         rng = random.Random(1)
         for _ in range(200):
-            assert re.fullmatch(r"\+316\d{8}", ids.mobile_number(rng))
-            assert re.fullmatch(r"\+3120[2-9]\d{6}", ids.landline_number(rng, "20"))
+            mobile = ids.mobile_number(rng)
+            assert re.fullmatch(r"\+316[1-58][0-9]{7}", mobile)
+            landline = ids.landline_number(rng, "20")
+            assert re.fullmatch(r"\+3120[2-9][0-9]{6}", landline)
+            # As a person would type them into a form, both pass the strict phone check.
+            assert normalise("phone", "0" + mobile[3:]) == mobile
+            assert normalise("phone", landline) == landline
             code = ids.postal_code(rng, "10")
             assert re.fullmatch(r"10\d\d [A-Z]{2}", code)
             assert code[-2:] not in {"SA", "SD", "SS"}

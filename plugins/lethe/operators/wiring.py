@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, TriggerRule
 
+from lethe.identities import (
+    MAX_LENGTH,
+    MAX_PHONE_LENGTH,
+    MAX_VALUES,
+    NUMBER_PATTERN,
+    PHONE_PATTERN,
+    VISITOR_PATTERN,
+)
 from lethe.operators.compliance import RetentionComplianceOperator
 from lethe.operators.retention import (
     PostgresRetentionOperator,
@@ -56,35 +64,48 @@ UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 
 def identity_params() -> dict[str, Param]:
-    """The form fields naming a data subject: e-mail addresses, phone numbers, customer ids.
+    """The form fields naming a data subject: e-mail addresses, phone numbers, customer ids
+    and web visitor ids.
 
-    The form checks their shape; the operators then validate and normalise every value
-    (lethe.identities) before anything is stored or searched.
+    The form checks their shape with the same character rules as :mod:`lethe.identities`
+    (so it accepts every spelling the normaliser accepts, e.g. ``+31 (0)6 12345678``); the
+    operators then validate and normalise every value before anything is stored or
+    searched.
     """
     return {
         "emails": Param(
             [],
             type="array",
-            items={"type": "string", "format": "email", "maxLength": 254},
-            maxItems=20,
+            items={"type": "string", "format": "email", "maxLength": MAX_LENGTH},
+            maxItems=MAX_VALUES,
             title="E-mail addresses",
-            description="The subject's e-mail addresses, one per line.",
+            description="The subject's e-mail addresses, one per line (any capitalisation).",
         ),
         "phones": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": r"^\+?[0-9 ().-]{7,20}$"},
-            maxItems=20,
+            items={"type": "string", "pattern": PHONE_PATTERN, "maxLength": MAX_PHONE_LENGTH},
+            maxItems=MAX_VALUES,
             title="Phone numbers",
-            description="International form preferred, e.g. +31612345678; one per line.",
+            description="One per line, as written: +31612345678, 06-12345678, "
+            "+31 (0)6 12345678 or 0031 6 1234 5678 (without a country code: Dutch).",
         ),
         "customer_ids": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
-            maxItems=20,
+            items={"type": "string", "pattern": NUMBER_PATTERN, "maxLength": 40},
+            maxItems=MAX_VALUES,
             title="Customer ids",
             description="Only when the subject is the customer itself (e.g. a sole trader).",
+        ),
+        "visitor_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": VISITOR_PATTERN, "maxLength": 80},
+            maxItems=MAX_VALUES,
+            title="Web visitor ids",
+            description="The value of the website's statistics cookie, e.g. "
+            "v1.4f0c9e2a7b6d5c4e3f21, for a visitor known by nothing else.",
         ),
     }
 
@@ -94,6 +115,7 @@ IDENTITY_TEMPLATES = {
     "email": "{{ params.emails }}",
     "phone": "{{ params.phones }}",
     "customer_id": "{{ params.customer_ids }}",
+    "visitor_id": "{{ params.visitor_ids }}",
 }
 
 

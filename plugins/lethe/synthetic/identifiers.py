@@ -43,9 +43,17 @@ def luhn_valid(number: str) -> bool:
     return number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
 
 
+#: Second digits of Dutch mobile numbers in use (+3161 ... +3166, +3168).
+_MOBILE_BLOCKS = "123458"
+
+
 def mobile_number(rng: random.Random) -> str:
-    """A Dutch mobile number in E.164 form, ``+316`` followed by eight digits."""
-    return f"+316{rng.randrange(10_000_000, 100_000_000):08d}"
+    """A Dutch mobile number in E.164 form, ``+316`` followed by eight digits.
+
+    The first of them is one the numbering plan assigns to mobiles (61-66, 68), so every
+    number passes the phone check of :mod:`lethe.identities` as a person would type it.
+    """
+    return f"+316{rng.choice(_MOBILE_BLOCKS)}{rng.randrange(0, 10_000_000):07d}"
 
 
 def landline_number(rng: random.Random, area_code: str) -> str:

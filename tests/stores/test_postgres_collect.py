@@ -262,7 +262,7 @@ def contacts(db):
             (2, 42, "Jan (typo)", None, "jan@x.n1", utc(2024, 1, 2)),
             (3, 42, "Marie", JAN_NEIGHBOUR, "marie@x.nl", utc(2024, 1, 3)),
             (4, 43, "Jan elsewhere", None, "jan@x.nl.evil.example", utc(2024, 1, 4)),
-            (5, 43, "Upper", None, "JAN@X.NL", utc(2024, 1, 5)),
+            (5, 43, "Upper", None, "JAN@X.NL", utc(2024, 1, 5)),  # Jan, typed in capitals
             (6, 43, "Wild", "%", "%", utc(2024, 1, 6)),
         ],
     )
@@ -272,8 +272,8 @@ def test_a_contacts_email_does_not_pull_the_customers_other_contacts(catalog, co
     adapter = adapter_for(catalog, "customer_contact_persons", "contact_persons")
     result, sink = collect(adapter, {Identity.EMAIL: {"jan@x.nl"}})
     rows = sink.table(adapter.store)
-    assert ids(rows, "contact_id") == [1]
-    assert result.rows == 1
+    assert ids(rows, "contact_id") == [1, 5]  # e-mail addresses match in any case
+    assert result.rows == 2
     assert list(rows[0]) == [
         "contact_id",
         "customer_id",
@@ -288,7 +288,39 @@ def test_a_contacts_email_does_not_pull_the_customers_other_contacts(catalog, co
 
     # Only a customer id in the subject pulls every contact of that customer.
     _, sink = collect(adapter, {Identity.EMAIL: {"jan@x.nl"}, Identity.CUSTOMER_ID: {"42"}})
-    assert ids(sink.table(adapter.store), "contact_id") == [1, 2, 3]
+    assert ids(sink.table(adapter.store), "contact_id") == [1, 2, 3, 5]
+
+
+def test_email_columns_match_case_insensitively_and_holds_too(catalog, contacts, driver):
+    adapter = adapter_for(catalog, "customer_contact_persons", "contact_persons")
+    # The subject's value in any case finds the address stored in any case.
+    _, sink = collect(adapter, {Identity.EMAIL: {"Jan@X.nl"}})
+    assert ids(sink.table(adapter.store), "contact_id") == [1, 5]
+    # A hold typed in capitals keeps both rows out of the export, and counts them.
+    held = Protection(held={Identity.EMAIL: frozenset({"JAN@x.NL"})})
+    result, sink = collect(adapter, {Identity.EMAIL: {"jan@x.nl"}}, held)
+    assert result == CollectResult(withheld=2)
+    assert sink.tables == {}
+
+
+def test_the_email_lookup_uses_an_expression_index_on_lower(catalog, contacts, db):
+    """Operators create ``lower(<email column>)`` indexes (docs/data-model.md); the
+    subject filter is written so that such an index serves it."""
+    db.run(
+        "CREATE INDEX IF NOT EXISTS contact_persons_email_lower_idx "
+        "ON {s}.contact_persons (lower(email))"
+    )
+    adapter = adapter_for(catalog, "customer_contact_persons", "contact_persons")
+    params: dict[str, Any] = {}
+    where = adapter._subject_filter(
+        sql, _describe(adapter), {Identity.EMAIL: frozenset({"jan@x.nl"})}, params
+    )
+    query = sql.SQL("SELECT * FROM {} AS t WHERE {}").format(
+        sql.Identifier(SCHEMA, "contact_persons"), where
+    )
+    plan = db.plan(query, params)
+    assert "contact_persons_email_lower_idx" in plan
+    assert "Seq Scan" not in plan
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -480,12 +512,16 @@ def test_errors_name_the_table_and_connection_never_values(catalog, db):
     db.run("INSERT INTO {s}.odd VALUES (1, gen_random_uuid(), now())")
     category = catalog.category("support_tickets")
     store = postgres_store(
-        SCHEMA, "odd", ["id"], {"column": "at"}, [{"column": "customer_ref", "identity": "email"}]
+        SCHEMA,
+        "odd",
+        ["id"],
+        {"column": "at"},
+        [{"column": "customer_ref", "identity": "visitor_id"}],
     )
     adapter = PostgresRetentionAdapter(hook=make_hook(), store=store, category=category)
-    secret = "jan.secret@x.nl"
+    secret = "jan.secret.visitor"
     with pytest.raises(StoreError) as raised:
-        adapter.collect({Identity.EMAIL: frozenset({secret})}, Protection(), MemorySink())
+        adapter.collect({Identity.VISITOR_ID: frozenset({secret})}, Protection(), MemorySink())
     message = str(raised.value)
     assert f"{SCHEMA}.odd" in message
     assert repr(CONN_ID) in message
@@ -506,3 +542,33 @@ def _describe(adapter: PostgresRetentionAdapter):
         return adapter._describe(conn, adapter_module._driver(conn))
     finally:
         conn.close()
+
+
+def test_every_email_column_of_the_reference_schema_has_the_index_its_lookup_uses(catalog, db):
+    """telecom.sql indexes lower(<e-mail column>) for each e-mail column the policies name,
+    and the subject filter of every such store is served by that index."""
+    from lethe.synthetic import apply_reference_schema
+
+    apply_reference_schema(make_hook())
+    checked = set()
+    for category in catalog.categories():
+        for store in category.stores:
+            if store.kind != "postgres" or not store.table.startswith("telecom."):
+                continue
+            for selector in store.subject:
+                if selector.identity != Identity.EMAIL:
+                    continue
+                adapter = PostgresRetentionAdapter(hook=make_hook(), store=store, category=category)
+                params: dict[str, Any] = {}
+                where = adapter._subject_filter(
+                    sql, _describe(adapter), {Identity.EMAIL: frozenset({"jan@x.nl"})}, params
+                )
+                schema, table = store.table.split(".")
+                query = sql.SQL("SELECT * FROM {} AS t WHERE {}").format(
+                    sql.Identifier(schema, table), where
+                )
+                plan = db.plan(query, params)
+                assert f"{table}_email_lower_idx" in plan, (store.table, plan)
+                assert "Seq Scan" not in plan, (store.table, plan)
+                checked.add(store.table)
+    assert {"telecom.contact_persons", "telecom.support_tickets"} <= checked

@@ -75,7 +75,7 @@ CONTACTS = [
     (2, 42, "Jan (typo)", None, "jan@x.n1"),  # one character off
     (3, 42, "Marie", JAN_NEIGHBOUR, "marie@x.nl"),  # a colleague, phone one digit off
     (4, 43, "Jan elsewhere", None, "jan@x.nl.evil.example"),
-    (5, 43, "Upper", None, "JAN@X.NL"),  # not the normalised form: not the subject's row
+    (5, 43, "Upper", None, "JAN@X.NL"),  # the subject's address typed in capitals
     (6, 44, "Jan again", JAN, "Jan.Again@Example.COM"),  # the subject's phone at another customer
     (7, 44, "Wild", "%", "%"),
     (8, 45, "Bad", PIET, "not-an-e-mail"),  # a stored value that is no valid identity
@@ -107,9 +107,10 @@ def contacts_adapter(catalog, **kwargs) -> PostgresRetentionAdapter:
 
 def test_resolve_follows_the_declared_links_and_normalises(catalog, contacts, driver):
     adapter = contacts_adapter(catalog)
-    # email -> phone, customer_id; the near twins and the upper-case e-mail reveal nothing.
+    # email -> phone, customer_id; the near twins reveal nothing, the address typed in
+    # capitals is the subject's (its customer 43 comes along).
     found = adapter.resolve(frozen({Identity.EMAIL: {"jan@x.nl"}}))
-    assert found == {Identity.PHONE: {JAN}, Identity.CUSTOMER_ID: {"42"}}
+    assert found == {Identity.PHONE: {JAN}, Identity.CUSTOMER_ID: {"42", "43"}}
     # phone -> email, customer_id: the subject's other row reveals a second address,
     # normalised (lower case); a colleague's row (phone one digit off) reveals nothing.
     found = adapter.resolve(frozen({Identity.PHONE: {JAN}}))
@@ -190,8 +191,8 @@ def test_stores_without_links_reveal_nothing(catalog):
 def test_erase_removes_the_subjects_rows_and_nothing_else(catalog, contacts, driver):
     adapter = contacts_adapter(catalog)
     result = erase(adapter, {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}})
-    assert result == EraseResult(removed=2)  # 1 by both, 6 by the phone
-    assert contact_ids(contacts) == {2, 3, 4, 5, 7, 8}
+    assert result == EraseResult(removed=3)  # 1 by both, 5 by the e-mail, 6 by the phone
+    assert contact_ids(contacts) == {2, 3, 4, 7, 8}
     # A second erase finds nothing.
     assert erase(adapter, {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}) == EraseResult()
 
@@ -199,15 +200,15 @@ def test_erase_removes_the_subjects_rows_and_nothing_else(catalog, contacts, dri
 def test_a_customer_id_in_the_subject_erases_the_customers_rows(catalog, contacts):
     adapter = contacts_adapter(catalog)
     result = erase(adapter, {Identity.EMAIL: {"jan@x.nl"}, Identity.CUSTOMER_ID: {"42"}})
-    assert result == EraseResult(removed=3)  # every contact of customer 42
-    assert contact_ids(contacts) == {4, 5, 6, 7, 8}
+    assert result == EraseResult(removed=4)  # every contact of customer 42, and 5
+    assert contact_ids(contacts) == {4, 6, 7, 8}
 
 
 @pytest.mark.parametrize("value", ["%", "_", "' OR 1=1 --", "jan@x.nl%", "JAN@X.NL"])
 def test_erase_matches_values_exactly(catalog, contacts, value):
     adapter = contacts_adapter(catalog)
     result = erase(adapter, {Identity.EMAIL: {value}})
-    expected = {"%": {7}, "JAN@X.NL": {5}}.get(value, set())
+    expected = {"%": {7}, "JAN@X.NL": {1, 5}}.get(value, set())
     assert result.removed == len(expected)
     assert contact_ids(contacts) == {row[0] for row in CONTACTS} - expected
 
@@ -217,12 +218,12 @@ def test_held_rows_stay_and_are_counted(catalog, contacts, driver):
     subject = {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}
     # Held through a column the request did not ask about (customer 44).
     protection = Protection(held={Identity.CUSTOMER_ID: frozenset({"44"})})
-    assert erase(adapter, subject, protection) == EraseResult(removed=1, withheld=1)
-    assert contact_ids(contacts) == {2, 3, 4, 5, 6, 7, 8}
+    assert erase(adapter, subject, protection) == EraseResult(removed=2, withheld=1)
+    assert contact_ids(contacts) == {2, 3, 4, 6, 7, 8}
     assert erase(adapter, subject, protection) == EraseResult(withheld=1)
     # A hold on the whole category keeps every row and counts the subject's.
     assert erase(adapter, subject, Protection(category_held=True)) == EraseResult(withheld=1)
-    assert contact_ids(contacts) == {2, 3, 4, 5, 6, 7, 8}
+    assert contact_ids(contacts) == {2, 3, 4, 6, 7, 8}
 
 
 def test_a_store_without_the_subjects_identities_is_not_touched(catalog):
@@ -414,24 +415,31 @@ def test_rectify_updates_only_the_subjects_rows_and_hashes_old_and_new(catalog, 
     changes = {"full_name": "Jan de Vries", "phone": "+31611112222"}
     result = rectify(adapter, {Identity.EMAIL: {"jan@x.nl"}}, changes)
     assert result == RectifyResult(
-        rows=1,
-        old_hashes={"full_name": [value_hash("Jan")], "phone": [value_hash(JAN)]},
+        rows=2,
+        old_hashes={
+            "full_name": sorted([value_hash("Jan"), value_hash("Upper")]),
+            "phone": sorted([value_hash(JAN), value_hash(None)]),
+        },
         new_hashes={"full_name": value_hash("Jan de Vries"), "phone": value_hash("+31611112222")},
     )
     rows = contacts.by_key("SELECT contact_id, full_name, phone, email FROM {s}.contact_persons")
     assert rows[1] == ("Jan de Vries", "+31611112222", "jan@x.nl")
-    for contact, _customer, name, phone, email in CONTACTS[1:]:
-        assert rows[contact] == (name, phone, email)  # twins and colleagues untouched
+    assert rows[5] == ("Jan de Vries", "+31611112222", "JAN@X.NL")
+    for contact, _customer, name, phone, email in CONTACTS:
+        if contact not in (1, 5):
+            assert rows[contact] == (name, phone, email)  # twins and colleagues untouched
 
 
 def test_rectify_hashes_every_distinct_old_value_sorted(catalog, contacts):
     adapter = contacts_adapter(catalog)
     subject = {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}
     result = rectify(adapter, subject, {"full_name": "Jan de Vries", "email": "jan@vries.nl"})
-    assert result.rows == 2
+    assert result.rows == 3
     assert result.old_hashes == {
-        "full_name": sorted([value_hash("Jan"), value_hash("Jan again")]),
-        "email": sorted([value_hash("jan@x.nl"), value_hash("Jan.Again@Example.COM")]),
+        "full_name": sorted([value_hash("Jan"), value_hash("Upper"), value_hash("Jan again")]),
+        "email": sorted(
+            [value_hash("jan@x.nl"), value_hash("JAN@X.NL"), value_hash("Jan.Again@Example.COM")]
+        ),
     }
     # A second correction starts from the first one's new values: the hashes chain.
     again = rectify(adapter, {Identity.PHONE: {JAN}}, {"full_name": "J. de Vries"})
@@ -533,3 +541,168 @@ def test_a_value_the_column_cannot_hold_is_refused_without_echo(
     # One transaction: nothing changed, not even the valid column.
     rows = devices.by_key("SELECT device_id, device_type FROM {s}.managed_devices")
     assert rows == {1: ("router",), 2: ("switch",), 3: ("router",)}
+
+
+# ================================================================================ free text
+
+
+def create_support_tickets(db: Db, name: str = "support_tickets") -> None:
+    db.run(f"DROP TABLE IF EXISTS {{s}}.{name}")
+    db.run(
+        f"""CREATE TABLE {{s}}.{name} (
+            ticket_id bigint PRIMARY KEY, customer_id bigint, contact_name text,
+            contact_email text, contact_phone text, subject text NOT NULL, body text NOT NULL,
+            opened_at timestamptz NOT NULL, closed_at timestamptz)"""
+    )
+
+
+#: A ticket's body mentioning the subject as people write it -> the body after erasure.
+REDACTED_SPELLINGS = [
+    "+31612345678",
+    "0612345678",
+    "06-12345678",
+    "06 1234 5678",
+    "+31 (0)6 12345678",
+    "0031 6 1234 5678",
+    "+31-6-12345678",
+    "06-12 34 56 78",
+    "(06) 12345678",
+    "+31 6 12 34 56 78",
+    "06.12.34.56.78",
+    "06/12345678",
+    "31612345678",
+    "jan@x.nl",
+    "JAN@X.NL",
+    "Jan@X.nl",
+]
+#: Mentions of other people (near twins, longer numbers, other addresses): kept.
+KEPT_SPELLINGS = [
+    "06-12345679",
+    "06123456789",
+    "+316123456789",
+    "106 1234 5678",
+    "+31612345670",
+    "jan@x.n1",
+    "bjan@x.nl",
+    "jan@x.nl.evil.example",
+    "jan@x.nl-shop.nl",
+    "jan.x@x.nl",
+    "janXx.nl",
+]
+
+
+@pytest.fixture
+def tickets(db):
+    """Support tickets: the subject's own, others mentioning the subject in many spellings,
+    others mentioning near twins, and a held one mentioning the subject."""
+    create_support_tickets(db)
+    rows = [
+        (1, 42, "jan@x.nl", JAN, "Storing", "Bel me op 06-12345678.", None),
+        (2, 42, "held@x.nl", PIET, "Map", "Vraag het JAN@X.NL of 0612345678.", None),
+        (3, 43, "piet@y.nl", PIET, "Terugbellen 0031 6 1234 5678", "Geen tekst.", utc(2020, 1, 1)),
+    ]
+    for offset, spelling in enumerate([*REDACTED_SPELLINGS, *KEPT_SPELLINGS]):
+        rows.append((100 + offset, 50, "other@y.nl", None, "Vraag", f"Bel {spelling}, dank.", None))
+    db.many(
+        "INSERT INTO {s}.support_tickets VALUES (%s, %s, 'n', %s, %s, %s, %s, now(), %s)",
+        rows,
+    )
+    return db
+
+
+def tickets_adapter(catalog, **kwargs) -> PostgresRetentionAdapter:
+    return adapter_for(catalog, "support_tickets", "support_tickets", **kwargs)
+
+
+def test_erasure_redacts_mentions_of_the_subject_in_other_peoples_tickets(catalog, tickets, driver):
+    adapter = tickets_adapter(catalog)
+    assert adapter.store.free_text == ("subject", "body")
+    subject = {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}
+    held = Protection(held={Identity.EMAIL: frozenset({"held@x.nl"})})
+
+    result = erase(adapter, subject, held)
+    # Jan's own ticket goes; ticket 3 (subject line) and every spelling are redacted.
+    assert result == EraseResult(removed=1, redacted=1 + len(REDACTED_SPELLINGS))
+    texts = tickets.by_key("SELECT ticket_id, subject, body FROM {s}.support_tickets")
+    assert 1 not in texts
+    assert texts[2] == ("Map", "Vraag het JAN@X.NL of 0612345678.")  # held: untouched
+    assert texts[3] == ("Terugbellen [removed]", "Geen tekst.")
+    for offset, spelling in enumerate(REDACTED_SPELLINGS):
+        assert texts[100 + offset] == ("Vraag", "Bel [removed], dank."), spelling
+    for offset, spelling in enumerate(KEPT_SPELLINGS, start=len(REDACTED_SPELLINGS)):
+        assert texts[100 + offset] == ("Vraag", f"Bel {spelling}, dank."), spelling
+
+    # Nothing is left to find; once the hold is released, its mention goes too.
+    assert erase(adapter, subject, held) == EraseResult()
+    assert erase(adapter, subject) == EraseResult(redacted=1)
+    texts = tickets.by_key("SELECT ticket_id, body FROM {s}.support_tickets")
+    assert texts[2] == ("Vraag het [removed] of [removed].",)
+
+
+def test_a_category_hold_redacts_nothing(catalog, tickets):
+    adapter = tickets_adapter(catalog)
+    before = tickets.rows("SELECT * FROM {s}.support_tickets ORDER BY ticket_id")
+    result = erase(adapter, {Identity.PHONE: {JAN}}, Protection(category_held=True))
+    assert result == EraseResult(withheld=1)
+    assert tickets.rows("SELECT * FROM {s}.support_tickets ORDER BY ticket_id") == before
+
+
+def test_free_text_is_searched_even_without_a_matching_subject_column(catalog, tickets):
+    """A phone number alone: no row is the subject's by its columns, mentions still go."""
+    adapter = tickets_adapter(catalog)
+    result = erase(adapter, {Identity.PHONE: {"+31612345678"}, Identity.VISITOR_ID: {"v1.abc"}})
+    assert result.redacted > 0
+    assert result.removed == 1  # ticket 1's contact_phone
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {Identity.EMAIL: {".*"}},
+        {Identity.EMAIL: {"' OR 1=1 --"}},
+        {Identity.EMAIL: {"j.n@x.nl"}},  # the dot is no wildcard: "jan@x.nl" is not "j.n"
+        {Identity.EMAIL: {"jan@x\\.nl"}},
+        {Identity.PHONE: {"not a number"}},
+        {Identity.PHONE: {".*"}},
+    ],
+)
+def test_mentions_match_only_the_values_themselves(catalog, tickets, values):
+    adapter = tickets_adapter(catalog)
+    before = tickets.rows("SELECT * FROM {s}.support_tickets ORDER BY ticket_id")
+    assert erase(adapter, values) == EraseResult()
+    assert tickets.rows("SELECT * FROM {s}.support_tickets ORDER BY ticket_id") == before
+
+
+def test_a_store_without_free_text_only_erases_its_subjects_rows(catalog, tickets):
+    adapter = tickets_adapter(catalog, free_text=())
+    result = erase(adapter, {Identity.EMAIL: {"jan@x.nl"}})
+    assert result == EraseResult(removed=1)
+    assert (
+        tickets.one("SELECT count(*) FROM {s}.support_tickets WHERE body LIKE '%%[removed]%%'")[0]
+        == 0
+    )
+
+
+def test_a_missing_free_text_column_is_named(catalog, tickets):
+    adapter = tickets_adapter(catalog, free_text=("body", "notes"))
+    with pytest.raises(PurgeError, match="no column notes") as raised:
+        erase(adapter, {Identity.EMAIL: {"jan@x.nl"}})
+    assert "jan@x.nl" not in str(raised.value)
+    assert len(tickets.rows("SELECT 1 FROM {s}.support_tickets")) == 3 + len(
+        REDACTED_SPELLINGS
+    ) + len(KEPT_SPELLINGS)
+
+
+@pytest.mark.parametrize(
+    ("free_text", "message"),
+    [
+        (["body", "body"], "column 'body' is listed more than once"),
+        (["Body; DROP"], "is not a valid identifier"),
+    ],
+)
+def test_the_policy_validates_free_text_columns(free_text, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="free_text") as raised:
+        postgres_store(SCHEMA, "t", ["id"], {"column": "at"}, [], free_text=free_text)
+    assert message in str(raised.value)

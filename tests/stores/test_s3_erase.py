@@ -293,3 +293,37 @@ def test_an_object_changed_meanwhile_is_not_overwritten(hook, catalog, client, b
     assert _get(client, bucket, _key(1)) == newer  # the other writer's object stands
     del adapter._rewrite
     assert erase(adapter, {Identity.VISITOR_ID: {VISITOR}}) == EraseResult(removed=1, rewritten=1)
+
+
+def test_email_fields_match_in_any_case_and_so_do_holds(hook, catalog, client, bucket):
+    store = S3Store.model_validate(
+        {
+            "kind": "s3",
+            "conn_id": connections.OBJECT_STORE,
+            "bucket": bucket,
+            "prefix": "mail/",
+            "key_layout": "mail/{yyyy}/{mm}/{dd}.jsonl",
+            "time_from": "key",
+            "object_format": "jsonl",
+            "subject": [{"field": "from", "identity": "email"}],
+        }
+    )
+    lines = [
+        b'{"from": "JAN@X.NL", "bytes": 1}\n',  # the subject, typed in capitals
+        b'{"from": "jan@x.n1", "bytes": 2}\n',  # a near twin
+        b'{"from": "jan@x.nl", "bytes": 3}\n',
+        b'{"from": "Marie@X.nl", "bytes": 4}\n',
+    ]
+    put_object(client, bucket, "mail/2024/03/01.jsonl", b"".join(lines))
+    adapter = S3RetentionAdapter(
+        hook=hook, store=store, category=catalog.category("web_statistics")
+    )
+    subject = {Identity.EMAIL: {"jan@x.nl"}}
+
+    # A hold typed in another case still keeps the object whole.
+    held = Protection(held={Identity.EMAIL: frozenset({"Jan@X.nl"})})
+    assert erase(adapter, subject, held).withheld == 2  # rows
+    assert _get(client, bucket, "mail/2024/03/01.jsonl") == b"".join(lines)
+
+    assert erase(adapter, subject) == EraseResult(removed=2, rewritten=1)
+    assert _get(client, bucket, "mail/2024/03/01.jsonl") == lines[1] + lines[3]

@@ -166,3 +166,22 @@ def test_failures_are_counted_and_the_rest_erased(hook, catalog, tree, customers
     assert "PermissionError" in message
     assert tree.files() & {customers["jan_calls"], customers["jan_to_jan"]} == set()
     assert customers["jan_called"] in tree.files()
+
+
+def test_identities_in_paths_compare_as_subjects_values_do():
+    """E-mail addresses in a path compare in lower case, with the subject's values and with
+    holds (which are put in canonical form, whatever case or spelling they were typed in)."""
+    from lethe.stores.sftp import _belongs
+
+    found = {Identity.EMAIL: ("JAN@X.NL",), Identity.PHONE: (JAN,)}
+    assert _belongs(found, {Identity.EMAIL: frozenset({"jan@x.nl"})})
+    assert not _belongs(found, {Identity.EMAIL: frozenset({"jan@x.n1"})})
+    assert not _belongs(
+        {Identity.VISITOR_ID: ("V1.ABCDEF12",)}, {Identity.VISITOR_ID: frozenset({"v1.abcdef12"})}
+    )
+    assert Protection(held={Identity.EMAIL: frozenset({"Jan@X.nl"})}).is_held(found)
+    assert Protection(held={Identity.PHONE: frozenset({"06-12345678"})}).is_held(found)
+    assert Protection(restricted={Identity.PHONE: frozenset({"+31 (0)6 12345678"})}).is_restricted(
+        found
+    )
+    assert not Protection(held={Identity.PHONE: frozenset({JAN_NEIGHBOUR})}).is_held(found)

@@ -45,6 +45,12 @@ def cutoff_before(moment: datetime, period: Duration, tz: ZoneInfo = PROVIDER_TZ
     return min(c.astimezone(UTC) for c in candidates)
 
 
+def store_label(store: Any) -> str:
+    """How a store is named in logs, the ledger, request progress and task labels: kind,
+    connection, place (``postgres:lethe_telecom_db:telecom.usage_records``)."""
+    return f"{store.kind}:{store.conn_id}:{store.location}"
+
+
 @dataclass(frozen=True)
 class Cutoff:
     """When the items of one store have expired: aged strictly before the cutoff.
@@ -89,6 +95,12 @@ class Protection:
     held: Mapping[Identity, frozenset[str]] = field(default_factory=dict)
     restricted: Mapping[Identity, frozenset[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Holds are typed in by people: compare them in canonical form (an e-mail address
+        # in lower case, a phone number in E.164), as subjects' values are.
+        object.__setattr__(self, "held", _canonical_all(self.held))
+        object.__setattr__(self, "restricted", _canonical_all(self.restricted))
+
     def is_held(self, subjects: Mapping[Identity, tuple[str, ...] | list[str]]) -> bool:
         """Whether an item with these identities is under a legal hold."""
         return self.category_held or _any_in(subjects, self.held)
@@ -104,10 +116,34 @@ class Protection:
 
 def _any_in(subjects, protected) -> bool:
     return any(
-        value in protected.get(identity, ())
+        comparable(identity, value) in protected.get(identity, ())
         for identity, values in subjects.items()
         for value in values
     )
+
+
+def comparable(identity: Identity, value: str) -> str:
+    """A stored identity value as it is compared with a subject's (normalised) values:
+    e-mail addresses in lower case (the governed stores keep them as people typed them),
+    every other type as it is stored."""
+    return value.lower() if identity == "email" else value
+
+
+def _canonical_all(
+    protected: Mapping[Identity, frozenset[str]],
+) -> dict[Identity, frozenset[str]]:
+    from lethe.identities import InvalidIdentity, normalise
+
+    def canonical(identity: Identity, value: str) -> str:
+        try:
+            return normalise(identity, value, strict=False)
+        except InvalidIdentity:  # kept as it is (compared like a stored value)
+            return comparable(identity, value)
+
+    return {
+        identity: frozenset(canonical(identity, value) for value in values)
+        for identity, values in protected.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -237,12 +273,16 @@ class EraseResult:
     :param rewritten: shared objects rewritten without the subject's rows (S3 exports that
         hold many visitors); the subject's rows in them count in ``removed``.
     :param withheld: items of the subject kept because of a legal hold.
+    :param redacted: rows of any subject whose free text (``free_text`` columns) mentioned
+        the subject's e-mail address or phone number; the mentions were replaced by
+        ``[removed]``, the rows stay.
     """
 
     removed: int = 0
     anonymised: int = 0
     rewritten: int = 0
     withheld: int = 0
+    redacted: int = 0
 
     @property
     def touched(self) -> int:

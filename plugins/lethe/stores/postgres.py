@@ -25,15 +25,23 @@ official :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`. The S
   subject columns of the identity types asked for, each compared in the column's own type
   (``bigint[]``, ``inet[]``, ``text[]`` ...) so its index serves the lookup; an ``inet``
   column is given every prefix length of an address, so a host stored with a netmask
-  matches. The rows are read from a server-side cursor in batches and written one by one;
+  matches. E-mail columns are compared case-insensitively, ``lower(a) = ANY(%s::text[])``
+  (the database's addresses are as people typed them; an expression index on
+  ``lower(a)`` serves the lookup), in collect, erase, rectify, resolve and protection.
+  The rows are read from a server-side cursor in batches and written one by one;
   held rows are only counted.
 * **Resolve, erase, rectify.** A subject's rows are found as collect finds them. Resolve
   follows the store's declared ``links``: ``SELECT DISTINCT`` of the revealed columns for
   the known values, normalised as identities. Erase deletes (or anonymises) the subject's
   unheld rows in batches with the purge's key-array mechanics (never dropping a
-  partition). Rectify locks, reads and updates the subject's unheld rows in one statement
-  (``WITH old AS (... FOR UPDATE) UPDATE ... RETURNING old``) and returns SHA-256 hashes of
-  the old and new values, never the values.
+  partition); then, for a store with ``free_text`` columns, one ``UPDATE ... SET c =
+  regexp_replace(c, <pattern>, '[removed]', 'gi')`` redacts the subject's e-mail addresses
+  and phone numbers (in any common written form) wherever they are mentioned in those
+  columns, in every unheld row of any subject and age (the pattern is built from escaped
+  values and bound as a parameter). Rectify locks, reads and updates the subject's unheld
+  rows in one statement (``WITH old AS (... FOR UPDATE) UPDATE ... RETURNING old``) and
+  returns SHA-256 hashes of the old and new values, never the values; it does not rewrite
+  free text.
 
 Identifiers come from the validated policy and are always quoted with the driver's
 ``sql.Identifier``; every value is a bound parameter. The hook may hand out a psycopg 3 or
@@ -53,7 +61,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import PurgeError, StoreError
-from lethe.identities import InvalidIdentity, normalise
+from lethe.identities import InvalidIdentity, normalise, phone_parts
 from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
 from lethe.stores.base import (
     PROVIDER_TZ,
@@ -103,6 +111,11 @@ _UPPER_BOUND_RE = r"TO \('([^']*)'\)$"
 _UNBOUNDED = {"bpchar": "bpchar", "_bpchar": "bpchar[]", "bit": "varbit", "_bit": "varbit[]"}
 #: Partition-key column types whose bounds are instants (or local dates) we can compare.
 _TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+#: What a mention of an erased subject in free text is replaced with.
+REDACTION_MARKER = "[removed]"
+#: Between two digits of a phone number as people write it: up to three spaces, dots,
+#: hyphens, slashes or brackets (``06-12 34 56 78``, ``+31 (0)6 12345678``).
+_DIGIT_GAP = "[ .()/-]{0,3}"
 
 # ================================================================================ catalog SQL
 
@@ -378,8 +391,9 @@ class PostgresRetentionAdapter(StoreAdapter):
         (e-mail in lower case, phone in E.164, ids as digits, an ``inet`` by its host
         address, a ``macaddr`` as lower-case pairs with colons), so it can search other
         stores; a stored value that is not a valid identity of its type is left out (and
-        counted in the log). Held rows reveal too: a hold keeps data, it does not hide whose
-        it is.
+        counted in the log); a stored phone number need only be a possible one
+        (``normalise(..., strict=False)``). Held rows reveal too: a hold keeps data, it
+        does not hide whose it is.
 
         :return: identity type -> values; empty when no link starts from ``known`` (then no
             connection is made).
@@ -420,7 +434,7 @@ class PostgresRetentionAdapter(StoreAdapter):
                         if value is None:
                             continue
                         try:
-                            identity = normalise(selector.identity, value)
+                            identity = normalise(selector.identity, value, strict=False)
                         except InvalidIdentity:
                             invalid += 1
                             continue
@@ -456,18 +470,26 @@ class PostgresRetentionAdapter(StoreAdapter):
         deleted from row by row too: a partition is never dropped for one subject.
         Anonymised rows are not matched again, so a second erase finds nothing.
 
-        :return: rows deleted (``removed``) or anonymised, and rows withheld; nothing at
-            all, without a connection, when no subject column has an identity type of
-            ``subject``.
+        Then, when the policy names ``free_text`` columns, every mention of the subject's
+        e-mail addresses (any case) and phone numbers (as people write them: ``+31612345678``,
+        ``06-12345678``, ``+31 (0)6 12345678``, ``0031 6 1234 5678`` ...) in those columns is
+        replaced by ``[removed]``, in one committed UPDATE over every row of the table that
+        is not held, whoever it is about and however old (:func:`_mention_pattern`). A hold
+        on the whole category redacts nothing. A second erase finds no mention left.
+
+        :return: rows deleted (``removed``) or anonymised, rows withheld, and rows whose
+            free text was redacted; nothing at all, without a connection, when no subject
+            column has an identity type of ``subject`` and there is no free text to search.
         :raises lethe.exceptions.PurgeError: when the database cannot be reached or a batch
             fails (naming table, connection and SQLSTATE, never a value); ``removed`` counts
             the rows of the batches committed before, which stay erased.
         """
-        if not any(subject.get(s.identity) for s in self.store.subject):
+        mention = _mention_pattern(subject) if self.store.free_text else None
+        if mention is None and not any(subject.get(s.identity) for s in self.store.subject):
             log.info("%s has no subject column for these identities; skipped", self.store.table)
             return EraseResult()
         progress = _Progress()
-        withheld = 0
+        withheld = redacted = 0
         conn = self._connect(PurgeError)
         driver = _driver(conn)
         sql = driver.sql
@@ -490,19 +512,67 @@ class PostgresRetentionAdapter(StoreAdapter):
                 conn.rollback()
                 if not protection.category_held:
                     self._erase_batches(conn, driver, table, where, held, params, progress)
+            if mention is not None and not protection.category_held:
+                progress.action = "redacting mentions in free text"
+                redacted = self._redact(conn, driver, table, mention, protection)
         if self._anonymises:
-            result = EraseResult(anonymised=progress.removed, withheld=withheld)
+            result = EraseResult(anonymised=progress.removed, withheld=withheld, redacted=redacted)
         else:
-            result = EraseResult(removed=progress.removed, withheld=withheld)
+            result = EraseResult(removed=progress.removed, withheld=withheld, redacted=redacted)
         log.info(
-            "Erased one subject from %s: %d rows removed, %d anonymised, %d withheld (%d batches)",
+            "Erased one subject from %s: %d rows removed, %d anonymised, %d withheld, "
+            "%d rows redacted in free text (%d batches)",
             self.store.table,
             result.removed,
             result.anonymised,
             result.withheld,
+            result.redacted,
             progress.batches,
         )
         return result
+
+    def _redact(
+        self, conn: Any, driver: _Driver, table: _Table, mention: str, protection: Protection
+    ) -> int:
+        """Replace every mention of the subject in the store's free-text columns, in one
+        committed UPDATE over the unheld rows of any subject and any age.
+
+        ``mention`` (a PostgreSQL regular expression built by :func:`_mention_pattern`
+        from escaped values) and the marker are bound parameters, matched
+        case-insensitively.
+
+        :return: the rows changed.
+        """
+        sql = driver.sql
+        schema, name = self.store.table.split(".")
+        params: dict[str, Any] = {"mention": mention, "marker": REDACTION_MARKER}
+        held = self._matches(sql, table, protection.held, "held", params)
+        query = sql.SQL(
+            "UPDATE {relation} AS t SET {assignments} WHERE ({mentioned}) AND NOT {held}"
+        ).format(
+            relation=sql.Identifier(schema, name),
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{} = regexp_replace({}, {}::text, {}::text, 'gi')").format(
+                    sql.Identifier(column),
+                    sql.Identifier("t", column),
+                    sql.Placeholder("mention"),
+                    sql.Placeholder("marker"),
+                )
+                for column in self.store.free_text
+            ),
+            mentioned=sql.SQL(" OR ").join(
+                sql.SQL("{} ~* {}::text").format(
+                    sql.Identifier("t", column), sql.Placeholder("mention")
+                )
+                for column in self.store.free_text
+            ),
+            held=held,
+        )
+        with driver.cursor() as cur:
+            cur.execute(query, params)
+            changed = cur.rowcount
+        conn.commit()
+        return changed
 
     def rectify(
         self,
@@ -717,7 +787,11 @@ class PostgresRetentionAdapter(StoreAdapter):
             cur.execute(_COLUMNS_SQL, {"oid": oid})
             columns = {name: _Column(type, base) for name, type, base in cur.fetchall()}
         conn.rollback()
-        wanted = [*self.store.key_columns, *(s.column for s in self.store.subject)]
+        wanted = [
+            *self.store.key_columns,
+            *(s.column for s in self.store.subject),
+            *self.store.free_text,
+        ]
         if isinstance(self.store.age, AgeFromColumn):
             wanted.append(self.store.age.column)
         else:
@@ -835,6 +909,8 @@ class PostgresRetentionAdapter(StoreAdapter):
             name = f"{prefix}_{subject.identity.value}"
             params[name] = sorted(values)
             column = sql.Identifier("t", subject.column)
+            if subject.identity == "email":  # held values are lower case (Protection)
+                column = sql.SQL("lower({}::text)").format(column)
             terms.append(
                 sql.SQL("{}::text = ANY({}::text[])").format(column, sql.Placeholder(name))
             )
@@ -909,8 +985,10 @@ class PostgresRetentionAdapter(StoreAdapter):
         """``(t.a = ANY(%(subject0)s::<type of a>[]) OR ...)`` over the subject's columns.
 
         Each column is compared in its own type, with the values bound as one typed array,
-        so the column's index serves the lookup. Values a column's type cannot hold (a
-        number out of range, an address that is not one) are left out for that column;
+        so the column's index serves the lookup; an e-mail column is compared in lower case
+        (``lower(t.a) = ANY(%(subject0)s::text[])``), served by an index on ``lower(a)``.
+        Values a column's type cannot hold (a number out of range, an address that is not
+        one) are left out for that column;
         None when no column is left to compare.
         """
         terms = []
@@ -919,10 +997,23 @@ class PostgresRetentionAdapter(StoreAdapter):
             if not values:
                 continue
             column = table.columns[selector.column]
+            name = f"subject{index}"
+            if selector.identity == "email":
+                # Stored as people typed them: compared in lower case on both sides, which
+                # an expression index on lower(<column>) serves.
+                lowered = sorted({v.lower() for v in values if "\x00" not in v})
+                if not lowered:
+                    continue
+                params[name] = lowered
+                terms.append(
+                    sql.SQL("lower({}::text) = ANY({}::text[])").format(
+                        sql.Identifier("t", selector.column), sql.Placeholder(name)
+                    )
+                )
+                continue
             bound = _typed_values(column, values)
             if not bound:
                 continue
-            name = f"subject{index}"
             params[name] = bound
             terms.append(
                 sql.SQL("{} = ANY({}::{}[])").format(
@@ -1390,6 +1481,53 @@ def _typed_values(column: _Column, values: frozenset[str]) -> list[Any]:
             for length in range(address.max_prefixlen + 1)
         ]
     return texts
+
+
+def _are_literal(text: str) -> str:
+    """``text`` as a PostgreSQL regular expression matching exactly it: every character
+    but an ASCII letter or digit escaped (a backslash before a non-alphanumeric character
+    is always that character)."""
+    return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in text)
+
+
+def _mention_pattern(subject: Mapping[Identity, frozenset[str]]) -> str | None:
+    """A PostgreSQL regular expression (matched case-insensitively) for the subject's
+    e-mail addresses and phone numbers as people write them in free text; None when the
+    subject has neither.
+
+    An address matches whole: not preceded by a character an address can hold, not
+    followed by more of a domain (``jan@x.nl`` is not found in ``bjan@x.nl`` nor in
+    ``jan@x.nl.example``). A phone number matches in any common written form: with ``+``,
+    ``00`` or nothing before the country code, an optional ``(0)`` after it, or (for a
+    number of the default region) with its trunk prefix instead (``06...``), and up to
+    three spaces, dots, hyphens, slashes or brackets between any two digits; never as
+    part of a longer number. Only escaped values and fixed syntax go into it.
+    """
+    from lethe.policy.vocabulary import Identity
+
+    alternatives = []
+    emails = sorted(v for v in subject.get(Identity.EMAIL, ()) if v.isascii())
+    if emails:
+        literal = "|".join(_are_literal(email) for email in emails)
+        alternatives.append(rf"(?<![A-Za-z0-9._%+-])(?:{literal})(?![A-Za-z0-9-]|\.[A-Za-z0-9])")
+    numbers = []
+    for value in sorted(subject.get(Identity.PHONE, ())):
+        parts = phone_parts(value)
+        if parts is None:
+            continue
+        country, national, trunk = parts
+        if not (country + national).isdigit() or not country.isascii():
+            continue
+        prefixes = [rf"(?:(?:\+|00) ?)?{country}{_DIGIT_GAP}(?:\(0\){_DIGIT_GAP})?"]
+        if trunk and trunk.isdigit():
+            prefixes.append(rf"\(?{trunk}{_DIGIT_GAP}")
+        digits = _DIGIT_GAP.join(national)
+        numbers.append(f"(?:{'|'.join(prefixes)}){digits}")
+    if numbers:
+        alternatives.append(rf"(?<![0-9+])(?:{'|'.join(numbers)})(?![0-9])")
+    if not alternatives:
+        return None
+    return "|".join(f"(?:{alternative})" for alternative in alternatives)
 
 
 def _identity_text(sql: ModuleType, table: _Table, column: str) -> Any:

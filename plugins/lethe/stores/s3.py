@@ -29,7 +29,8 @@ streaming, and kept when it holds a protected value. Without such protections no
 body is read.
 
 Collect (a subject's access or portability export) applies to stores that name subject
-fields; others (lawful intercept) are never listed or read for a subject. It lists every
+fields, of categories that grant the right: the lawful-intercept logs name theirs for
+protection checks only and are never listed or read for a subject. It lists every
 current object under the prefix that fits the layout and reads each, streaming, line by
 line; only rows whose subject field holds one of the subject's values are kept, so rows of
 other subjects in the same object never reach the export. It makes two passes, both
@@ -74,6 +75,7 @@ from lethe.stores.base import (
     PurgeResult,
     StoreAdapter,
     SurveyTally,
+    comparable,
 )
 
 if TYPE_CHECKING:
@@ -305,10 +307,12 @@ class S3RetentionAdapter(StoreAdapter):
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired ones and the protected ones.
 
-        Only current objects are counted, and read for protected values; in a versioned
-        bucket the purge also reads older versions, so it may keep more than the survey
-        expects, never less. Unreadable expired objects (checked for protected values but
-        not parseable) are counted as held: a purge keeps them.
+        Only current objects are counted. An expired one is read for protected values; in
+        a versioned bucket every version of its key is read, as the purge does, so an
+        object kept because an older version names a held identity counts as held here
+        too (and the compliance check does not report it as overdue). Unreadable expired
+        objects (checked for protected values but not parseable) are counted as held: a
+        purge keeps them.
         """
         tally = _Tally()
         threshold = cutoff.earliest
@@ -318,7 +322,10 @@ class S3RetentionAdapter(StoreAdapter):
                 judged = self._judge(obj["Key"], obj.get("LastModified"), threshold, tally)
                 if judged is None or not judged[1]:
                     continue
-                verdict = self._protect(obj["Key"], [None], protection, relevant)
+                versions: list[str | None] = [None]
+                if self.store.versioned and relevant and not protection.category_held:
+                    versions = self._readable_versions(obj["Key"], tally) or [None]
+                verdict = self._protect(obj["Key"], versions, protection, relevant)
                 self._count(verdict, judged[0], tally)
         self._log("Surveyed", tally)
         return tally.survey()
@@ -403,13 +410,14 @@ class S3RetentionAdapter(StoreAdapter):
 
         :param include_files: ignored: objects are read as rows, not copied as files.
         :return: rows written and rows withheld; nothing at all, without a listing, when
-            no subject field has an identity type of ``subject``.
+            no subject field has an identity type of ``subject``, or the category grants
+            no right (the lawful-intercept logs).
         :raises StoreError: when the bucket cannot be listed, an object cannot be read or
             parsed (the export would be incomplete), or an object changed between the two
             passes; messages name the connection and bucket, never a key or a value.
             Errors of the sink itself pass unchanged.
         """
-        wanted = {i: subject[i] for i in self.store.identities if subject.get(i)}
+        wanted = self._request_fields(subject)
         if not wanted:
             log.info("s3 store %s has no subject field for these identities", self.store.location)
             return CollectResult()
@@ -483,13 +491,13 @@ class S3RetentionAdapter(StoreAdapter):
         then ends with a :class:`~lethe.exceptions.PurgeError` carrying the counts.
 
         :return: what was removed, rewritten and withheld; nothing at all, without any S3
-            call, when the store has no subject field of ``subject``'s identity types
-            (lawful-intercept logs have none).
+            call, when the store has no subject field of ``subject``'s identity types or
+            the category grants no right (the lawful-intercept logs).
         :raises StoreError: when the bucket cannot be listed before anything was erased.
         :raises PurgeError: when some keys could not be erased, or the listing failed
             part-way (with what was erased before).
         """
-        wanted = {i: subject[i] for i in self.store.identities if subject.get(i)}
+        wanted = self._request_fields(subject)
         if not wanted:
             log.info("s3 store %s has no subject field for these identities", self.store.location)
             return EraseResult()
@@ -544,6 +552,17 @@ class S3RetentionAdapter(StoreAdapter):
                 failed=failed,
             )
         return EraseResult(removed=removed, rewritten=work.rewritten, withheld=work.withheld)
+
+    def _request_fields(
+        self, subject: Mapping[Identity, frozenset[str]]
+    ) -> dict[Identity, frozenset[str]]:
+        """The subject's values of the identity types the store's fields hold, for a
+        collect or an erase; none when the category grants the subject no right at all:
+        then its fields are declared for legal holds and restrictions only (the
+        lawful-intercept logs), and a subject's request never lists or reads the store."""
+        if not self.category.rights:
+            return {}
+        return {i: subject[i] for i in self.store.identities if subject.get(i)}
 
     def _count_subject_rows(
         self,
@@ -992,6 +1011,13 @@ class S3RetentionAdapter(StoreAdapter):
                 found.append((text, parts))
         return sorted(found)
 
+    def _readable_versions(self, key: str, tally: _Tally) -> list[str | None]:
+        """The version ids of ``key`` that hold data (delete markers left out)."""
+        found: list[str | None] = []
+        for page in self._pages("list_object_versions", tally, Prefix=key):
+            found.extend(v["VersionId"] for v in page.get("Versions", ()) if v["Key"] == key)
+        return found
+
     def _pages(self, operation: str, tally: _Tally, **params: Any) -> Iterator[dict[str, Any]]:
         """Every page of a listing, with S3 errors turned into a StoreError."""
         client = self._client()
@@ -1221,6 +1247,7 @@ class S3RetentionAdapter(StoreAdapter):
                     if value is None:
                         continue
                     value = value if isinstance(value, str) else json.dumps(value)
+                    value = comparable(selector.identity, value)
                     if value in relevant[selector.identity]:
                         found.setdefault(selector.identity, set()).add(value)
                         if value in protection.held.get(selector.identity, ()):
@@ -1301,7 +1328,9 @@ def _belongs(
 ) -> bool:
     """Whether any identity of a row equals one of the subject's values of its type."""
     return any(
-        value in wanted.get(identity, ()) for identity, values in found.items() for value in values
+        comparable(identity, value) in wanted.get(identity, ())
+        for identity, values in found.items()
+        for value in values
     )
 
 

@@ -42,6 +42,7 @@ from lethe.stores.base import (
     PurgeResult,
     StoreAdapter,
     SurveyTally,
+    comparable,
 )
 
 if TYPE_CHECKING:
@@ -670,5 +671,7 @@ def _belongs(
 ) -> bool:
     """Whether any identity in a path equals one of the subject's values of its type."""
     return any(
-        value in wanted.get(identity, ()) for identity, values in found.items() for value in values
+        comparable(identity, value) in wanted.get(identity, ())
+        for identity, values in found.items()
+        for value in values
     )

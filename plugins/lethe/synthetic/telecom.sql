@@ -41,11 +41,14 @@ CREATE TABLE IF NOT EXISTS telecom.contact_persons (
     customer_id   bigint NOT NULL REFERENCES telecom.customers,
     full_name     text NOT NULL,
     phone         text,                            -- E.164, e.g. '+31612345678'
-    email         text,                            -- lower case
+    email         text,                            -- as typed; matched by lower(email)
     created_at    timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contact_persons_customer_idx ON telecom.contact_persons (customer_id);
-CREATE INDEX IF NOT EXISTS contact_persons_email_idx ON telecom.contact_persons (email);
+-- E-mail addresses are matched case-insensitively (lower(email) = ANY(...)): every e-mail
+-- column has an expression index on lower(); the plain indexes of earlier versions go.
+DROP INDEX IF EXISTS telecom.contact_persons_email_idx;
+CREATE INDEX IF NOT EXISTS contact_persons_email_lower_idx ON telecom.contact_persons (lower(email));
 CREATE INDEX IF NOT EXISTS contact_persons_phone_idx ON telecom.contact_persons (phone);
 
 -- Row 2: where a contract's services are delivered.
@@ -69,6 +72,7 @@ CREATE TABLE IF NOT EXISTS telecom.billing_accounts (
     invoice_email text,
     kvk_number    text                             -- Chamber of Commerce number
 );
+CREATE INDEX IF NOT EXISTS billing_accounts_email_lower_idx ON telecom.billing_accounts (lower(invoice_email));
 
 -- Row 7: contact person of a cloud contract (controller: client).
 CREATE TABLE IF NOT EXISTS telecom.cloud_contacts (
@@ -80,7 +84,8 @@ CREATE TABLE IF NOT EXISTS telecom.cloud_contacts (
     email         text
 );
 CREATE INDEX IF NOT EXISTS cloud_contacts_contract_idx ON telecom.cloud_contacts (contract_id);
-CREATE INDEX IF NOT EXISTS cloud_contacts_email_idx ON telecom.cloud_contacts (email);
+DROP INDEX IF EXISTS telecom.cloud_contacts_email_idx;
+CREATE INDEX IF NOT EXISTS cloud_contacts_email_lower_idx ON telecom.cloud_contacts (lower(email));
 
 -- Row 8: managed services: devices under management.
 CREATE TABLE IF NOT EXISTS telecom.managed_devices (
@@ -213,6 +218,7 @@ CREATE TABLE IF NOT EXISTS telecom.alarm_key_holders (
     call_order    smallint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alarm_key_holders_contract_idx ON telecom.alarm_key_holders (contract_id);
+CREATE INDEX IF NOT EXISTS alarm_key_holders_email_lower_idx ON telecom.alarm_key_holders (lower(email));
 
 -- Row 5: support tickets; they age from closed_at (open tickets, NULL, never expire).
 CREATE TABLE IF NOT EXISTS telecom.support_tickets (
@@ -228,7 +234,8 @@ CREATE TABLE IF NOT EXISTS telecom.support_tickets (
     CHECK (closed_at IS NULL OR closed_at >= opened_at)
 );
 CREATE INDEX IF NOT EXISTS support_tickets_closed_idx ON telecom.support_tickets (closed_at);
-CREATE INDEX IF NOT EXISTS support_tickets_email_idx ON telecom.support_tickets (contact_email);
+DROP INDEX IF EXISTS telecom.support_tickets_email_idx;
+CREATE INDEX IF NOT EXISTS support_tickets_email_lower_idx ON telecom.support_tickets (lower(contact_email));
 CREATE INDEX IF NOT EXISTS support_tickets_phone_idx ON telecom.support_tickets (contact_phone);
 
 -- Row 15: website and app visitor statistics, keyed by the visitor's cookie id ...
@@ -266,4 +273,5 @@ CREATE TABLE IF NOT EXISTS telecom.contact_form_entries (
     submitted_at  timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contact_form_entries_submitted_idx ON telecom.contact_form_entries (submitted_at);
-CREATE INDEX IF NOT EXISTS contact_form_entries_email_idx ON telecom.contact_form_entries (email);
+DROP INDEX IF EXISTS telecom.contact_form_entries_email_idx;
+CREATE INDEX IF NOT EXISTS contact_form_entries_email_lower_idx ON telecom.contact_form_entries (lower(email));

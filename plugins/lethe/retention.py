@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import StoreError
 from lethe.policy.models import CustomerDefinedRetention, FixedRetention, UntilServiceEnd
+from lethe.policy.vocabulary import Identity
 from lethe.stores.base import Cutoff, cutoff_before
 
 if TYPE_CHECKING:
@@ -44,6 +45,20 @@ def resolve_cutoff(category: Category, moment: datetime) -> Cutoff:
     raise TypeError(f"unknown retention {type(retention).__name__}")
 
 
+def unchecked_identities(store: Any, protection: Protection) -> list[str]:
+    """Identity types an active hold or restriction names that ``store`` cannot check.
+
+    A store checks the types of its subject selectors; ``never_holds`` declares the types
+    it cannot hold. Any other type named by a hold or a restriction now in force is one
+    whose items the store could hold without retention being able to tell: its purge must
+    stop (the safety net) rather than delete them. Sorted type names, never values.
+    """
+    named = {Identity(identity) for identity, values in protection.held.items() if values}
+    named |= {Identity(identity) for identity, values in protection.restricted.items() if values}
+    covered = {*store.identities, *store.never_holds}
+    return sorted(identity.value for identity in named - covered)
+
+
 def read_customer_settings(setting: CustomerSetting) -> dict[str, int]:
     """Every customer's chosen retention in days (key as text), from the policy's table."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -76,7 +91,7 @@ class CategoryStatus:
     """
 
     category_id: str
-    statement_row: int
+    statement_row: int | None
     limit: str
     items: int
     protected: int

@@ -16,10 +16,21 @@ Two scenarios, each run once for the module and captured:
   December 2025 14:30 CET = 2025-12-15T13:30Z, inside the hour 13:00-14:00Z, which stays
   (its start is before the cutoff, its end is not). More than half of that store has
   expired, so the guard stops the run until it is overridden with a reason.
+
+And legal holds, which the logs' ``from``/``to`` fields let reach them:
+
+- holds for every category on a phone number and on an e-mail address (scheduled run):
+  the expired hours naming them stay, every version; the ledger counts them as
+  ``skipped_hold``; the other expired hour goes.
+- the safety net, with a copy of the policy whose store no longer lists ``never_holds``:
+  a hold on a customer id, which the logs cannot be checked for, stops the purge (ledger
+  outcome ``stopped``, the reason naming the identity type and the store, never the value).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,10 +38,13 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from tests.dags.conftest import run_dag, task_states
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.dags.conftest import Stores
 
 DAG_ID = "retention_lawful_intercept"
@@ -240,3 +254,115 @@ def test_override_with_a_reason_purges_and_records_the_reason(guarded):
     assert entry["details"]["override_reason"] == REASON
     assert "guard_overridden" in entry["details"]
     assert overridden.entry("compliance_check")["outcome"] == "ok"
+
+
+# --- legal holds for every category: on a phone number and on an e-mail address --------------
+HELD_PHONE, HELD_MAIL = "+31612345678", "jan.devries@example.nl"
+NAMES_HELD_MAIL = hour("email", "2025120110")  # expired; the held address sends (old version)
+NAMES_HELD_PHONE = hour("telephony", "2025121405")  # expired; the held number is called
+NAMES_OTHERS = hour("email", "2025120309")  # expired; nobody held
+HOLD_YOUNG = {hour("email", "2026061412"), hour("telephony", "2026061413"), YOUNG}
+
+
+def traffic(*pairs: tuple[str, str]) -> bytes:
+    """Records as the generator writes them: {"ts", "from", "to", "bytes"} per line."""
+    lines = [
+        json.dumps({"ts": "2025-12-01T10:11:12Z", "from": a, "to": b, "bytes": 4096})
+        for a, b in pairs
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class Held:
+    before: History
+    run: Run
+
+
+@pytest.fixture(scope="module")
+def held(prepared_stores, dagbag) -> Held:
+    stores = prepared_stores
+    stores.reset()
+    s3 = stores.s3
+    s3.put_object(Bucket=BUCKET, Key=NAMES_HELD_MAIL, Body=traffic((HELD_MAIL, "info@example.com")))
+    s3.put_object(Bucket=BUCKET, Key=NAMES_HELD_MAIL, Body=traffic(("a@example.nl", "b@x.nl")))
+    s3.put_object(Bucket=BUCKET, Key=NAMES_HELD_PHONE, Body=traffic(("+31201234567", HELD_PHONE)))
+    s3.put_object(Bucket=BUCKET, Key=NAMES_OTHERS, Body=traffic(("a@example.nl", "c@example.nl")))
+    for key in HOLD_YOUNG:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=traffic((HELD_MAIL, HELD_PHONE)))
+    stores.hold("phone", HELD_PHONE, None)
+    stores.hold("email", HELD_MAIL, None)
+    before = history(stores)
+    return Held(before, run(stores, dagbag.get_dag(DAG_ID), SCHEDULED, {}))
+
+
+def test_holds_for_every_category_keep_the_logs_naming_the_held(held):
+    assert held.run.state == "success", held.run.tasks
+    after = held.run.after
+    # Every version of the held hours stays (the e-mail is named only in the older one).
+    assert {k: after.get(k) for k in (NAMES_HELD_MAIL, NAMES_HELD_PHONE)} == {
+        k: held.before[k] for k in (NAMES_HELD_MAIL, NAMES_HELD_PHONE)
+    }
+    assert NAMES_OTHERS not in after
+    assert HOLD_YOUNG <= set(after)
+
+
+def test_holds_are_counted_in_the_ledger(held):
+    entry = held.run.entry("purge")
+    assert entry["outcome"] == "ok"
+    counts = entry["counts"]
+    # The hour naming the held address in its older version counts as held too.
+    assert (counts["total"], counts["matched"], counts["removed"]) == (6, 3, 1)
+    assert counts["skipped_hold"] == 2
+    assert held.run.entry("compliance_check")["outcome"] == "ok"
+    assert HELD_MAIL not in json.dumps(held.run.ledger, default=str)
+    assert HELD_PHONE not in json.dumps(held.run.ledger, default=str)
+
+
+# --- the safety net: a hold on a type the store cannot be checked for ---------------------------
+HELD_CUSTOMER = "4242"
+
+
+@pytest.fixture(scope="module")
+def unchecked(prepared_stores, dagbag, tmp_path_factory) -> Held:
+    """The scheduled run against a copy of the policies whose lawful-intercept store has no
+    ``never_holds``, with a hold for every category on a customer id."""
+    from lethe.policy import clear_cache
+    from lethe.policy.loader import DEFAULT_POLICY_DIR
+
+    policies: Path = tmp_path_factory.mktemp("policies")
+    for path in DEFAULT_POLICY_DIR.glob("*.yaml"):
+        shutil.copy(path, policies / path.name)
+    data = yaml.safe_load((policies / "lawful_intercept.yaml").read_text(encoding="utf-8"))
+    del data["categories"][0]["stores"][0]["never_holds"]
+    (policies / "lawful_intercept.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    stores = prepared_stores
+    stores.reset()
+    for key in (NAMES_OTHERS, *HOLD_YOUNG):
+        stores.s3.put_object(Bucket=BUCKET, Key=key, Body=traffic(("a@example.nl", "b@x.nl")))
+    stores.hold("customer_id", HELD_CUSTOMER, None)
+    before = history(stores)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LETHE_POLICY_DIR", str(policies))
+        clear_cache()
+        try:
+            result = run(stores, dagbag.get_dag(DAG_ID), SCHEDULED, {})
+        finally:
+            clear_cache()
+    return Held(before, result)
+
+
+def test_a_hold_the_store_cannot_be_checked_for_stops_the_purge(unchecked):
+    stopped = unchecked.run
+    assert stopped.state == "failed"
+    assert stopped.tasks[PURGE] == "failed"
+    assert stopped.after == unchecked.before
+    entry = stopped.entry("purge")
+    assert entry["outcome"] == "stopped"
+    assert entry["counts"]["removed"] == 0
+    assert entry["details"]["unchecked_identities"] == ["customer_id"]
+    reason = entry["details"]["reason"]
+    assert "identity type(s) customer_id" in reason
+    assert "s3:lethe_s3:lethe-lawful-intercept/traffic/" in reason
+    assert HELD_CUSTOMER not in reason

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.control import ledger
 from lethe.control.migrate import apply_migrations
-from lethe.exceptions import PurgeError
+from lethe.exceptions import PurgeError, StoreError
 from lethe.operators.retention import (
     PostgresRetentionOperator,
     S3RetentionOperator,
@@ -37,7 +37,7 @@ def control(stack):
 
 
 class FakeAdapter(StoreAdapter):
-    def __init__(self, survey: Survey, *, fail: PurgeError | None = None) -> None:
+    def __init__(self, survey: Survey, *, fail: Exception | None = None) -> None:
         self._survey = survey
         self._fail = fail
         self.purged_with = None
@@ -223,3 +223,170 @@ class TestRun:
                     " SET lifted_at = now(), lifted_reason = 'test'"
                 )
             control.commit()
+
+
+# --- the safety net, the dry run's guard report, failures on the way ---------------------------
+
+
+@pytest.fixture
+def protect(control):
+    """Place holds and restrictions for one test; lift them all afterwards."""
+
+    def place(*, holds=(), restrictions=()):
+        with control.cursor() as cur:
+            for category_id, identity_type, value in holds:
+                cur.execute(
+                    "INSERT INTO privacy.legal_holds (category_id, identity_type,"
+                    " identity_value, reason, placed_by) VALUES (%s, %s, %s, 'case', 'legal')",
+                    (category_id, identity_type, value),
+                )
+            for identity_type, value in restrictions:
+                cur.execute(
+                    "INSERT INTO privacy.processing_restrictions"
+                    " (identity_type, identity_value, reason) VALUES (%s, %s, 'pending')",
+                    (identity_type, value),
+                )
+        control.commit()
+
+    yield place
+    with control.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.legal_holds SET released_at = now(), released_by = 'test'"
+            " WHERE released_at IS NULL"
+        )
+        cur.execute(
+            "UPDATE privacy.processing_restrictions SET lifted_at = now(), lifted_reason = 'test'"
+            " WHERE lifted_at IS NULL"
+        )
+    control.commit()
+
+
+HELD_IMEI = "353285111234563"
+RESTRICTED_MAIL = "restricted@example.nl"
+
+
+def _unchecking(adapter: FakeAdapter, **kwargs) -> PostgresRetentionOperator:
+    """An operator on usage_records whose policy no longer says the table holds no IMEI
+    or e-mail (the shipped policy lists both in never_holds)."""
+    op = _operator(adapter, **kwargs)
+    assert {"email", "imei"} <= {i.value for i in op.store.never_holds}
+    op.store = op.store.model_copy(update={"never_holds": ()})
+    return op
+
+
+class TestSafetyNet:
+    def test_a_hold_on_a_type_the_store_cannot_check_stops_the_purge(self, control, protect):
+        protect(holds=[(None, "imei", HELD_IMEI)], restrictions=[("email", RESTRICTED_MAIL)])
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        with pytest.raises(AirflowFailException) as caught:
+            _unchecking(adapter).execute(_context("net-stop"))
+        assert adapter.purged_with is None
+        message = str(caught.value)
+        assert "identity type(s) email, imei" in message
+        assert "store postgres:lethe_telecom_db:telecom.usage_records" in message
+        (entry,) = _logged(control, "net-stop")
+        assert (entry["action"], entry["outcome"]) == ("purge", "stopped")
+        assert entry["details"]["unchecked_identities"] == ["email", "imei"]
+        assert entry["details"]["reason"] == message
+        assert entry["counts"]["removed"] == 0
+        assert HELD_IMEI not in str(entry)
+        assert RESTRICTED_MAIL not in str(entry)
+
+    def test_a_hold_for_another_category_does_not_stop_it(self, control, protect):
+        protect(holds=[("support_tickets", "imei", HELD_IMEI)])
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        summary = _unchecking(adapter).execute(_context("net-other"))
+        assert adapter.purged_with is not None
+        assert summary["removed"] == 2
+
+    def test_never_holds_lets_the_purge_through(self, control, protect):
+        protect(holds=[(None, "imei", HELD_IMEI)], restrictions=[("email", RESTRICTED_MAIL)])
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        summary = _operator(adapter).execute(_context("net-declared"))
+        assert adapter.purged_with is not None
+        assert summary["removed"] == 2
+        (entry,) = _logged(control, "net-declared")
+        assert entry["outcome"] == "ok"
+        assert "unchecked_identities" not in entry["details"]
+
+    def test_the_guard_override_does_not_reach_the_safety_net(self, control, protect):
+        protect(holds=[(None, "imei", HELD_IMEI)])
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        op = _unchecking(adapter, override_guard=True, override_reason="backlog, checked")
+        with pytest.raises(AirflowFailException, match=r"identity type\(s\) imei"):
+            op.execute(_context("net-override"))
+        assert adapter.purged_with is None
+        (entry,) = _logged(control, "net-override")
+        assert entry["outcome"] == "stopped"
+
+
+class TestDryRunReport:
+    def test_dry_run_reports_the_guard_stop_it_would_meet(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=9))
+        summary = _operator(adapter, dry_run=True).execute(_context("dry-guard"))
+        assert adapter.purged_with is None
+        assert summary["would_remove"] == 9
+        assert "more than the policy's purge guard of 50%" in summary["stop_reason"]
+        (entry,) = _logged(control, "dry-guard")
+        assert (entry["action"], entry["outcome"]) == ("dry_run", "would_stop")
+        assert entry["details"]["reason"] == summary["stop_reason"]
+
+    def test_dry_run_reports_the_safety_net_stop_it_would_meet(self, control, protect):
+        protect(holds=[("usage_records", "imei", HELD_IMEI)])
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        summary = _unchecking(adapter, dry_run=True).execute(_context("dry-net"))
+        assert adapter.purged_with is None
+        assert "identity type(s) imei" in summary["stop_reason"]
+        (entry,) = _logged(control, "dry-net")
+        assert (entry["action"], entry["outcome"]) == ("dry_run", "would_stop")
+        assert entry["details"]["unchecked_identities"] == ["imei"]
+
+    def test_dry_run_within_the_guard_reports_no_stop(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        summary = _operator(adapter, dry_run=True).execute(_context("dry-fine"))
+        assert summary["stop_reason"] is None
+        (entry,) = _logged(control, "dry-fine")
+        assert (entry["action"], entry["outcome"]) == ("dry_run", "ok")
+        assert "reason" not in entry["details"]
+
+
+class BrokenSurvey(FakeAdapter):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(Survey(total=0, expired=0))
+        self.error = error
+
+    def survey(self, cutoff, protection):
+        raise self.error
+
+
+class TestFailureOnTheWay:
+    def test_a_failed_survey_is_recorded_and_raised_for_a_retry(self, control):
+        error = StoreError("table telecom.usage_records could not be read: OperationalError")
+        with pytest.raises(StoreError):
+            _operator(BrokenSurvey(error)).execute(_context("survey-fail"))
+        (entry,) = _logged(control, "survey-fail")
+        assert (entry["action"], entry["outcome"]) == ("purge", "failed")
+        assert entry["store"] == "postgres:lethe_telecom_db:telecom.usage_records"
+        assert entry["details"]["phase"] == "survey"
+        assert entry["details"]["reason"] == str(error)
+        assert entry["details"]["cutoff"] == "2026-02-28T01:00:00+00:00"
+        assert entry["counts"] == {}
+
+    def test_a_foreign_error_is_recorded_by_its_type_only(self, control):
+        error = ValueError("row (+31612345678, jan@example.nl) is odd")
+        with pytest.raises(ValueError, match="is odd"):
+            _operator(BrokenSurvey(error), dry_run=True).execute(_context("survey-foreign"))
+        (entry,) = _logged(control, "survey-foreign")
+        assert (entry["action"], entry["outcome"]) == ("dry_run", "failed")
+        assert entry["details"]["reason"] == "ValueError"
+        assert "+31612345678" not in str(entry)
+
+    def test_an_unexpected_purge_error_is_recorded_without_a_removed_count(self, control):
+        adapter = FakeAdapter(Survey(total=10, expired=3), fail=RuntimeError("boom"))
+        with pytest.raises(RuntimeError):
+            _operator(adapter).execute(_context("purge-unexpected"))
+        (entry,) = _logged(control, "purge-unexpected")
+        assert entry["outcome"] == "failed"
+        assert entry["details"]["phase"] == "purge"
+        assert entry["counts"]["matched"] == 3
+        assert "removed" not in entry["counts"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -102,7 +103,10 @@ def test_duplicate_yaml_key(workspace):
     family = workspace.families()[0]
     path = workspace.directory / f"{family}.yaml"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("version: 1\n", "version: 1\nversion: 2\n", 1), encoding="utf-8")
+    # Whatever version the file is at, a second version line follows the first.
+    path.write_text(
+        re.sub(r"(?m)^(version: \d+\n)", r"\1version: 99\n", text, count=1), encoding="utf-8"
+    )
     message = workspace.error()
     assert f"{family}.yaml: YAML syntax error at line " in message, message
     assert "found duplicate key 'version'" in message

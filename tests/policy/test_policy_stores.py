@@ -19,6 +19,7 @@ from lethe.policy import (
     UntilServiceEnd,
 )
 from lethe.policy.models import AgeFromColumn, AgeFromJoin, PostgresStore
+from lethe.retention import resolve_cutoff
 
 MOMENT = datetime(2024, 7, 10, 0, 0, tzinfo=UTC)
 
@@ -30,18 +31,21 @@ def _store(catalog, category_id, kind):
 # ============================================================================ retention
 
 
-def test_fixed_retention_cutoff(catalog):
+# Cutoffs are computed in one place, lethe.retention.resolve_cutoff (tests/stores/
+# test_cutoff.py); the models only say what the retention is.
+
+
+def test_fixed_retention_period(catalog):
     retention = catalog.by_statement_row(12).retention
     assert isinstance(retention, FixedRetention)
-    assert retention.cutoff(MOMENT) == datetime(2024, 1, 10, tzinfo=UTC)
+    assert retention.period == Duration(months=6)
+    assert retention.human() == "6 months"
 
 
-def test_until_service_end_cutoff(catalog):
+def test_until_service_end_grace(catalog):
     retention = catalog.by_statement_row(1).retention
     assert isinstance(retention, UntilServiceEnd)
     assert retention.grace == Duration(days=30)
-    assert retention.cutoff(MOMENT) == datetime(2024, 6, 10, tzinfo=UTC)
-    assert UntilServiceEnd(kind="until_service_end").cutoff(MOMENT) == MOMENT
     assert UntilServiceEnd(kind="until_service_end").human() == "until service end"
 
 
@@ -53,7 +57,6 @@ def test_customer_defined_effective_period(catalog):
     assert retention.effective(30) == Duration(days=30)
     assert retention.effective(365) == Duration(days=365)
     assert retention.effective(4000) == Duration(years=1)
-    assert retention.cutoff(MOMENT, 30) == datetime(2024, 6, 10, tzinfo=UTC)
     assert retention.setting.table == "telecom.recording_settings"
     assert (retention.setting.key_column, retention.setting.value_column) == (
         "customer_id",
@@ -132,7 +135,7 @@ def test_customer_recording_path(catalog):
 
 def test_lawful_intercept_key(catalog):
     store = _store(catalog, catalog.by_statement_row(4).id, S3Store)
-    assert (store.bucket, store.versioned, store.subject) == ("lethe-lawful-intercept", True, ())
+    assert (store.bucket, store.versioned) == ("lethe-lawful-intercept", True)
     found = store.match("traffic/telephony/2024/01/31/23.jsonl")
     assert found is not None
     assert found.start == datetime(2024, 1, 31, 23, tzinfo=UTC)
@@ -181,8 +184,34 @@ def test_web_analytics_export_key(catalog):
 def test_an_object_is_expired_only_when_all_of_its_period_is(catalog):
     category = catalog.by_statement_row(4)
     store = _store(catalog, category.id, S3Store)
-    cutoff = category.retention.cutoff(MOMENT)  # 2024-01-10T00:00Z
-    last_hour = store.match("traffic/email/2024/01/09/23.jsonl")
-    first_hour = store.match("traffic/email/2024/01/10/00.jsonl")
+    # 00:00Z is 02:00 in Amsterdam (CEST); six months back is 02:00 CET = 01:00Z.
+    cutoff = resolve_cutoff(category, MOMENT).default
+    assert cutoff == datetime(2024, 1, 10, 1, tzinfo=UTC)
+    last_hour = store.match("traffic/email/2024/01/10/00.jsonl")
+    first_hour = store.match("traffic/email/2024/01/10/01.jsonl")
     assert last_hour.end <= cutoff
     assert not first_hour.end <= cutoff
+
+
+# ============================================================================ protection
+
+
+def test_every_shipped_store_accounts_for_every_identity_type(catalog):
+    """Each type is found by a selector or declared impossible (never_holds), so an ordinary
+    hold or restriction never stops a shipped DAG's purge."""
+    for category in catalog.categories():
+        for store in category.stores:
+            covered = [*store.identities, *store.never_holds]
+            assert sorted(covered) == sorted(Identity), (category.id, store.location)
+
+
+def test_lawful_intercept_logs_declare_where_identities_are(catalog):
+    category = catalog.by_statement_row(4)
+    (store,) = category.stores
+    assert category.rights == ()  # protection checks only: no subject request reaches them
+    assert {(s.field, s.identity) for s in store.subject} == {
+        (field, identity)
+        for field in ("from", "to")
+        for identity in (Identity.EMAIL, Identity.PHONE, Identity.IP)
+    }
+    assert Identity.CUSTOMER_ID in store.never_holds

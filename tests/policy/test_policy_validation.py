@@ -712,3 +712,58 @@ def test_consent_withdrawal_only_for_consent_or_legitimate_interest(workspace):
     ref = workspace.find_category(lambda c: c["legal_basis"] == "contract")
     workspace.edit_category(ref, lambda c: c.update(honours_consent_withdrawal=True))
     workspace.expect_error(ref, "honours_consent_withdrawal", "not data processed on contract")
+
+
+# ============================================================================ never_holds
+
+STORE_KINDS = ["postgres", "sftp", "s3"]
+
+
+def _selected(store: dict) -> str:
+    return store["subject"][0]["identity"]
+
+
+def _with_never_holds(values):
+    def change(store):
+        store["never_holds"] = values
+
+    return change
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_never_holds_is_a_closed_vocabulary(workspace, kind):
+    store = workspace.find_store(kind, lambda c, s: bool(s.get("subject")))
+    workspace.edit_store(store, _with_never_holds(["bsn"]))
+    workspace.expect_error(
+        store.category,
+        f"{store.path}.never_holds[0]",
+        "Input should be 'email', 'phone', 'customer_id', 'contract_id', 'ip', 'visitor_id', "
+        "'imei', 'iccid' or 'mac'",
+    )
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_never_holds_lists_a_type_once(workspace, kind):
+    store = workspace.find_store(kind, lambda c, s: bool(s.get("subject")))
+    workspace.edit_store(store, _with_never_holds(["imei", "imei"]))
+    workspace.expect_error(
+        store.category, f"{store.path}.never_holds", "identity type 'imei' is listed more than once"
+    )
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_never_holds_cannot_name_a_type_the_store_selects(workspace, kind):
+    store = workspace.find_store(kind, lambda c, s: bool(s.get("subject")))
+    selected = {}
+
+    def change(data):
+        selected["type"] = _selected(data)
+        data["never_holds"] = [selected["type"]]
+
+    workspace.edit_store(store, change)
+    workspace.expect_error(
+        store.category,
+        f"{store.path}.never_holds",
+        f"'{selected['type']}' is the identity of one of the store's subject selectors, so the "
+        "store can hold it; leave it out of never_holds",
+    )

@@ -351,6 +351,56 @@ def test_versioned_export_is_kept_whole_when_an_old_version_is_protected(
     assert _versions(client, bucket) == {kept: 2}
 
 
+def _traffic(*pairs: tuple[str, str]) -> bytes:
+    """Lawful-intercept records as the generator writes them: {"ts","from","to","bytes"}."""
+    return "".join(
+        json.dumps({"ts": "2024-01-05T10:11:12Z", "from": a, "to": b, "bytes": 2048}) + "\n"
+        for a, b in pairs
+    ).encode()
+
+
+def test_lawful_intercept_objects_naming_a_held_identity_are_kept(
+    hook, catalog, client, versioned_bucket
+):
+    """A hold for every category reaches the traffic logs through their from/to fields."""
+    bucket = versioned_bucket
+    held_mail, held_phone, restricted_ip = "held@example.nl", "+31612345678", "192.0.2.44"
+    mail_from = "traffic/email/2024/01/05/10.jsonl"  # the held address sends
+    phone_to = "traffic/telephony/2024/01/05/11.jsonl"  # the held number is called
+    old_version = "traffic/telephony/2024/01/06/09.jsonl"  # named only in an older version
+    ip_from = "traffic/internet/2024/01/05/12.jsonl"  # restricted, not held
+    others = "traffic/email/2024/01/07/08.jsonl"
+    twin = "traffic/telephony/2024/01/07/09.jsonl"  # a number one digit off the held one
+    put_object(client, bucket, mail_from, _traffic(("a@example.nl", "b@example.nl")))
+    put_object(client, bucket, mail_from, _traffic(("a@x.nl", "b@x.nl"), (held_mail, "c@x.nl")))
+    put_object(client, bucket, phone_to, _traffic(("+31201234567", held_phone)))
+    put_object(client, bucket, old_version, _traffic(("+31201234567", held_phone)))
+    put_object(client, bucket, old_version, _traffic(("+31201234567", "+31201234568")))
+    put_object(client, bucket, ip_from, _traffic((restricted_ip, "198.51.100.7")))
+    put_object(client, bucket, others, _traffic(("a@example.nl", "info@example.com")))
+    put_object(client, bucket, twin, _traffic(("+31612345679", "+31201234567")))
+    adapter = s3_adapter(hook, catalog, "lawful_intercept_traffic", bucket)
+    assert set(adapter.store.identities) == {Identity.EMAIL, Identity.PHONE, Identity.IP}
+    protection = Protection(
+        held={
+            Identity.EMAIL: frozenset({held_mail}),
+            Identity.PHONE: frozenset({held_phone}),
+        },
+        restricted={Identity.IP: frozenset({restricted_ip})},
+    )
+    cutoff = Cutoff(default=datetime(2024, 2, 1, tzinfo=UTC))
+
+    survey = adapter.survey(cutoff, protection)
+    # Like the purge, the survey reads every version: the older one names the held number.
+    assert (survey.total, survey.expired, survey.held, survey.restricted) == (6, 6, 3, 1)
+
+    result = adapter.purge(cutoff, protection)
+
+    assert (result.removed, result.details["held"], result.details["restricted"]) == (2, 3, 1)
+    # Every version of a kept key stays; nothing of the removed ones does.
+    assert _versions(client, bucket) == {mail_from: 2, phone_to: 1, old_version: 2, ip_from: 1}
+
+
 def test_object_lock_refusals_fail_the_purge_after_the_rest(hook, catalog, client):
     bucket = f"lethe-locked-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)

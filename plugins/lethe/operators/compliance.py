@@ -49,7 +49,6 @@ class RetentionComplianceOperator(BaseOperator):
         self.policy_dir = policy_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-
         from lethe.control import ledger
         from lethe.control.protection import load_protection
         from lethe.policy import load_catalog
@@ -90,15 +89,18 @@ class RetentionComplianceOperator(BaseOperator):
             )
 
         for row in rows:
+            # %s only: statement_row is None for derived data (subject exports); no
+            # fixed widths, so the verdict, right after the category, is never cut off.
             self.log.info(
-                "row %2d %-28s limit %-45s oldest %s days, expired remaining %d, protected %d: %s",
-                row["statement_row"],
+                "%s (statement row %s): %s; limit %s; oldest %s days; expired remaining %s; "
+                "protected %s",
                 row["category_id"],
+                "-" if row["statement_row"] is None else row["statement_row"],
+                "compliant" if row["compliant"] else "OUT OF POLICY",
                 row["limit"],
                 "-" if row["oldest_age_days"] is None else row["oldest_age_days"],
                 row["expired_remaining"],
                 row["protected"],
-                "compliant" if row["compliant"] else "OUT OF POLICY",
             )
         if out_of_policy and not dry_run:
             listed = ", ".join(

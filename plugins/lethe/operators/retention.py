@@ -2,8 +2,10 @@
 
 ``PostgresRetentionOperator``, ``SFTPRetentionOperator`` and ``S3RetentionOperator`` share
 :class:`BaseRetentionOperator`, which computes the cutoff from the run's logical date,
-reads legal holds and restrictions, surveys the store, applies the purge guard, purges
-(unless it is a dry run), writes one ledger entry and returns a small count-only summary.
+reads legal holds and restrictions, surveys the store, applies the safety net (a hold or
+restriction on an identity type the store cannot check) and the purge guard, purges
+(unless it is a dry run, which reports what the guard would do), writes one ledger entry
+(also when the task fails on its way) and returns a small count-only summary.
 The store adapters (:mod:`lethe.stores`) do the I/O over the official provider hooks.
 """
 
@@ -18,7 +20,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control import connect
-from lethe.exceptions import PurgeError, PurgeGuardError
+from lethe.exceptions import LetheError, PurgeError, PurgeGuardError
+from lethe.stores.base import store_label
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -49,11 +52,6 @@ def run_moment(context: Context) -> datetime:
     if moment is None or moment.tzinfo is None:
         raise AirflowFailException("the run has no aware logical date to count retention from")
     return moment
-
-
-def store_label(store: Any) -> str:
-    """How a store is named in logs, the ledger and task labels: kind, connection, place."""
-    return f"{store.kind}:{store.conn_id}:{store.location}"
 
 
 class BaseRetentionOperator(BaseOperator):
@@ -162,9 +160,6 @@ class BaseRetentionOperator(BaseOperator):
     # --- the run -----------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.control.protection import load_protection
-        from lethe.retention import resolve_cutoff
-
         dry_run = as_bool(self.dry_run, "dry_run")
         override = as_bool(self.override_guard, "override_guard")
         if override and not (self.override_reason or "").strip():
@@ -172,51 +167,180 @@ class BaseRetentionOperator(BaseOperator):
         moment = run_moment(context)
         started = time.monotonic()
         label = store_label(self.store)
-
-        cutoff = resolve_cutoff(self.category, moment)
+        # What the failure entry can say: set as the run gets further.
+        self._progress: dict[str, Any] = {"phase": "cutoff", "written": False}
         with connect(self.control_conn_id) as control:
-            protection = load_protection(control, self.category)
-            adapter = self.make_adapter()
-            with adapter.session():
-                survey = adapter.survey(cutoff, protection)
-                self.log.info(
-                    "%s %s: %d items, %d expired (%d held, %d restricted), cutoff %s",
-                    self.category_id,
-                    label,
-                    survey.total,
-                    survey.expired,
-                    survey.held,
-                    survey.restricted,
-                    cutoff.default.isoformat(),
-                )
-                entry = self._entry_base(context, cutoff, survey, dry_run, override)
-                if dry_run:
-                    return self._finish(control, entry, "dry_run", "ok", survey, 0, started)
-                try:
-                    self._check_guard(survey, cutoff)
-                except PurgeGuardError as exc:
-                    if not override:
-                        self._finish(control, entry, "purge", "stopped", survey, 0, started, exc)
-                        raise AirflowFailException(str(exc)) from exc
-                    self.log.warning("Purge guard overridden for this run: %s", exc)
-                    entry["details"]["guard_overridden"] = str(exc)
-                try:
-                    result = adapter.purge(cutoff, protection)
-                except PurgeError as exc:
-                    entry["counts"]["failed"] = exc.failed
-                    self._finish(
-                        control, entry, "purge", "failed", survey, exc.removed, started, exc
-                    )
-                    raise
-                entry["counts"].update(
-                    {
-                        "batches": result.batches,
-                        "partitions_dropped": result.partitions_dropped,
-                        "versions_removed": result.versions_removed,
-                        "directories_removed": result.directories_removed,
-                    }
-                )
-                return self._finish(control, entry, "purge", "ok", survey, result.removed, started)
+            try:
+                return self._run(control, context, moment, started, label, dry_run, override)
+            except Exception as exc:
+                if not self._progress["written"]:
+                    self._record_failure(control, context, exc, dry_run, override, started)
+                raise
+
+    def _run(
+        self,
+        control,
+        context: Context,
+        moment: datetime,
+        started: float,
+        label: str,
+        dry_run: bool,
+        override: bool,
+    ) -> dict[str, Any]:
+        from lethe.control.protection import load_protection
+        from lethe.retention import resolve_cutoff, unchecked_identities
+
+        progress = self._progress
+        cutoff = resolve_cutoff(self.category, moment)
+        progress["cutoff"] = cutoff.default.isoformat()
+        progress["phase"] = "protection"
+        protection = load_protection(control, self.category)
+        progress["phase"] = "survey"
+        adapter = self.make_adapter()
+        with adapter.session():
+            survey = adapter.survey(cutoff, protection)
+            self.log.info(
+                "%s %s: %s items, %s expired (%s held, %s restricted), cutoff %s",
+                self.category_id,
+                label,
+                survey.total,
+                survey.expired,
+                survey.held,
+                survey.restricted,
+                cutoff.default.isoformat(),
+            )
+            entry = self._entry_base(context, cutoff, survey, dry_run, override)
+            progress["counts"] = dict(entry["counts"])
+            stop = self._stop_reason(
+                survey, cutoff, unchecked_identities(self.store, protection), override, entry
+            )
+            if dry_run:
+                if stop is not None:
+                    self.log.warning("Dry run: this purge would stop: %s", stop)
+                outcome = "ok" if stop is None else "would_stop"
+                return self._finish(control, entry, "dry_run", outcome, survey, 0, started, stop)
+            if stop is not None:
+                self._finish(control, entry, "purge", "stopped", survey, 0, started, stop)
+                raise AirflowFailException(str(stop)) from stop
+            progress["phase"] = "purge"
+            try:
+                result = adapter.purge(cutoff, protection)
+            except PurgeError as exc:
+                entry["counts"]["failed"] = exc.failed
+                self._finish(control, entry, "purge", "failed", survey, exc.removed, started, exc)
+                raise
+            entry["counts"].update(
+                {
+                    "batches": result.batches,
+                    "partitions_dropped": result.partitions_dropped,
+                    "versions_removed": result.versions_removed,
+                    "directories_removed": result.directories_removed,
+                }
+            )
+            return self._finish(control, entry, "purge", "ok", survey, result.removed, started)
+
+    def _stop_reason(
+        self,
+        survey: Survey,
+        cutoff: Cutoff,
+        unchecked: list[str],
+        override: bool,
+        entry: dict[str, Any],
+    ) -> PurgeGuardError | None:
+        """Why this purge must not remove anything (None: it may).
+
+        The safety net first: an active hold or restriction names an identity type the
+        store can neither check (no subject selector) nor declares it cannot hold
+        (``never_holds``). The override does not reach it: only the policy (a selector or
+        ``never_holds``) or releasing the hold does. Then the purge guard, which the
+        override lets through (recorded in ``entry``).
+        """
+        reasons: list[str] = []
+        if unchecked:
+            entry["details"]["unchecked_identities"] = unchecked
+            reasons.append(
+                f"active legal holds or processing restrictions name identity type(s) "
+                f"{', '.join(unchecked)}, which store {entry['store']} has no subject "
+                "selector for and does not list in never_holds: its items cannot be checked "
+                "for them, so nothing is removed (give the store a selector of that type, or "
+                "never_holds if it cannot hold it)"
+            )
+        try:
+            self._check_guard(survey, cutoff)
+        except PurgeGuardError as exc:
+            if override:
+                self.log.warning("Purge guard overridden for this run: %s", exc)
+                entry["details"]["guard_overridden"] = str(exc)
+            else:
+                reasons.append(str(exc))
+        return PurgeGuardError("; ".join(reasons)) if reasons else None
+
+    def _record_failure(
+        self,
+        control,
+        context: Context,
+        error: Exception,
+        dry_run: bool,
+        override: bool,
+        started: float,
+    ) -> None:
+        """The ledger entry of a task that failed before it could write its own (the
+        cutoff, the control schema, the store's survey or an unexpected purge error).
+
+        The reason is the message of lethe's own errors (which never carry personal data)
+        and only the type (and SQLSTATE) of any other, whose text may quote stored values.
+        Failing to write it must not hide the error itself.
+        """
+        from lethe.control import ledger
+
+        progress = self._progress
+        if isinstance(error, LetheError | AirflowFailException):
+            reason = str(error)
+        else:
+            code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            reason = type(error).__name__ + (f" (SQLSTATE {code})" if code else "")
+        ti = context["ti"]
+        details: dict[str, Any] = {
+            "policy_version": self.family.version,
+            "dry_run": dry_run,
+            "phase": progress["phase"],
+            "reason": reason,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+        }
+        if "cutoff" in progress:
+            details["cutoff"] = progress["cutoff"]
+        if override:
+            details["override_reason"] = self.override_reason
+        try:
+            ledger.record(
+                control,
+                ledger.AuditEntry(
+                    action="dry_run" if dry_run else "purge",
+                    outcome="failed",
+                    actor=f"{ti.dag_id}.{ti.task_id}",
+                    policy_family=self.family_id,
+                    category_id=self.category_id,
+                    store=store_label(self.store),
+                    dag_id=ti.dag_id,
+                    run_id=ti.run_id,
+                    task_id=ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+                    # Survey counts when the failure came after them; never a guessed
+                    # "removed" (an unexpected purge error may have removed some).
+                    counts=progress.get("counts", {}),
+                    details=details,
+                ),
+            )
+        except Exception as exc:  # the original error is what the task must report
+            self.log.warning(
+                "The failure could not be recorded in the audit ledger: %s", type(exc).__name__
+            )
+        self.log.error(
+            "%s %s: failed during %s: %s",
+            self.category_id,
+            store_label(self.store),
+            progress["phase"],
+            reason,
+        )
 
     def _check_guard(self, survey: Survey, cutoff: Cutoff) -> None:
         stale = survey.total and survey.expired == survey.total and survey.unaged == 0
@@ -282,6 +406,7 @@ class BaseRetentionOperator(BaseOperator):
         if error is not None:
             entry["details"]["reason"] = str(error)
         ledger.record(control, ledger.AuditEntry(action=action, outcome=outcome, **entry))
+        self._progress["written"] = True
         summary = {
             "category_id": self.category_id,
             "store": entry["store"],
@@ -289,9 +414,11 @@ class BaseRetentionOperator(BaseOperator):
             "cutoff": entry["details"]["cutoff"],
             **entry["counts"],
             "would_remove": survey.removable if action == "dry_run" else 0,
+            # What stopped the purge, or would have in a dry run (None: nothing).
+            "stop_reason": str(error) if outcome in ("stopped", "would_stop") else None,
         }
         self.log.info(
-            "%s %s: %s %s, removed %d", self.category_id, entry["store"], action, outcome, removed
+            "%s %s: %s %s, removed %s", self.category_id, entry["store"], action, outcome, removed
         )
         return summary
 

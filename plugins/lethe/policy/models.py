@@ -149,10 +149,6 @@ class FixedRetention(PolicyModel):
         """The retention in words, e.g. ``"6 months"``."""
         return self.period.human()
 
-    def cutoff(self, at: datetime) -> datetime:
-        """Data whose age timestamp is before the returned moment has expired at ``at``."""
-        return self.period.before(at)
-
 
 class UntilServiceEnd(PolicyModel):
     """Kept until the service ends ("tot einde dienstverlening"), plus an optional grace.
@@ -173,10 +169,6 @@ class UntilServiceEnd(PolicyModel):
         if self.grace is None:
             return "until service end"
         return f"until service end + {self.grace.human()}"
-
-    def cutoff(self, at: datetime) -> datetime:
-        """Data whose service ended before the returned moment has expired at ``at``."""
-        return self.grace.before(at) if self.grace else at
 
 
 class CustomerSetting(PolicyModel):
@@ -223,10 +215,6 @@ class CustomerDefinedRetention(PolicyModel):
             return self.default
         chosen = Duration(days=days)
         return self.maximum if chosen.exceeds(self.maximum) else chosen
-
-    def cutoff(self, at: datetime, days: int | None = None) -> datetime:
-        """The cutoff at ``at`` for a customer who chose ``days``."""
-        return self.effective(days).before(at)
 
 
 def _retention_shorthand(value: Any) -> Any:
@@ -305,6 +293,29 @@ class IdentityLink(PolicyModel):
     known: Identity = Field(description="The identity type the row is found by.")
     reveals: tuple[Identity, ...] = Field(
         min_length=1, description="Identity types of the same row that belong to the subject."
+    )
+
+
+# ================================================================================ protection
+
+_NEVER_HOLDS = (
+    "Identity types the store cannot hold: no column, field or path part of the store has "
+    "that type. A legal hold or processing restriction on such a type does not concern the "
+    "store. An active hold or restriction on a type the store neither has a subject selector "
+    "for nor lists here stops its purge (the safety net), rather than deleting items it "
+    "cannot check."
+)
+
+
+def _check_never_holds(never_holds: tuple[Identity, ...], selected: tuple[Identity, ...]) -> None:
+    """``never_holds`` lists each type once and none the store's selectors can find."""
+    require_unique(never_holds, field="never_holds", what="identity type")
+    require_disjoint(
+        never_holds,
+        selected,
+        field="never_holds",
+        message="{value} is the identity of one of the store's subject selectors, so the "
+        "store can hold it; leave it out of never_holds",
     )
 
 
@@ -412,6 +423,11 @@ class PostgresStore(PolicyModel):
         on_expiry: delete                  # or {anonymise: [columns...]}
         partitioned_by_month: true
         rectifiable: []
+        never_holds: [email, ip, visitor_id, imei, iccid, mac]   # no such columns
+
+    Every identity type is either found by a ``subject`` selector or listed in
+    ``never_holds``; a type that is neither stops a purge while a hold or restriction
+    names it (see :data:`_NEVER_HOLDS`).
     """
 
     kind: Literal["postgres"] = Field(description="Always 'postgres'.")
@@ -435,6 +451,19 @@ class PostgresStore(PolicyModel):
     rectifiable: tuple[Identifier, ...] = Field(
         (), description="Columns a rectification request may correct."
     )
+    free_text: tuple[Identifier, ...] = Field(
+        (),
+        description="Free-text columns (a ticket's body, a form's message) where anyone may "
+        "have written a person's e-mail address or phone number: an erasure redacts those "
+        "mentions of the subject in every unheld row of the table, whoever the row is about.",
+    )
+
+    @field_validator("free_text")
+    @classmethod
+    def _free_text_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        require_unique(value, what="column")
+        return value
+
     columns: dict[Identifier, Text] = Field(
         default_factory=dict,
         description="What each column means, in plain language, for the subject's export.",
@@ -442,6 +471,7 @@ class PostgresStore(PolicyModel):
     links: tuple[IdentityLink, ...] = Field(
         (), description="Identities a row of the subject reveals (see IdentityLink)."
     )
+    never_holds: tuple[Identity, ...] = Field((), description=_NEVER_HOLDS)
 
     @model_validator(mode="after")
     def _rules(self) -> PostgresStore:
@@ -450,6 +480,7 @@ class PostgresStore(PolicyModel):
             [(s.column, s.identity) for s in self.subject], field="subject", what="selector"
         )
         require_unique(self.rectifiable, field="rectifiable", what="column")
+        _check_never_holds(self.never_holds, self.identities)
         for index, link in enumerate(self.links):
             require_subset(
                 (link.known, *link.reveals),
@@ -604,6 +635,7 @@ class SftpStore(PolicyModel):
     subject: tuple[NameSubject, ...] = Field(
         (), description="Pattern groups identifying the data subject of a file."
     )
+    never_holds: tuple[Identity, ...] = Field((), description=_NEVER_HOLDS)
 
     @model_validator(mode="after")
     def _rules(self) -> SftpStore:
@@ -622,6 +654,7 @@ class SftpStore(PolicyModel):
         require_unique(
             [(s.group, s.identity) for s in self.subject], field="subject", what="selector"
         )
+        _check_never_holds(self.never_holds, self.identities)
         if "/" in self.pattern and not self.recursive:
             raise RuleViolation(
                 "pattern matches paths in subdirectories, so recursive must be true",
@@ -754,6 +787,7 @@ class S3Store(PolicyModel):
         default_factory=dict,
         description="What each field of the objects' rows means, for the subject's export.",
     )
+    never_holds: tuple[Identity, ...] = Field((), description=_NEVER_HOLDS)
 
     @model_validator(mode="after")
     def _rules(self) -> S3Store:
@@ -790,6 +824,7 @@ class S3Store(PolicyModel):
         require_unique(
             [(s.field, s.identity) for s in self.subject], field="subject", what="selector"
         )
+        _check_never_holds(self.never_holds, self.identities)
         return self
 
     @property

@@ -51,8 +51,10 @@ class Duration:
     is never zero or negative.
 
     Arithmetic is calendar arithmetic: :meth:`before` moves back whole years and months
-    first (clamping the day to the end of a shorter month, which moves the result later,
-    never earlier) and then days. Pass UTC datetimes.
+    first, then days. A day the target month lacks is clamped to that month's last day:
+    six months before 31 August is 28 (or 29) February, not 2 (or 3) March, so a cutoff
+    falls on the earlier day and data is kept a day or three longer, never removed early.
+    Pass UTC datetimes.
     """
 
     years: int = 0

@@ -19,6 +19,11 @@ when runs overlap, and moves `verified → in_progress → completed | refused |
 - **rectification:** corrections of rectifiable fields are applied (old and new values go
   to the ledger as hashes only); anything else becomes a manual task.
 
+A store briefly unreachable fails only the try: Airflow tries again and the request stays
+`in_progress` (an erasure goes on from what earlier tries removed); after the last try it
+is `failed`, and `reopen_subject_request` puts it back once the cause is fixed. A request
+with malformed identities is `refused` on every route.
+
 Every step is written to the audit ledger. Deadlines: `subject_request_deadlines`.
 """
 

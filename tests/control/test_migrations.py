@@ -36,9 +36,22 @@ class TestMigrations:
             "subject_requests",
             "legal_holds",
             "processing_restrictions",
-            "customer_retention_settings",
             "audit_ledger",
+            "request_progress",
         }
+
+    def test_unused_customer_retention_settings_are_dropped(self, scratch_database):
+        """0005 drops the table 0001 made (nothing read it), on a schema that has it."""
+        conn = psycopg2.connect(scratch_database)
+        try:
+            before = [m for m in discover() if m.version < 5]
+            apply_migrations(conn, before)
+            assert "customer_retention_settings" in _tables(conn)
+            conn.rollback()
+            assert apply_migrations(conn) == [m.version for m in discover() if m.version >= 5]
+            assert "customer_retention_settings" not in _tables(conn)
+        finally:
+            conn.close()
 
     def test_second_run_applies_nothing(self, control_db):
         assert apply_migrations(control_db) == []

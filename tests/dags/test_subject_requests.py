@@ -9,15 +9,20 @@ traffic of his number is in S3. A near twin and a colleague stay untouched throu
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
-from airflow.sdk.exceptions import ParamValidationError
+from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
 from lethe.control.requests import claim_verified
+from lethe.exceptions import StoreError
+from lethe.operators.requests import SubjectRequestOperator
 from tests.dags.conftest import run_dag, task_states
 
 JAN = {"email": "jan.de.vries@bakkerij-klein.nl", "phone": "+31612345678"}
@@ -425,6 +430,159 @@ def test_access_is_handed_to_the_export_dag_by_request_id(dagbag, seeded):
     )
     assert key
     assert key[0][0].endswith(f"{request_id}.zip")
+
+
+# ------------------------------------------------------------- outages, retries, reopening
+
+SFTP_ENV = "AIRFLOW_CONN_LETHE_RECORDINGS_SFTP"
+
+
+def unreachable_sftp(monkeypatch) -> str:
+    """Point the recordings connection at a closed port; return its real value."""
+    real = os.environ[SFTP_ENV]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        SFTP_ENV, json.dumps({**json.loads(real), "host": "127.0.0.1", "port": port})
+    )
+    return real
+
+
+def claimed_erasure(stores, identities: dict) -> str:
+    """An erasure request claimed by a run of subject_requests, as its erase task gets it."""
+    request_id = stores.query(
+        "INSERT INTO privacy.subject_requests (request_right, status, identities,"
+        " verified_by, verified_at) VALUES ('erasure', 'verified', %s::jsonb, 'desk', now())"
+        " RETURNING request_id::text",
+        (json.dumps(identities),),
+    )[0][0]
+    conn = psycopg2.connect(stores.db.dsn)
+    try:
+        assert claim_verified(conn, claimer="test", rights=["erasure"]) == [(request_id, "erasure")]
+    finally:
+        conn.close()
+    return request_id
+
+
+def erase_try(request_id: str, try_number: int, max_tries: int = 2):
+    """One try of subject_requests' erase task (dag.test() does not wait out retry delays,
+    so the tries are run here, with the try number Airflow would give)."""
+    ti = SimpleNamespace(
+        dag_id="subject_requests",
+        task_id="erase",
+        run_id="scheduled__outage",
+        map_index=0,
+        try_number=try_number,
+        max_tries=max_tries,
+    )
+    operator = SubjectRequestOperator(task_id="erase", request_id=request_id, retries=max_tries)
+    return operator.execute({"ti": ti})
+
+
+def outcomes_of(stores, request_id: str) -> dict:
+    answer = request_row(stores, request_id)["answer"]
+    return {c["category"]: (c["outcome"], c["items"]) for c in answer["categories"]}
+
+
+def test_an_erasure_cut_short_by_an_outage_is_retried_and_answers_truly(seeded, monkeypatch):
+    request_id = claimed_erasure(seeded, {"email": [JAN["email"]]})
+    real = unreachable_sftp(monkeypatch)
+    with pytest.raises(StoreError):
+        erase_try(request_id, 1)  # contact person and ticket erased, then the SFTP store
+    assert request_row(seeded, request_id)["status"] == "in_progress"
+    retrying = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    assert (retrying["outcome"], retrying["details"]["try_number"]) == ("retrying", 1)
+    progress = retrying["details"]["progress"]
+    assert progress["customer_contact_persons"] == {
+        "postgres:lethe_telecom_db:telecom.contact_persons": {
+            "removed": 1,
+            "anonymised": 0,
+            "withheld": 0,
+            "redacted": 0,
+        }
+    }
+    assert "support_call_recordings" not in progress
+    assert JAN["email"] not in json.dumps(retrying, default=str)
+
+    monkeypatch.setenv(SFTP_ENV, real)  # the outage is over: Airflow's next try
+    assert erase_try(request_id, 2)["status"] == "completed"
+    outcomes = outcomes_of(seeded, request_id)
+    # Found by the first try, which erased the contact row that revealed Jan's number:
+    # the retry still searches by it, and the answer counts what every try removed.
+    assert outcomes["customer_contact_persons"] == ("erased", 1)
+    assert outcomes["support_call_recordings"] == ("erased", 1)
+    assert outcomes["usage_records"] == ("erased", 1)
+    assert request_row(seeded, request_id)["answer"]["result"] == "carried_out"
+    assert not [f for f in seeded.files("recordings/support") if JAN["phone"] in f]
+    callers = {c for (c,) in seeded.query("SELECT caller_number FROM telecom.usage_records")}
+    assert callers == {TWIN["phone"], COLLEAGUE["phone"]}
+
+
+def test_a_request_failed_for_good_is_reopened_and_then_completed(dagbag, seeded, monkeypatch):
+    request_id = claimed_erasure(seeded, {"phone": [JAN["phone"]]})
+    real = unreachable_sftp(monkeypatch)
+    with pytest.raises(AirflowFailException):
+        erase_try(request_id, 3)  # the last try
+    row = request_row(seeded, request_id)
+    assert row["status"] == "failed"
+    assert "lethe_recordings_sftp" in row["reason"]
+    monkeypatch.setenv(SFTP_ENV, real)
+
+    reopen = dagbag.get_dag("reopen_subject_request")
+    reason = "SFTP server back after maintenance"
+    run = run_dag(reopen, NOW + timedelta(minutes=30), {"request_id": request_id, "reason": reason})
+    assert run.state == "success", task_states(run)
+    assert request_row(seeded, request_id)["status"] == "verified"
+    [entry] = [e for e in seeded.ledger("reopen_subject_request") if e["request_id"] == request_id]
+    assert entry["action"] == "request_reopened"
+    assert entry["details"] == {"reopened_by": "dag_test", "reason": reason}
+
+    _process(dagbag, NOW + timedelta(minutes=31))
+    assert request_row(seeded, request_id)["status"] == "completed"
+    outcomes = outcomes_of(seeded, request_id)
+    assert outcomes["customer_contact_persons"] == ("erased", 1)  # by the failed try
+    assert outcomes["support_call_recordings"] == ("erased", 1)  # after reopening
+    again = run_dag(
+        reopen, NOW + timedelta(minutes=32), {"request_id": request_id, "reason": reason}
+    )
+    assert again.state == "failed"  # completed now: nothing to reopen
+    assert request_row(seeded, request_id)["status"] == "completed"
+
+
+def test_a_malformed_access_request_is_refused_before_the_hand_over(dagbag, seeded):
+    from airflow.models import DagRun
+
+    request_id = seeded.query(
+        "INSERT INTO privacy.subject_requests (request_right, status, identities, source,"
+        " verified_by, verified_at) VALUES ('access', 'verified', %s::jsonb, 'crm',"
+        " 'crm', now()) RETURNING request_id::text",
+        (json.dumps({"phone": ["06-not-a-number"]}),),
+    )[0][0]
+    run = run_dag(dagbag.get_dag("subject_requests"), NOW + timedelta(minutes=33))
+    assert task_states(run)["export[0]"] == "failed"
+    row = request_row(seeded, request_id)
+    assert row["status"] == "refused"
+    assert "phone" in row["reason"]
+    assert "not-a-number" not in row["reason"]
+    [entry] = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1:]
+    assert (entry["action"], entry["outcome"]) == ("request_refused", "refused")
+    assert not [
+        r
+        for r in DagRun.find(dag_id="subject_export")
+        if (r.conf or {}).get("request_id") == request_id
+    ]
+
+
+def test_an_erasure_that_finds_nothing_is_answered_nothing_found(seeded):
+    request_id = claimed_erasure(seeded, {"email": ["nobody@bakkerij-klein.nl"]})
+    assert erase_try(request_id, 1)["result"] == "nothing_found"
+    row = request_row(seeded, request_id)
+    assert (row["status"], row["reason"]) == ("completed", "nothing found")
+    assert row["answer"]["result"] == "nothing_found"
+    assert "erased" not in {outcome for outcome, _ in outcomes_of(seeded, request_id).values()}
+    entry = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    assert entry["outcome"] == "nothing_found"
 
 
 # ---------------------------------------------------------------------- claims, deadlines

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lethe.exceptions import LetheError
+from lethe.exceptions import LetheError, StoreError
 from lethe.identities import as_json, normalise_all
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from lethe.policy.vocabulary import Identity
 
@@ -24,7 +24,7 @@ TRANSITIONS = {
     "received": {"verified", "refused"},
     "verified": {"in_progress", "refused"},
     "in_progress": {"completed", "refused", "failed"},
-    "failed": {"verified"},
+    "failed": {"verified"},  # reopened by reopen_subject_request, with a reason
     "completed": set(),
     "refused": set(),
 }
@@ -95,9 +95,11 @@ def register_request(
     verified_by: str | None = None,
     verification_method: str | None = None,
     details: str | None = None,
+    intake: tuple[str, str] | None = None,
 ) -> str:
     """Store a new request (identities validated first: nothing is stored half).
 
+    :param intake: (dag_id, run_id) of the form run registering it, so its retries find it.
     :return: the new request id.
     :raises RequestError: an unknown right.
     :raises lethe.identities.InvalidIdentity: a malformed identity.
@@ -108,9 +110,10 @@ def register_request(
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO privacy.subject_requests (request_right, status, identities, source,"
-            " verified_by, verification_method, verified_at, details)"
+            " verified_by, verification_method, verified_at, details, intake_dag_id,"
+            " intake_run_id)"
             " VALUES (%s, %s, %s::jsonb, %s, %s, %s,"
-            " CASE WHEN %s::text IS NULL THEN NULL ELSE now() END, %s)"
+            " CASE WHEN %s::text IS NULL THEN NULL ELSE now() END, %s, %s, %s)"
             " RETURNING request_id::text",
             (
                 right,
@@ -121,6 +124,7 @@ def register_request(
                 verification_method,
                 verified_by,
                 details,
+                *(intake or (None, None)),
             ),
         )
         (request_id,) = cur.fetchone()
@@ -286,3 +290,183 @@ def load_details(conn, request_id: str) -> dict[str, Any]:
     if isinstance(corrections, str):
         corrections = json.loads(corrections)
     return {"related_request_id": related, "corrections": corrections}
+
+
+def move_if_allowed(conn, request_id: str, *, to: str, reason: str) -> bool:
+    """Move a request to ``to`` when the state machine allows it from where it is now.
+
+    For the end of a failed try: a request that is no longer ``in_progress`` (answered by
+    another run, say) keeps its state.
+
+    :return: whether it moved.
+    """
+    try:
+        transition(conn, request_id, to=to, reason=reason)
+    except RequestError:
+        return False
+    return True
+
+
+def reopen(conn, request_id: str, *, reason: str) -> None:
+    """Put a failed request back to ``verified``, so that ``subject_requests`` claims it again.
+
+    :raises RequestError: no such request, or one that is not ``failed`` (naming its state).
+    """
+    if not reason or not reason.strip():
+        raise RequestError("reopening a request needs a reason")
+    (status,) = _columns(conn, request_id, "status")
+    if status != "failed":
+        raise RequestError(
+            f"request {request_id} is {status}, not failed: only a failed request can be reopened"
+        )
+    transition(conn, request_id, to="verified", reason=f"reopened: {reason.strip()}")
+
+
+# --------------------------------------------------------------------- transient failures
+
+#: Errors of the provider hooks' client libraries that mean "the store or the network did
+#: not answer now". Named here and imported only when a try has failed: a task that runs
+#: well never pays for importing all of them.
+_TRANSIENT_NAMES = {
+    "psycopg2": ("OperationalError", "InterfaceError"),
+    "psycopg": ("OperationalError", "InterfaceError"),
+    "paramiko.ssh_exception": ("SSHException", "NoValidConnectionsError"),
+    "botocore.exceptions": ("ConnectionError", "HTTPClientError"),
+}
+#: S3 error codes a later try may not meet (throttling, a server-side hiccup).
+_TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "Throttling", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+)
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    import importlib
+
+    found: list[type[BaseException]] = [StoreError, ConnectionError, TimeoutError]
+    for module_name, names in _TRANSIENT_NAMES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found.extend(getattr(module, name) for name in names if hasattr(module, name))
+    return tuple(found)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure may pass by itself, so that trying again later can succeed.
+
+    Transient: :class:`~lethe.exceptions.StoreError` and its subclasses (a store that could
+    not be reached or failed part-way), and the connection errors of the hooks' clients as
+    they surface (psycopg2/psycopg ``OperationalError``, paramiko SSH errors, botocore
+    connection and timeout errors, S3 throttling and 5xx codes), also as the cause of
+    another error. Any other lethe error (a malformed identity, a policy error, an unknown
+    request, a purge guard stop) is not: it fails the same way every time.
+    """
+    if isinstance(exc, LetheError):
+        return isinstance(exc, StoreError)
+    transient = _transient_types()
+    seen: BaseException | None = exc
+    for _ in range(5):  # the error itself and a few of its causes
+        if seen is None:
+            return False
+        if isinstance(seen, transient):
+            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error") or {}
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+            if error.get("Code") in _TRANSIENT_S3_CODES or int(status) >= 500:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure in words fit for the request row and the ledger: a lethe error's message
+    (which names stores, ids and counts, never personal data), else only the error's type
+    (a driver's message may quote a value)."""
+    if isinstance(exc, LetheError):
+        return str(exc)
+    return f"{type(exc).__module__}.{type(exc).__name__}"
+
+
+# ------------------------------------------------------------------------------ progress
+
+COUNTS = ("removed", "anonymised", "withheld", "redacted")
+
+
+def add_progress(
+    conn,
+    request_id: str,
+    category_id: str,
+    store: str,
+    *,
+    removed: int = 0,
+    anonymised: int = 0,
+    redacted: int = 0,
+    withheld: int | None = None,
+) -> None:
+    """Add what one store did for a request to its totals, in a transaction of its own.
+
+    :param withheld: the store's count of held items from a complete erase (it replaces
+        the earlier count: it is what is held now); None for a store that failed part-way.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO privacy.request_progress AS p (request_id, category_id, store,"
+            " removed, anonymised, withheld, redacted)"
+            " VALUES (%s::uuid, %s, %s, %s, %s, coalesce(%s, 0), %s)"
+            " ON CONFLICT (request_id, category_id, store) DO UPDATE SET"
+            " removed = p.removed + EXCLUDED.removed,"
+            " anonymised = p.anonymised + EXCLUDED.anonymised,"
+            " redacted = p.redacted + EXCLUDED.redacted,"
+            " withheld = coalesce(%s, p.withheld), updated_at = now()",
+            (request_id, category_id, store, removed, anonymised, withheld, redacted, withheld),
+        )
+    conn.commit()
+
+
+def progress(conn, request_id: str) -> dict[str, dict[str, dict[str, int]]]:
+    """What every try of a request did so far: category -> store -> counts."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT category_id, store, {', '.join(COUNTS)}"  # noqa: S608 - constant columns
+            " FROM privacy.request_progress WHERE request_id = %s::uuid"
+            " ORDER BY category_id, store",
+            (request_id,),
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for category_id, store, *counts in rows:
+        found.setdefault(category_id, {})[store] = {
+            name: int(value) for name, value in zip(COUNTS, counts, strict=True)
+        }
+    return found
+
+
+def load_resolution(conn, request_id: str) -> dict[str, dict[str, list[str]]]:
+    """The identities earlier tries resolved (``{"subject": ..., "organisations": ...}``
+    in the JSON form of :func:`lethe.identities.as_json`); empty before the first."""
+    (saved,) = _columns(conn, request_id, "resolved_identities")
+    if isinstance(saved, str):
+        saved = json.loads(saved)
+    return saved or {}
+
+
+def save_resolution(
+    conn,
+    request_id: str,
+    *,
+    subject: Mapping[Identity, Iterable[str]],
+    organisations: Mapping[Identity, Iterable[str]],
+) -> None:
+    """Keep the resolved identities on the request row (personal data: nowhere else)."""
+    saved = {"subject": as_json(subject), "organisations": as_json(organisations)}
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE privacy.subject_requests SET resolved_identities = %s::jsonb"
+            " WHERE request_id = %s::uuid",
+            (json.dumps(saved), request_id),
+        )
+    conn.commit()

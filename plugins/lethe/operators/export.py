@@ -2,10 +2,10 @@
 
 :class:`SubjectExportOperator` answers an access or portability request. It collects the
 subject's data from every store the policies name (streaming, through the store
-adapters), writes the package (:mod:`lethe.export.package`), uploads it to the private
-export bucket with server-side encryption, records a presigned, expiring link on the
-request and the proof of delivery in the audit ledger, and returns counts and the object
-key only.
+adapters), writes the package (:mod:`lethe.export.package`: a plain ZIP, not itself
+encrypted), uploads it to the private export bucket with server-side encryption (encrypted
+at rest by the bucket), records a presigned, expiring link on the request and the proof of
+delivery in the audit ledger, and returns counts and the object key only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -57,13 +57,18 @@ def portable_categories(categories, right: str) -> tuple[list[Category], list[Ca
 
 
 class SubjectExportOperator(BaseOperator):
-    """Collect one subject's data from every store and deliver it as an encrypted ZIP.
+    """Collect one subject's data from every store and deliver it as a ZIP, stored with
+    server-side encryption behind an expiring link.
 
     Either ``request_id`` (a request in the control schema, e.g. from the subject_requests
-    DAG) or ``identities`` (registered here as a new request) names the subject.
+    DAG) or the identities typed into the form (registered here as a new request, which
+    records this run so a retry answers the same request) names the subject. The
+    identities are read from the run's params when the task runs, never through template
+    fields (Airflow stores those rendered in its metadata database).
 
     :param request_id: the subject request to answer. (templated)
-    :param identities: identity type -> value(s), when there is no request yet. (templated)
+    :param identity_fields: identity type -> the param (form field) holding its values;
+        by default those of :data:`lethe.operators.wiring.IDENTITY_TEMPLATES`. (templated)
     :param right: ``access`` or ``portability`` (taken from the request when given).
         (templated)
     :param file_format: ``json`` or ``csv``. (templated)
@@ -77,7 +82,7 @@ class SubjectExportOperator(BaseOperator):
 
     template_fields = (
         "request_id",
-        "identities",
+        "identity_fields",
         "right",
         "file_format",
         "include_recordings",
@@ -93,7 +98,7 @@ class SubjectExportOperator(BaseOperator):
         self,
         *,
         request_id: str | None = None,
-        identities: dict[str, Any] | None = None,
+        identity_fields: dict[str, str] | None = None,
         right: str | None = "access",
         file_format: str = "json",
         include_recordings: bool | str = True,
@@ -106,7 +111,7 @@ class SubjectExportOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.request_id = request_id
-        self.identities = identities
+        self.identity_fields = identity_fields
         self.right = right
         self.file_format = file_format
         self.include_recordings = include_recordings
@@ -129,15 +134,32 @@ class SubjectExportOperator(BaseOperator):
         include_files = as_bool(self.include_recordings, "include_recordings")
         if self.file_format not in ("json", "csv"):
             raise AirflowFailException("file_format must be json or csv")
+        from lethe.operators.requests import refuse_malformed, settle_failure
+
         with connect(self.control_conn_id) as control:
             try:
                 request_id, right, identities = self._subject(control, context)
-            except (InvalidIdentity, LetheError) as exc:
+            except InvalidIdentity as exc:
+                if self.request_id:  # a stored request: refused as on every route
+                    raise refuse_malformed(control, context, str(self.request_id), exc) from None
+                raise AirflowFailException(str(exc)) from None
+            except LetheError as exc:
                 raise AirflowFailException(str(exc)) from None
             self.log.info("Export for request %s (%s)", request_id, right)
-            return self._export(
-                control, context, request_id, right, identities, days, include_files
-            )
+            try:
+                return self._export(
+                    control, context, request_id, right, identities, days, include_files
+                )
+            except Exception as exc:
+                # A store or the bucket briefly unreachable: Airflow tries again and the
+                # request stays in_progress; the last try, or an error that cannot pass,
+                # fails the request with the reason.
+                failed = settle_failure(
+                    control, context, request_id, action="export", exc=exc, retries=self.retries
+                )
+                if failed is None:
+                    raise
+                raise failed from exc
 
     def _link_days(self) -> int:
         try:
@@ -153,10 +175,17 @@ class SubjectExportOperator(BaseOperator):
     ) -> tuple[str, str, dict[Identity, frozenset[str]]]:
         """(request id, right, identities) of the subject to export."""
         from lethe.control.requests import load_request, register_request
-        from lethe.identities import normalise_all
+        from lethe.identities import InvalidIdentity, normalise_all
+        from lethe.intake import find_intake_request, form_identities, identity_fields
+        from lethe.operators.wiring import IDENTITY_TEMPLATES
 
-        given = {k: v for k, v in (self.identities or {}).items() if v not in (None, "", [])}
+        fields = dict(self.identity_fields or identity_fields(IDENTITY_TEMPLATES))
+        ti = context["ti"]
         if self.request_id:
+            try:
+                given = bool(form_identities(context["params"], fields))
+            except InvalidIdentity:
+                given = True  # given, and redacted since: still not both
             if given:
                 raise AirflowFailException("give a request id or identities, not both")
             request = load_request(control, str(self.request_id))
@@ -166,22 +195,15 @@ class SubjectExportOperator(BaseOperator):
                     "portability"
                 )
             return request.request_id, request.right, request.identities
+        # A retry of this run answers the request its first try registered (found by the
+        # run, not by the form: the form's values may be redacted by now).
+        earlier = find_intake_request(control, ti.dag_id, ti.run_id)
+        if earlier:
+            request = load_request(control, earlier[0])
+            return request.request_id, request.right, request.identities
         if self.right not in EXPORT_RIGHTS:
             raise AirflowFailException("right must be access or portability")
-        identities = normalise_all(given)
-        ti = context["ti"]
-        # A retry of this run answers the request its first try registered.
-        registered_by = f"registered by {ti.dag_id} run {ti.run_id}"
-        with control.cursor() as cur:
-            cur.execute(
-                "SELECT request_id::text FROM privacy.subject_requests"
-                " WHERE source = 'subject_export_form' AND details = %s",
-                (registered_by,),
-            )
-            earlier = cur.fetchone()
-        control.rollback()
-        if earlier:
-            return earlier[0], str(self.right), identities
+        given = form_identities(context["params"], fields)
         request_id = register_request(
             control,
             right=str(self.right),
@@ -190,9 +212,9 @@ class SubjectExportOperator(BaseOperator):
             status="in_progress",
             verified_by=f"airflow:{ti.dag_id}",
             verification_method="identity verified by the person who triggered the export",
-            details=registered_by,
+            intake=(ti.dag_id, ti.run_id),
         )
-        return request_id, str(self.right), identities
+        return request_id, str(self.right), normalise_all(given)
 
     def _export(
         self,
@@ -258,11 +280,10 @@ class SubjectExportOperator(BaseOperator):
             archive = workdir / f"{request_id}.zip"
             sha256 = package.finish(archive, header=header, summary=summary)
             key = f"exports/{generated:%Y/%m/%d}/{request_id}.zip"
-            link = self._deliver(archive, key, days)
+            link, expires_at = self._deliver(archive, key, days)
         finally:
             package.cleanup()
 
-        expires_at = generated + timedelta(days=days)
         record_export(
             control,
             request_id,
@@ -326,8 +347,12 @@ class SubjectExportOperator(BaseOperator):
             **totals,
         }
 
-    def _deliver(self, archive: Path, key: str, days: int) -> str:
-        """Upload ``archive`` encrypted at rest and return a presigned, expiring link."""
+    def _deliver(self, archive: Path, key: str, days: int) -> tuple[str, datetime]:
+        """Upload ``archive`` encrypted at rest; return a presigned link and its expiry.
+
+        The expiry is read from the signed link itself (its signing time plus its
+        lifetime), so what is recorded is what S3 enforces.
+        """
         hook = self._s3()
         hook.load_file(
             filename=str(archive),
@@ -341,11 +366,31 @@ class SubjectExportOperator(BaseOperator):
             raise AirflowFailException(
                 f"the export bucket {self.export_bucket} did not encrypt the export at rest"
             )
-        return hook.generate_presigned_url(
+        link = hook.generate_presigned_url(
             client_method="get_object",
             params={"Bucket": self.export_bucket, "Key": key},
             expires_in=days * 86400,
         )
+        if not link:
+            raise AirflowFailException("the object store signed no download link")
+        return link, link_expiry(link)
+
+
+def link_expiry(link: str) -> datetime:
+    """When a presigned (signature version 4) link stops working: X-Amz-Date + X-Amz-Expires.
+
+    :raises AirflowFailException: the link carries no signing time or lifetime.
+    """
+    query = parse_qs(urlsplit(link).query)
+    try:
+        (signed,) = query["X-Amz-Date"]
+        (lifetime,) = query["X-Amz-Expires"]
+        moment = datetime.strptime(signed, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return moment + timedelta(seconds=int(lifetime))
+    except (KeyError, ValueError):
+        raise AirflowFailException(
+            "the download link carries no signature-version-4 expiry"
+        ) from None
 
 
 def _complete(

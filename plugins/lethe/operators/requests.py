@@ -6,6 +6,7 @@ ids, rights, counts and category ids only. The work itself is in :mod:`lethe.sub
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from lethe.exceptions import LetheError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
 
 ROUTES = {
     "export": ("access", "portability"),
@@ -60,6 +63,101 @@ def _record(
     )
 
 
+def final_try(context: Context, retries: int | None = None) -> bool:
+    """Whether this try of the task is its last: Airflow retries while ``try_number`` is at
+    most ``max_tries`` (the task's ``retries``, raised when a person clears the task)."""
+    ti = context["ti"]
+    max_tries = max(int(getattr(ti, "max_tries", 0) or 0), int(retries or 0))
+    return not (max_tries and int(ti.try_number) <= max_tries)
+
+
+def refuse_malformed(
+    control, context: Context, request_id: str, exc: Exception
+) -> AirflowFailException:
+    """Refuse a request whose stored identities are malformed, the same way on every route:
+    ``refused`` with the reason on the request, a ``request_refused`` ledger entry.
+
+    :return: the exception that ends the task (nothing is retried: the request cannot
+        succeed as it is).
+    """
+    from lethe.control.requests import move_if_allowed
+
+    reason = f"malformed identities: {exc}"
+    refused = move_if_allowed(control, request_id, to="refused", reason=reason)
+    _record(
+        control,
+        context,
+        action="request_refused",
+        outcome="refused" if refused else "failed",
+        request_id=request_id,
+        details={"reason": reason},
+    )
+    return AirflowFailException(reason)
+
+
+def settle_failure(
+    control, context: Context, request_id: str, *, action: str, exc: Exception, retries: int
+) -> AirflowFailException | None:
+    """What a failed try means for the request it was answering, recorded in the ledger.
+
+    A failure that cannot pass by itself (a lethe error that is not transient, see
+    :func:`lethe.control.requests.is_transient`; an AirflowFailException) and the failure
+    of the last try move the request to ``failed`` with the reason. Any other failure
+    leaves it ``in_progress`` for Airflow's next try: the ledger entry says ``retrying``,
+    with the try number. Both entries list what the request's tries removed so far, per
+    store (counts only).
+
+    :return: the AirflowFailException that ends the task for good, or None when the
+        caller re-raises ``exc`` for a retry.
+    """
+    from lethe.control.requests import describe_error, is_transient, move_if_allowed, progress
+
+    transient = is_transient(exc)
+    permanent = isinstance(exc, AirflowFailException) or (
+        isinstance(exc, LetheError) and not transient
+    )
+    last = permanent or final_try(context, retries)
+    reason = describe_error(exc)
+    ti = context["ti"]
+    details: dict[str, Any] = {
+        "reason": reason,
+        "transient": transient,
+        "try_number": int(ti.try_number),
+    }
+    try:
+        control.rollback()  # the failure may have left a transaction aborted
+        done = progress(control, request_id)
+        if done:
+            details["progress"] = done
+        if last:
+            move_if_allowed(control, request_id, to="failed", reason=reason)
+        _record(
+            control,
+            context,
+            action=action,
+            outcome="failed" if last else "retrying",
+            request_id=request_id,
+            details=details,
+        )
+    except Exception as record_exc:  # e.g. the control database is the one that is down
+        log.warning(
+            "Could not record the failure of request %s: %s",
+            request_id,
+            type(record_exc).__name__,
+        )
+        if not last:
+            return None
+    if not last:
+        log.warning(
+            "Request %s: try %d failed (%s); Airflow tries again",
+            request_id,
+            int(ti.try_number),
+            reason,
+        )
+        return None
+    return AirflowFailException(reason)
+
+
 def _clean_text(
     name: str, value: Any, *, required: bool = False, limit: int = MAX_TEXT
 ) -> str | None:
@@ -84,26 +182,35 @@ class RegisterSubjectRequestOperator(BaseOperator):
     (normalised: E.164 phone numbers, lower-case e-mail), the verification evidence, and
     for a restriction the open rectification/erasure/objection request it protects.
 
+    Everything typed freely into the form (the subject's identities, who verified, the
+    details, the corrections) is read from the run's params when the task runs, never
+    through template fields (Airflow stores those rendered in its metadata database); it
+    is stored on the request row only, and the XCom carries the request id. The row
+    records this run, so a retry answers with the request its first try stored.
+    Validation errors name the field, never the value.
+
     :param right: the right exercised. (templated)
-    :param identities: identity type -> value(s). (templated)
-    :param verified_by: who verified the requester's identity. (templated)
     :param verification_method: how (id_document, known_contact, in_person, other). (templated)
     :param verified_on: when (ISO date). (templated)
-    :param details: free text: the request in the subject's words. (templated)
     :param related_request_id: for a restriction: the request it protects. (templated)
-    :param corrections: for a rectification: {category_id: {column: new value}}. (templated)
+    :param identity_fields: identity type -> the param (form field) holding its values;
+        by default those of :data:`lethe.operators.wiring.IDENTITY_TEMPLATES`. (templated)
+    :param verified_by_field: the param naming who verified the requester. (templated)
+    :param details_field: the param holding the request in the subject's words. (templated)
+    :param corrections_field: the param holding a rectification's corrections,
+        ``{category_id: {column: new value}}``. (templated)
     :param control_conn_id: connection of the control schema. (templated)
     """
 
     template_fields = (
         "right",
-        "identities",
-        "verified_by",
         "verification_method",
         "verified_on",
-        "details",
         "related_request_id",
-        "corrections",
+        "identity_fields",
+        "verified_by_field",
+        "details_field",
+        "corrections_field",
         "control_conn_id",
     )
 
@@ -111,50 +218,69 @@ class RegisterSubjectRequestOperator(BaseOperator):
         self,
         *,
         right: str,
-        identities: dict[str, Any],
-        verified_by: str,
         verification_method: str,
         verified_on: str | None = None,
-        details: str | None = None,
         related_request_id: str | None = None,
-        corrections: dict[str, Any] | None = None,
+        identity_fields: dict[str, str] | None = None,
+        verified_by_field: str = "verified_by",
+        details_field: str = "details",
+        corrections_field: str = "corrections",
         control_conn_id: str = CONTROL_DB,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.right = right
-        self.identities = identities
-        self.verified_by = verified_by
         self.verification_method = verification_method
         self.verified_on = verified_on
-        self.details = details
         self.related_request_id = related_request_id
-        self.corrections = corrections
+        self.identity_fields = identity_fields
+        self.verified_by_field = verified_by_field
+        self.details_field = details_field
+        self.corrections_field = corrections_field
         self.control_conn_id = control_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.control.requests import RIGHTS
         from lethe.identities import InvalidIdentity, normalise_all
+        from lethe.intake import find_intake_request, form_identities, form_text
 
+        ti = context["ti"]
+        with connect(self.control_conn_id) as control:
+            earlier = find_intake_request(control, ti.dag_id, ti.run_id)
+        if earlier:  # a retry: the first try stored the request (and its ledger entry)
+            self.log.info("Request %s was registered by an earlier try", earlier[0])
+            return {"request_id": earlier[0], "right": earlier[1]}
         if self.right not in RIGHTS:
             raise AirflowFailException(f"unknown right; expected one of {', '.join(RIGHTS)}")
+        params = context["params"]
         try:
-            normalise_all(self.identities or {})
+            identities = normalise_all(form_identities(params, self._identity_fields()))
+            verified_by = form_text(params, self.verified_by_field)
+            details = form_text(params, self.details_field)
+            corrections = form_text(params, self.corrections_field)
         except InvalidIdentity as exc:
             raise AirflowFailException(str(exc)) from None
-        verified_by = _clean_text("verified_by", self.verified_by, required=True, limit=200)
+        verified_by = _clean_text("verified_by", verified_by, required=True, limit=200)
         if self.verification_method not in VERIFICATION_METHODS:
             raise AirflowFailException(
                 f"verification_method must be one of {', '.join(VERIFICATION_METHODS)}"
             )
         verified_on = self._verified_on()
-        details = _clean_text("details", self.details)
-        corrections = self._corrections()
+        details = _clean_text("details", details)
+        corrections = self._corrections(corrections)
         with connect(self.control_conn_id) as control:
             related = self._related(control)
             request_id = self._insert(
-                control, verified_by, verified_on, details, related, corrections
+                control,
+                context,
+                identities,
+                verified_by,
+                verified_on,
+                details,
+                related,
+                corrections,
             )
+            # Commits the row and its ledger entry together.
             _record(
                 control,
                 context,
@@ -163,12 +289,18 @@ class RegisterSubjectRequestOperator(BaseOperator):
                 request_id=request_id,
                 details={
                     "right": self.right,
-                    "identity_types": sorted(k for k, v in self.identities.items() if v),
+                    "identity_types": sorted(i.value for i in identities),
                     "verification_method": self.verification_method,
                 },
             )
         self.log.info("Registered %s request %s", self.right, request_id)
         return {"request_id": request_id, "right": self.right}
+
+    def _identity_fields(self) -> dict[str, str]:
+        from lethe.intake import identity_fields
+        from lethe.operators.wiring import IDENTITY_TEMPLATES
+
+        return dict(self.identity_fields or identity_fields(IDENTITY_TEMPLATES))
 
     def _verified_on(self) -> datetime:
         if not self.verified_on:
@@ -182,21 +314,22 @@ class RegisterSubjectRequestOperator(BaseOperator):
             raise AirflowFailException("verified_on lies in the future")
         return day
 
-    def _corrections(self) -> dict[str, dict[str, Any]] | None:
-        if not self.corrections:
+    def _corrections(self, corrections: Any) -> dict[str, dict[str, Any]] | None:
+        if not corrections:
             return None  # a rectification without them: a person reads the details
         if self.right != "rectification":
             raise AirflowFailException("corrections belong to a rectification request only")
-        if not isinstance(self.corrections, dict):
+        if not isinstance(corrections, dict):
             raise AirflowFailException("corrections must map category ids to {column: value}")
         cleaned: dict[str, dict[str, Any]] = {}
-        for category_id, changes in self.corrections.items():
+        for category_id, changes in corrections.items():
+            # Category ids and columns are form keys a person typed: never echoed.
             if not isinstance(changes, dict) or not changes:
-                raise AirflowFailException(f"corrections.{category_id} must map columns to values")
-            for column, value in changes.items():
+                raise AirflowFailException("corrections: each category maps columns to values")
+            for value in changes.values():
                 if not isinstance(value, str | int | float | type(None)):
-                    raise AirflowFailException(f"corrections.{category_id}.{column}: not a value")
-                _clean_text(f"corrections.{category_id}.{column}", str(value), limit=500)
+                    raise AirflowFailException("corrections: a corrected value is not a value")
+                _clean_text("corrections (a corrected value)", str(value), limit=500)
             cleaned[str(category_id)] = dict(changes)
         return cleaned
 
@@ -229,31 +362,36 @@ class RegisterSubjectRequestOperator(BaseOperator):
             raise AirflowFailException(f"the related request is already {status}")
         return str(self.related_request_id)
 
-    def _insert(self, control, verified_by, verified_on, details, related, corrections) -> str:
+    def _insert(
+        self, control, context, identities, verified_by, verified_on, details, related, corrections
+    ) -> str:
+        """Insert the request (not committed: the ledger entry commits both)."""
         import json
 
-        from lethe.identities import as_json, normalise_all
+        from lethe.identities import as_json
 
+        ti = context["ti"]
         with control.cursor() as cur:
             cur.execute(
                 "INSERT INTO privacy.subject_requests (request_right, status, identities,"
                 " source, verified_by, verification_method, verified_at, details,"
-                " related_request_id, corrections, received_at)"
+                " related_request_id, corrections, received_at, intake_dag_id, intake_run_id)"
                 " VALUES (%s, 'verified', %s::jsonb, 'register_subject_request', %s, %s, %s,"
-                " %s, %s::uuid, %s::jsonb, now()) RETURNING request_id::text",
+                " %s, %s::uuid, %s::jsonb, now(), %s, %s) RETURNING request_id::text",
                 (
                     self.right,
-                    json.dumps(as_json(normalise_all(self.identities))),
+                    json.dumps(as_json(identities)),
                     verified_by,
                     self.verification_method,
                     verified_on,
                     details,
                     related,
                     None if corrections is None else json.dumps(corrections),
+                    ti.dag_id,
+                    ti.run_id,
                 ),
             )
             (request_id,) = cur.fetchone()
-        control.commit()
         return request_id
 
 
@@ -369,6 +507,11 @@ class SubjectRequestOperator(BaseOperator):
     request, completes it, and writes the real reasons to the ledger. A request whose
     stored identities are malformed is refused with the reason; nothing is changed.
 
+    A failed try is settled by :func:`settle_failure`: a store briefly unreachable is
+    retried by Airflow (the request stays ``in_progress``; an erasure's progress per store
+    is kept, see :func:`lethe.subjects.actions.erase`); the last try, or an error no retry
+    can fix, moves the request to ``failed`` with the reason.
+
     :param request_id: the claimed request. (templated)
     :param control_conn_id: connection of the control schema. (templated)
     :param policy_dir: directory of the policy files. (templated)
@@ -390,53 +533,49 @@ class SubjectRequestOperator(BaseOperator):
         self.policy_dir = policy_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.control.requests import RequestError, load_request, transition
+        from lethe.control.requests import RequestError, load_request
         from lethe.identities import InvalidIdentity
 
         with connect(self.control_conn_id) as control:
             try:
                 request = load_request(control, str(self.request_id))
             except InvalidIdentity as exc:
-                reason = f"malformed identities: {exc}"
-                transition(control, str(self.request_id), to="refused", reason=reason)
-                _record(
-                    control,
-                    context,
-                    action="request_refused",
-                    outcome="refused",
-                    request_id=str(self.request_id),
-                    details={"reason": reason},
-                )
-                raise AirflowFailException(reason) from None
+                raise refuse_malformed(control, context, str(self.request_id), exc) from None
+            except RequestError as exc:  # no such request: no retry will find one
+                raise AirflowFailException(str(exc)) from None
             if request.status != "in_progress":
                 self.log.info("Request %s is %s; nothing to do", request.request_id, request.status)
                 return {"request_id": request.request_id, "status": request.status}
             try:
                 return self._carry_out(control, context, request)
-            except (LetheError, RequestError) as exc:
-                transition(control, request.request_id, to="failed", reason=str(exc))
-                _record(
+            except Exception as exc:
+                failed = settle_failure(
                     control,
                     context,
+                    request.request_id,
                     action=f"request_{request.right}",
-                    outcome="failed",
-                    request_id=request.request_id,
-                    details={"reason": str(exc)},
+                    exc=exc,
+                    retries=self.retries,
                 )
-                raise AirflowFailException(str(exc)) from exc
+                if failed is None:
+                    raise  # Airflow tries again; the request stays in_progress
+                raise failed from exc
 
     def _carry_out(self, control, context: Context, request) -> dict[str, Any]:
         from lethe.control.protection import load_protection
-        from lethe.control.requests import load_details, transition
+        from lethe.control.requests import RequestError, load_details, progress, transition
         from lethe.policy import load_catalog
         from lethe.policy.vocabulary import Right
         from lethe.subjects import actions
-        from lethe.subjects.resolution import resolve
 
         catalog = load_catalog(self.policy_dir)
         categories = catalog.categories()
-        resolution = resolve(request.identities, categories)
         right = Right(request.right)
+        if right in (Right.ACCESS, Right.PORTABILITY):
+            raise RequestError(f"{right.value} requests go to the subject_export DAG")
+        resolution = actions.resolve_request(
+            control, request.request_id, request.identities, categories
+        )
         extra: dict[str, Any] = {}
         counts: dict[str, int] = {}
 
@@ -474,17 +613,24 @@ class SubjectRequestOperator(BaseOperator):
             )
             extra["value_hashes"] = hashes
         else:
-            raise AirflowFailException(f"{right.value} requests go to the subject_export DAG")
+            raise RequestError(f"no route carries out {right.value} requests")
 
         answer = actions.answer(right.value, resolution, outcomes)
+        nothing = answer["result"] == "nothing_found"
         transition(
             control,
             request.request_id,
             to="completed",
-            reason=f"{right.value} carried out",
+            reason="nothing found" if nothing else f"{right.value} carried out",
             answer=answer,
             identity_types_used=resolution.types_used,
         )
+        stores = progress(control, request.request_id)
+        if stores:  # an erasure: what each store did, over every try of the request
+            extra["stores"] = stores
+            counts["redacted"] = sum(
+                c["redacted"] for category in stores.values() for c in category.values()
+            )
         counts.update(
             {
                 "categories": len(outcomes),
@@ -497,7 +643,7 @@ class SubjectRequestOperator(BaseOperator):
             control,
             context,
             action=f"request_{right.value}",
-            outcome="completed",
+            outcome="nothing_found" if nothing else "completed",
             request_id=request.request_id,
             counts=counts,
             details={
@@ -512,6 +658,7 @@ class SubjectRequestOperator(BaseOperator):
             "request_id": request.request_id,
             "right": right.value,
             "status": "completed",
+            "result": answer["result"],
             **counts,
         }
 
@@ -536,8 +683,19 @@ class SubjectExportTriggerOperator(TriggerDagRunOperator):
         self.control_conn_id = control_conn_id
 
     def execute(self, context: Context) -> Any:
+        from lethe.control.requests import RequestError, load_request
+        from lethe.identities import InvalidIdentity
+
         self.conf = {"request_id": str(self.request_id)}
         with connect(self.control_conn_id) as control:
+            # Checked before the hand-over, as on every route: a malformed request is
+            # refused here with the reason, not left in_progress by a failing export.
+            try:
+                load_request(control, str(self.request_id))
+            except InvalidIdentity as exc:
+                raise refuse_malformed(control, context, str(self.request_id), exc) from None
+            except RequestError as exc:
+                raise AirflowFailException(str(exc)) from None
             _record(
                 control,
                 context,
@@ -678,3 +836,57 @@ class ExtendSubjectRequestDeadlineOperator(BaseOperator):
                 details={"months": int(self.months), "due_at": due.isoformat()},
             )
         return {"request_id": str(self.request_id), "due_at": due.isoformat()}
+
+
+class ReopenSubjectRequestOperator(BaseOperator):
+    """Put a failed request back to ``verified``, with the reason recorded, so that
+    ``subject_requests`` picks it up again.
+
+    The ledger entry (``request_reopened``) records who reopened it (the user who
+    triggered the run; the run id when Airflow knows no user) and why. A request that
+    is not ``failed`` is refused (the message names its state).
+
+    :param request_id: the failed request. (templated)
+    :param reason: why it may be tried again (recorded on the request and in the ledger;
+        no personal data). (templated)
+    :param control_conn_id: connection of the control schema. (templated)
+    """
+
+    template_fields = ("request_id", "reason", "control_conn_id")
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        reason: str,
+        control_conn_id: str = CONTROL_DB,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.reason = reason
+        self.control_conn_id = control_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from lethe.control.requests import RequestError, reopen
+
+        reason = _clean_text("reason", self.reason, required=True, limit=500) or ""
+        if not reason:
+            raise AirflowFailException("reason is required")
+        dag_run = context.get("dag_run")
+        who = getattr(dag_run, "triggering_user_name", None) or f"run {context['ti'].run_id}"
+        with connect(self.control_conn_id) as control:
+            try:
+                reopen(control, str(self.request_id), reason=reason)
+            except RequestError as exc:
+                raise AirflowFailException(str(exc)) from None
+            _record(
+                control,
+                context,
+                action="request_reopened",
+                outcome="ok",
+                request_id=str(self.request_id),
+                details={"reopened_by": who, "reason": reason},
+            )
+        self.log.info("Request %s reopened by %s", self.request_id, who)
+        return {"request_id": str(self.request_id), "status": "verified"}

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lethe.policy.vocabulary import Controller, Identity, LegalBasis, Right
-from lethe.stores.base import Protection
+from lethe.stores.base import Protection, store_label
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from lethe.policy.models import Category
     from lethe.subjects.resolution import Resolution
+
+log = logging.getLogger(__name__)
 
 #: What the subject reads; the same words for every reason to keep data, so that a legal
 #: hold cannot be told apart from a statutory retention period.
@@ -61,8 +64,36 @@ class Outcome:
 STATUTORY = ("statutory_retention", "Data the law requires us to keep for a fixed period")
 
 
+#: What the answer says about the request as a whole.
+RESULT_TEXT = {
+    "carried_out": "Your request was carried out as listed per category.",
+    "nothing_found": "We found no data of yours that this request applies to; nothing was changed.",
+}
+#: Outcomes that mean the subject's data was found (and acted on, or kept for a hold).
+_FOUND = frozenset(
+    {"erased", "anonymised", "partly_erased", "rectified", "manual_review", "restricted"}
+)
+
+
+def found_nothing(outcomes: Iterable[Outcome]) -> bool:
+    """Whether a request found none of the subject's data in any store it searched.
+
+    Categories not searched (referred to the customer; kept under a legal obligation
+    without a search) neither count as found nor make a request "found nothing" alone.
+    """
+    outcomes = list(outcomes)
+    found = any(
+        o.outcome in _FOUND or (o.outcome == "kept" and o.reason_code != "legal_obligation")
+        for o in outcomes
+    )
+    return not found and any(o.outcome == "nothing_found" for o in outcomes)
+
+
 def answer(right: str, resolution: Resolution, outcomes: Iterable[Outcome]) -> dict[str, Any]:
-    """The answer to the subject, as stored on the request (neutral wording)."""
+    """The answer to the subject, as stored on the request (neutral wording): per category,
+    and as a whole (``result``: ``nothing_found`` when no store held the subject's data)."""
+    outcomes = list(outcomes)
+    result = "nothing_found" if found_nothing(outcomes) else "carried_out"
     entries = []
     for o in outcomes:
         category, title = (
@@ -77,7 +108,48 @@ def answer(right: str, resolution: Resolution, outcomes: Iterable[Outcome]) -> d
                 "explanation": ANSWER_TEXT[o.outcome],
             }
         )
-    return {"right": right, "identity_types_used": resolution.types_used, "categories": entries}
+    return {
+        "right": right,
+        "result": result,
+        "summary": RESULT_TEXT[result],
+        "identity_types_used": resolution.types_used,
+        "categories": entries,
+    }
+
+
+def resolve_request(
+    control, request_id: str, given: Mapping[Identity, frozenset[str]], categories
+) -> Resolution:
+    """Resolve the subject's identities, merged with what earlier tries of the request
+    resolved, and keep the result on the request for later tries.
+
+    An earlier try may have erased the very rows whose links revealed an identity (the
+    contact person whose row named their phone number): without the saved resolution a
+    retry would search by fewer identities, miss data and answer "nothing found".
+    """
+    from lethe.control.requests import load_resolution, save_resolution
+    from lethe.subjects.resolution import Resolution, resolve
+
+    fresh = resolve(given, categories)
+    saved = load_resolution(control, request_id)
+
+    def merged(now: Mapping[Identity, frozenset[str]], key: str) -> dict[Identity, frozenset[str]]:
+        union = {identity: set(values) for identity, values in now.items()}
+        for identity, values in (saved.get(key) or {}).items():
+            union.setdefault(Identity(identity), set()).update(values)
+        return {identity: frozenset(values) for identity, values in union.items() if values}
+
+    subject = merged(fresh.subject, "subject")
+    organisations = merged(fresh.organisations, "organisations")
+    save_resolution(control, request_id, subject=subject, organisations=organisations)
+    return Resolution(
+        subject=subject,
+        organisations=organisations,
+        given_types=fresh.given_types,
+        resolved_types=tuple(
+            sorted({i.value for i in (*subject, *organisations) if i not in given})
+        ),
+    )
 
 
 def ledger_details(outcomes: Iterable[Outcome]) -> dict[str, Any]:
@@ -136,8 +208,16 @@ def erase(
     that honour a withdrawal). Data kept under a legal obligation stays until its period
     ends; data under a legal hold stays; client-controlled data is referred.
 
+    What each store did is added to the request's progress
+    (``privacy.request_progress``) as soon as the store completes, and so is what a store
+    that failed part-way had already removed (a :class:`~lethe.exceptions.PurgeError`'s
+    ``removed``) before the error goes on. A category's outcome is computed from the
+    totals of every try of the request, so a retry that finds nothing left where an
+    earlier try erased still answers "erased".
+
     :param protection_for: category -> Protection (holds and restrictions now in force).
     """
+    from lethe.control.requests import add_progress, progress
     from lethe.stores import adapter_for
 
     outcomes: list[Outcome] = []
@@ -161,26 +241,70 @@ def erase(
             outcomes.append(Outcome(category.id, category.title, "nothing_found", 0))
             continue
         protection = holds_only(protection_for(category))
-        touched = anonymised = withheld = 0
         for store in category.stores:
+            label = store_label(store)
             adapter = adapter_for(store, category)
-            with adapter.session():
-                result = adapter.erase(resolution.subject, protection)
-            touched += result.touched
-            anonymised += result.anonymised
-            withheld += result.withheld
-        if withheld and touched:
-            outcome = Outcome(category.id, category.title, "partly_erased", touched, "legal_hold")
-        elif withheld:
-            outcome = Outcome(category.id, category.title, "kept", 0, "legal_hold")
-        elif not touched:
-            outcome = Outcome(category.id, category.title, "nothing_found", 0)
-        elif anonymised == touched:
-            outcome = Outcome(category.id, category.title, "anonymised", touched)
-        else:
-            outcome = Outcome(category.id, category.title, "erased", touched)
-        outcomes.append(outcome)
+            try:
+                with adapter.session():
+                    result = adapter.erase(resolution.subject, protection)
+            except Exception as exc:
+                _add_partial(control, request_id, category.id, store, exc)
+                raise
+            add_progress(
+                control,
+                request_id,
+                category.id,
+                label,
+                removed=result.removed,
+                anonymised=result.anonymised,
+                # Mentions of the subject blanked in other people's free text, where the
+                # adapter reports them.
+                redacted=result.redacted,
+                withheld=result.withheld,
+            )
+        totals = progress(control, request_id).get(category.id, {})
+        outcomes.append(erase_outcome(category, totals.values()))
     return outcomes
+
+
+def _add_partial(control, request_id: str, category_id: str, store: Any, exc: Exception) -> None:
+    """Add what a store that failed part-way had removed (when its error says so)."""
+    from lethe.control.requests import add_progress
+    from lethe.policy.models import Anonymise
+
+    removed = getattr(exc, "removed", 0) or 0
+    if not removed:
+        return
+    # An anonymising store's partial count is of rows anonymised, not deleted.
+    kind = "anonymised" if isinstance(getattr(store, "on_expiry", None), Anonymise) else "removed"
+    try:
+        control.rollback()
+        add_progress(control, request_id, category_id, store_label(store), **{kind: removed})
+    except Exception as record_exc:  # the store's error matters more; it goes on below
+        log.warning(
+            "Could not record the partial erasure of %s: %s",
+            store_label(store),
+            type(record_exc).__name__,
+        )
+
+
+def erase_outcome(category: Category, stores: Iterable[Mapping[str, int]]) -> Outcome:
+    """A category's outcome from its stores' totals over every try of the request."""
+    counts = list(stores)
+    removed = sum(s.get("removed", 0) for s in counts)
+    anonymised = sum(s.get("anonymised", 0) for s in counts)
+    redacted = sum(s.get("redacted", 0) for s in counts)
+    withheld = sum(s.get("withheld", 0) for s in counts)
+    touched = removed + anonymised + redacted
+    if withheld and touched:
+        return Outcome(category.id, category.title, "partly_erased", touched, "legal_hold")
+    if withheld:
+        return Outcome(category.id, category.title, "kept", 0, "legal_hold")
+    if not touched:
+        return Outcome(category.id, category.title, "nothing_found", 0)
+    if not removed:
+        return Outcome(category.id, category.title, "anonymised", touched)
+    return Outcome(category.id, category.title, "erased", touched)
 
 
 def record_consent_withdrawal(control, request_id: str, resolution: Resolution) -> int:

@@ -17,8 +17,14 @@ rectifiable are corrected automatically; anything else becomes a manual task).
 
 Everything is validated before anything is stored: an unknown right, no identity, a
 malformed value or a missing verification stops the run with a message naming the field,
-and nothing is stored. Other tools may insert rows into `privacy.subject_requests`
+and nothing is stored. (A value the form itself rejects is refused by Airflow, whose
+message repeats the value.) Other tools may insert rows into `privacy.subject_requests`
 directly; they are validated the same way when they are picked up.
+
+**What stays in Airflow:** the identities, who verified, the details and the
+corrections are stored on the request only; the task passes the request id on. When the
+run ends, the `lethe` plugin (`plugins/lethe_plugin.py`) replaces them in the run's conf
+with empty values or `[redacted]`. Details: `docs/subject-requests.md`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from airflow.sdk import DAG, Param
 
 from lethe.control.requests import RIGHTS
 from lethe.operators.requests import VERIFICATION_METHODS, RegisterSubjectRequestOperator
-from lethe.operators.wiring import IDENTITY_TEMPLATES, UUID_PATTERN, identity_params
+from lethe.operators.wiring import UUID_PATTERN, identity_params
 
 _TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$"
 
@@ -88,14 +94,13 @@ with DAG(
     },
     tags=["lethe", "subject-requests"],
 ):
+    # The identities, who verified, the details and the corrections are read from the
+    # run's params when the task runs (fields named by the operator), not rendered as
+    # template fields.
     RegisterSubjectRequestOperator(
         task_id="register_request",
         right="{{ params.right }}",
-        identities=IDENTITY_TEMPLATES,
-        verified_by="{{ params.verified_by }}",
         verification_method="{{ params.verification_method }}",
         verified_on="{{ params.verified_on }}",
-        details="{{ params.details }}",
         related_request_id="{{ params.related_request_id }}",
-        corrections="{{ params.corrections }}",
     )

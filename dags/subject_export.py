@@ -2,7 +2,7 @@
 ### Subject export: access and portability, on demand
 
 Collects one data subject's data from every store the policies name (PostgreSQL tables,
-call recordings on SFTP, analytics exports in S3) into one ZIP and hands it over safely.
+call recordings on SFTP, analytics exports in S3) into one ZIP and hands it over.
 
 **Trigger form:** a *request id* (a request registered in the control schema, for example
 by `subject_requests`) **or** the subject's *e-mail addresses*, *phone numbers* and/or
@@ -18,10 +18,16 @@ recipients as the privacy statement gives them. Lawful-intercept data and data u
 legal hold never appear, and the package does not reveal that they exist. Categories the
 customer organisation controls are named and referred to it.
 
-**Delivery:** uploaded to the private bucket `lethe-exports` with server-side encryption;
-a presigned link that expires; link, checksum and expiry are recorded on the request,
-and the proof of delivery in the audit ledger. The XCom holds counts, the object key and
-the expiry only. Exports are purged after 30 days by `retention_subject_exports`.
+**Delivery:** the ZIP itself is not encrypted (no password): it is uploaded to the
+private bucket `lethe-exports`, which stores it with server-side encryption, and handed
+over through a presigned HTTPS link that expires; link, checksum and expiry (read from the
+signed link) are recorded on the request, and the proof of delivery in the audit ledger.
+The XCom holds counts, the object key and the expiry only. Exports are purged after 30
+days by `retention_subject_exports`.
+
+**What stays in Airflow:** identities typed into this form are stored on the request
+only and redacted from the run's conf when it ends (the `lethe` plugin); see
+`docs/subject-requests.md`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from lethe.operators.export import MAX_LINK_DAYS, SubjectExportOperator
-from lethe.operators.wiring import IDENTITY_TEMPLATES, UUID_PATTERN, identity_params
+from lethe.operators.wiring import UUID_PATTERN, identity_params
 
 with DAG(
     dag_id="subject_export",
@@ -81,7 +87,7 @@ with DAG(
     SubjectExportOperator(
         task_id="export_subject_data",
         request_id="{{ params.request_id }}",
-        identities=IDENTITY_TEMPLATES,
+        # The identities are read from the run's params when the task runs, not rendered.
         right="{{ params.right }}",
         file_format="{{ params.format }}",
         include_recordings="{{ params.include_recordings }}",

@@ -86,6 +86,15 @@ def test_connections_are_the_ones_the_engine_uses(resolved):
             assert conn.host or conn.extra_dejson.get("endpoint_url"), var
 
 
+def test_every_component_masks_the_subject_forms_personal_fields(resolved):
+    from lethe.intake import SENSITIVE_FIELDS_ENV
+
+    for name in AIRFLOW_SERVICES:
+        env = resolved["services"][name]["environment"]
+        for var, value in SENSITIVE_FIELDS_ENV.items():
+            assert env.get(var) == value, name
+
+
 def test_airflow_image_matches_the_pinned_version():
     pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     base = re.search(r"^FROM apache/airflow:(\S+?)-python", (ROOT / "Dockerfile").read_text(), re.M)

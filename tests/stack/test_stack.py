@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from lethe import connections
 from lethe.exceptions import StackError
+from lethe.intake import SENSITIVE_FIELDS_ENV
 from lethe.stack._net import port_open
 from lethe.stack.postgres import PG_BIN_ENV, EmbeddedPostgres
 
@@ -40,7 +41,10 @@ def _sftp_hook(conn_id: str = connections.RECORDINGS_SFTP):
 
 def test_airflow_env_defines_the_four_connections(stack):
     env = stack.airflow_env()
-    assert set(env) == {connections.env_var_name(conn_id) for conn_id in connections.ALL}
+    assert set(env) == {connections.env_var_name(conn_id) for conn_id in connections.ALL} | set(
+        SENSITIVE_FIELDS_ENV
+    )
+    assert "emails" in env["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"].split(",")
     for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
         database = json.loads(env[connections.env_var_name(conn_id)])
         assert database["conn_type"] == "postgres"
@@ -340,7 +344,9 @@ def test_cli_up_env_down(tmp_path):
             assert keyword == "export"
             name, _, value = assignment.partition("=")
             exported[name] = value
-        assert set(exported) == {connections.env_var_name(c) for c in connections.ALL}
+        assert set(exported) == {connections.env_var_name(c) for c in connections.ALL} | set(
+            SENSITIVE_FIELDS_ENV
+        )
         database = json.loads(exported[connections.env_var_name(connections.TELECOM_DB)])
         with psycopg.connect(
             host=database["host"],

@@ -145,13 +145,19 @@ class EmbeddedStack:
         }
 
     def airflow_env(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables (JSON values) for the four lethe connections.
+        """``AIRFLOW_CONN_*`` variables (JSON values) for the four lethe connections, and the
+        form fields Airflow must mask as sensitive (:data:`lethe.intake.SENSITIVE_FIELDS`).
 
         :return: variable name to value; holds credentials, so never log it.
         """
+        from lethe.intake import SENSITIVE_FIELDS_ENV
+
         return {
-            connections.env_var_name(conn_id): json.dumps(connection, sort_keys=True)
-            for conn_id, connection in self.airflow_connections().items()
+            **SENSITIVE_FIELDS_ENV,
+            **{
+                connections.env_var_name(conn_id): json.dumps(connection, sort_keys=True)
+                for conn_id, connection in self.airflow_connections().items()
+            },
         }
 
     def describe(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 Daily. A request is due one month after it was received; it can be extended by two more
 months with a recorded reason (`extend_subject_request_deadline`). This DAG lists the
 requests due within 7 days and the overdue ones, and **fails** when any is overdue, so
-that the on-failure notifier reaches a person (replace `overdue_notifier` with e-mail or
-chat notifiers of your own).
+that the on-failure notifier reaches a person: `OverdueRequestNotifier`
+(`lethe.notifiers`) logs the alert and records it in the audit ledger; add e-mail or chat
+notifiers of your own next to it in `on_failure_callback`.
 """
 
 from __future__ import annotations

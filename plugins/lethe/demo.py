@@ -2,11 +2,18 @@
 
 Starts the embedded PostgreSQL, SFTP and S3 servers, applies the reference telecom schema
 and the privacy control schema, seeds the synthetic provider and prints the policy
-catalog. Then it runs the six retention DAGs with ``dag.test()`` as the scheduler would:
+catalog. Then it runs the seven retention DAGs with ``dag.test()`` as the scheduler would:
 the purge guard stops the stores whose four-year backlog is too large a share, and a
 second run overrides it with a recorded reason. Finally it prints, per statement row,
 the records before and after, the oldest remaining age against the limit and whether the
 row is compliant; it exits non-zero if any row is out of policy.
+
+Everything it writes lives in its state directory (the checkout's ``.lethe/demo``, wiped
+first): the servers' data and an Airflow home of its own, whatever ``AIRFLOW_HOME`` and
+the metadata database of the shell say, so it never touches ``~/airflow`` or a real
+deployment's database. Airflow logs the tasks at INFO, the level a deployment runs at; that
+log, and everything else logged, goes to ``airflow/demo.log`` there, so the console shows
+the demo's own summary.
 """
 
 from __future__ import annotations
@@ -23,10 +30,15 @@ import warnings
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
+from lethe import checkout
 from lethe.control import connect  # imports no Airflow: the demo sets its home first
 
-DEFAULT_STATE_DIR = Path(".lethe") / "demo"
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DEFAULT_STATE_DIR = checkout.state_dir() / "demo"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +47,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--state-dir",
         type=Path,
         default=DEFAULT_STATE_DIR,
-        help="where the embedded servers keep their data (wiped first)",
+        help=f"where the servers and Airflow keep their data, wiped first ({DEFAULT_STATE_DIR})",
     )
     parser.add_argument("--scale", type=int, default=1, help="synthetic data volume (1 = small)")
     parser.add_argument("--seed", type=int, default=20180417, help="synthetic data seed")
@@ -52,33 +64,92 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _prepare_airflow_home(state_dir: Path) -> None:
-    """Airflow reads its configuration on first import: point it at the demo's own home."""
+    """Airflow reads its configuration on first import: point it at the demo's own home.
+
+    Set, not defaulted: the demo migrates and fills this metadata database, which must
+    never be a user's own (``~/airflow``) or a deployment's.
+    """
     home = state_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parents[2]
+    root = checkout.root()
     os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(root / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(root / "plugins"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
-    # The demo prints its own summary; Airflow's and the servers' logs go to files.
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(root / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(root / "plugins")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    # Tasks log at INFO, as in a deployment: a lower level once hid a task that crashed in a
+    # log call. The logs go to a file (_output_to_log): the console stays readable.
+    if os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "").upper() != "DEBUG":
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+
+
+def _log_path() -> Path:
+    """The file the demo's logs and the tasks' logs go to."""
+    return Path(os.environ["AIRFLOW_HOME"]) / "demo.log"
+
+
+#: Where the demo's own lines go: the console, also while the process's output goes to the log.
+_console: TextIO = sys.stdout
+_console_err: TextIO = sys.stderr
+
+
+def _say(text: str = "", *, err: bool = False) -> None:
+    """A line of the demo's own output, on the console."""
+    print(text, file=_console_err if err else _console, flush=True)
+
+
+@contextlib.contextmanager
+def _output_to_log(path: Path) -> Iterator[None]:
+    """Send the process's stdout and stderr (file descriptors 1 and 2) to ``path``.
+
+    Airflow's logging (structlog and the stdlib root logger, at the configured level), the
+    libraries' output and the tasks' output all write there; :func:`_say` keeps writing to
+    the console. Restored afterwards, so an uncaught error is printed on the console.
+    """
+    global _console, _console_err
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = open(os.dup(1), "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    console_err = open(os.dup(2), "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    previous = _console, _console_err
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        _console, _console_err = console, console_err
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
+            _console, _console_err = previous
+            console.close()
+            console_err.close()
 
 
 def _step(message: str) -> None:
-    print(f"\n==> {message}", flush=True)
+    _say(f"\n==> {message}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # libraries' notices
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's request log
     state_dir = args.state_dir.resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     _prepare_airflow_home(state_dir)
+    _say(f"Logs (Airflow's tasks at INFO): {_log_path()}")
+    with _output_to_log(_log_path()):
+        return _run(args, state_dir)
 
+
+def _run(args: argparse.Namespace, state_dir: Path) -> int:
+    """The demo itself; its lines go to the console through :func:`_say`."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 server's request log
     from lethe.connections import CONTROL_DB, TELECOM_DB
     from lethe.control.migrate import apply_migrations
     from lethe.exceptions import LetheError
@@ -94,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _step("Loading the policy catalog (include/policies/)")
         catalog = load_catalog()
-        print(f"{len(catalog.families)} service families, {len(catalog.categories())} categories")
+        _say(f"{len(catalog.families)} service families, {len(catalog.categories())} categories")
 
         _step("Starting the embedded stores (PostgreSQL, SFTP, S3) on loopback")
         with EmbeddedStack(state_dir=state_dir / "stack") as stack:
             os.environ.update(stack.airflow_env())
-            print(f"PostgreSQL {stack.postgres_dsn.rsplit('@', 1)[-1]}")
-            print(f"SFTP root  {stack.sftp_root}")
-            print(f"S3         {stack.s3_endpoint_url}")
+            _say(f"PostgreSQL {stack.postgres_dsn.rsplit('@', 1)[-1]}")
+            _say(f"SFTP root  {stack.sftp_root}")
+            _say(f"S3         {stack.s3_endpoint_url}")
 
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -109,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             apply_reference_schema(PostgresHook(postgres_conn_id=TELECOM_DB))
             with connect(CONTROL_DB) as conn:
                 applied = apply_migrations(conn)
-            print(f"control schema migrations applied: {applied or 'none (up to date)'}")
+            _say(f"control schema migrations applied: {applied or 'none (up to date)'}")
 
             _step(
                 f"Seeding the synthetic provider (seed {args.seed}, scale {args.scale}, "
@@ -117,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             summary = SyntheticProvider(seed=args.seed, scale=args.scale, as_of=as_of).seed_all()
             for location, count in summary.items():
-                print(f"  {location:<55} {count:>9}")
+                _say(f"  {location:<55} {count:>9}")
 
             _step("Policies in force: the privacy statement's table as enforced")
-            print(format_policy_table(catalog))
+            _say(format_policy_table(catalog))
 
             moment = datetime.combine(as_of, dt_time(0), tzinfo=UTC)
             before = _statuses(catalog, moment)
@@ -128,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             _run_retention_dags(bag, catalog, moment)
             after = _statuses(catalog, moment)
             _step(f"Statement rows after retention (counted at {moment.isoformat()})")
-            print(_compliance_table(before, after))
+            _say(_compliance_table(before, after))
             compliant = all(status.compliant for status in after)
             _subject_requests(bag)
             _verify_ledger()
@@ -136,19 +207,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep_running:
                 _step("Stores are up; in another shell:")
                 for name, value in stack.airflow_env().items():
-                    print(f"export {name}={shlex.quote(value)}")
-                print("Ctrl-C stops them.")
+                    _say(f"export {name}={shlex.quote(value)}")
+                _say("Ctrl-C stops them.")
                 try:
                     while True:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
     except LetheError as exc:
-        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        _say(f"\ndemo failed: {exc}", err=True)
         return 1
-    print(f"\nDemo finished in {time.monotonic() - started:.1f} s; stores stopped.")
+    _say(f"\nDemo finished in {time.monotonic() - started:.1f} s; stores stopped.")
     if not compliant:
-        print("Some statement rows are OUT OF POLICY (see above).", file=sys.stderr)
+        _say("Some statement rows are OUT OF POLICY (see above).", err=True)
         return 1
     return 0
 
@@ -181,7 +252,6 @@ def _prepare_airflow():
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
-    print(f"  task logs: {Path(os.environ['AIRFLOW_HOME']) / 'dag-test.log'}")
     return bag
 
 
@@ -191,16 +261,15 @@ def _run_retention_dags(bag, catalog, moment: datetime) -> None:
         dag = bag.get_dag(f"retention_{family.family}")
         _step(f"{dag.dag_id}: scheduled run for {moment.date()}")
         mark = _last_entry()
-        run = _quiet(dag.test, logical_date=moment)
+        run = dag.test(logical_date=moment)
         stopped = _report_run(run, mark)
         if stopped:
-            print(
+            _say(
                 f"  the purge guard stopped {stopped} store(s): a four-year backlog is more than "
                 "the policy lets one run remove. After review, rerun with the override:"
             )
             mark = _last_entry()
-            run = _quiet(
-                dag.test,
+            run = dag.test(
                 logical_date=moment,
                 run_conf={
                     "override_guard": True,
@@ -208,27 +277,6 @@ def _run_retention_dags(bag, catalog, moment: datetime) -> None:
                 },
             )
             _report_run(run, mark)
-
-
-def _quiet(function, **kwargs):
-    """Run ``function`` with Airflow's task logs sent to the demo's task log file."""
-    log_path = Path(os.environ["AIRFLOW_HOME"]) / "dag-test.log"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with log_path.open("ab") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            with contextlib.redirect_stdout(sys.stdout), contextlib.redirect_stderr(sys.stderr):
-                return function(**kwargs)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def _last_entry() -> int:
@@ -249,17 +297,17 @@ def _report_run(run, after_entry: int) -> int:
     for entry in logged:
         counts = entry["counts"]
         if entry["action"] == "compliance_check":
-            print(f"  compliance check: {entry['outcome']}")
+            _say(f"  compliance check: {entry['outcome']}")
             continue
         if entry["outcome"] == "stopped":
             stopped += 1
-        print(
+        _say(
             f"  {entry['category_id']:<25} {entry['store']:<57} {entry['outcome']:<8} "
             f"matched {counts.get('matched', 0):>6}, removed {counts.get('removed', 0):>6}, "
             f"kept for hold/restriction {counts.get('skipped_hold', 0)}"
             f"/{counts.get('skipped_restriction', 0)}"
         )
-    print(f"  run state: {run.state}")
+    _say(f"  run state: {run.state}")
     return stopped
 
 
@@ -277,7 +325,7 @@ def _subject_requests(bag) -> None:
         )
         found = cur.fetchone()
     if found is None:
-        print("  (no contact person with usage records left to demonstrate with)")
+        _say("  (no contact person with usage records left to demonstrate with)")
         return
     subject = {"emails": [found[0]]}  # synthetic, and never printed
     verification = {"verified_by": "Demo support desk", "verification_method": "id_document"}
@@ -285,25 +333,23 @@ def _subject_requests(bag) -> None:
     for offset, right in enumerate(("access", "erasure")):
         _step(f"A contact person asks for {right} (register_subject_request, subject_requests)")
         when = now + timedelta(minutes=10 * offset)
-        run = _quiet(
-            bag.get_dag("register_subject_request").test,
+        run = bag.get_dag("register_subject_request").test(
             logical_date=when,
             run_conf={**subject, **verification, "right": right},
         )
         ti = next(t for t in run.get_task_instances() if t.task_id == "register_request")
         request_id = ti.xcom_pull(task_ids="register_request")["request_id"]
-        print(f"  request {request_id}: registered ({run.state})")
-        run = _quiet(bag.get_dag("subject_requests").test, logical_date=when + timedelta(minutes=1))
-        print(f"  subject_requests run: {run.state}")
+        _say(f"  request {request_id}: registered ({run.state})")
+        run = bag.get_dag("subject_requests").test(logical_date=when + timedelta(minutes=1))
+        _say(f"  subject_requests run: {run.state}")
         if right == "access":
-            run = _quiet(
-                bag.get_dag("subject_export").test,
+            run = bag.get_dag("subject_export").test(
                 logical_date=when + timedelta(minutes=2),
                 run_conf={"request_id": request_id},
             )
             ti = next(t for t in run.get_task_instances() if t.task_id == "export_subject_data")
             result = ti.xcom_pull(task_ids="export_subject_data") or {}
-            print(
+            _say(
                 f"  subject_export run: {run.state}: {result.get('categories', 0)} categories, "
                 f"{result.get('rows', 0)} rows, {result.get('files', 0)} recordings -> "
                 f"s3://lethe-exports/{result.get('key', '?')} (link expires "
@@ -318,13 +364,13 @@ def _subject_requests(bag) -> None:
                 )
                 (answer,) = cur.fetchone()
         answer = json.loads(answer) if isinstance(answer, str) else (answer or {})
-        print(
+        _say(
             f"  request status: {request.status}; identity types used: "
             f"{', '.join(answer.get('identity_types_used', []))}"
         )
         for entry in answer.get("categories", []):
             items = "" if entry.get("items") is None else f" ({entry['items']} items)"
-            print(f"    {entry['category']:<28} {entry['outcome']}{items}")
+            _say(f"    {entry['category']:<28} {entry['outcome']}{items}")
 
 
 def _compliance_table(before: list, after: list) -> str:
@@ -349,7 +395,7 @@ def _verify_ledger() -> None:
     with connect() as conn:
         ledger.verify(conn)
         entries = len(ledger.entries(conn))
-    print(f"\nAudit ledger: {entries} entries, hash chain verified.")
+    _say(f"\nAudit ledger: {entries} entries, hash chain verified.")
 
 
 if __name__ == "__main__":

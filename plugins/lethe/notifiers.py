@@ -32,7 +32,6 @@ class OverdueRequestNotifier(BaseNotifier):
         self.control_conn_id = control_conn_id
 
     def notify(self, context: Context) -> None:
-
         from lethe.control import ledger
 
         ti = context["ti"]

@@ -1,4 +1,7 @@
-"""``python -m lethe.control migrate [--conn-id ID]``: create or upgrade the control schema."""
+"""``python -m lethe.control migrate [--conn-id ID]``: create or upgrade the control schema.
+
+Airflow's home is the checkout's ``.lethe/airflow`` unless ``AIRFLOW_HOME`` is set.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from lethe import checkout
 from lethe.connections import CONTROL_DB
 from lethe.control import connect
 from lethe.control.migrate import apply_migrations, discover
@@ -19,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--conn-id", default=CONTROL_DB, help="Airflow connection id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    checkout.use_local_airflow_home()  # before connect() imports Airflow
 
     try:
         with connect(args.conn_id) as conn:

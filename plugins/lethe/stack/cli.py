@@ -7,6 +7,10 @@ SIGTERM; it stops PostgreSQL and the servers and removes ``stack.json``.
 
 ``stack.json`` holds the connection variables (credentials included): it is readable by its
 owner only, and only ``env`` prints its secrets.
+
+The default state directory is the checkout's ``.lethe/stack``, wherever the command runs
+from; Airflow's home (should anything import Airflow) is the checkout's ``.lethe/airflow``
+unless ``AIRFLOW_HOME`` is set, never ``~/airflow``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import lethe
+from lethe import checkout
 from lethe.exceptions import StackError
 from lethe.stack import EmbeddedStack
 from lethe.stack._net import port_open
@@ -34,7 +39,7 @@ from lethe.stack.postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = Path(".lethe") / "stack"
+DEFAULT_STATE_DIR = checkout.state_dir() / "stack"
 STATE_FILE = "stack.json"
 LOG_FILE = "stack.log"
 
@@ -334,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--state-dir",
             type=Path,
             default=DEFAULT_STATE_DIR,
-            help=f"where the servers keep their state (default: ./{DEFAULT_STATE_DIR})",
+            help=f"where the servers keep their state (default: {DEFAULT_STATE_DIR})",
         )
         if name in ("up", "down"):
             command.add_argument(
@@ -350,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     :return: the exit code.
     """
     args = build_parser().parse_args(argv)
+    checkout.use_local_airflow_home()  # inherited by the serve process too
     state_dir = args.state_dir.expanduser().absolute()
     try:
         if args.command == "up":

@@ -135,6 +135,10 @@ def _server_account() -> pwd.struct_passwd | None:
         check=False,
     )
     if result.returncode != 0:
+        try:  # a concurrent run (a second test session) may have created it just now
+            return pwd.getpwnam("pgserver")
+        except KeyError:
+            pass
         raise StackError(f"could not create the system account 'pgserver': {result.stderr.strip()}")
     return pwd.getpwnam("pgserver")
 

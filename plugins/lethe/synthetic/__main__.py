@@ -3,6 +3,7 @@
 ``python -m lethe.synthetic seed`` resets and seeds the stores behind the lethe connections
 (``AIRFLOW_CONN_*`` variables) and prints a JSON summary of counts and timings;
 ``python -m lethe.synthetic digest`` prints the SHA-256 of the data without touching a store.
+Airflow's home is the checkout's ``.lethe/airflow`` unless ``AIRFLOW_HOME`` is set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from lethe import checkout
 from lethe.synthetic.generator import DEFAULT_SEED, SyntheticProvider
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    checkout.use_local_airflow_home()  # before the seeding imports the providers' hooks
     as_of = args.as_of or datetime.now(UTC).date()
     provider = SyntheticProvider(seed=args.seed, scale=args.scale, as_of=as_of)
     if args.command == "digest":

@@ -156,3 +156,26 @@ def run_dag(dag, logical_date: datetime, conf: dict | None = None):
     """
     defaults = _PRISTINE_PARAMS.setdefault(dag.dag_id, copy.deepcopy(dag.params.dump()))
     return dag.test(logical_date=logical_date, run_conf={**defaults, **(conf or {})})
+
+
+def run_metadata(run) -> dict:
+    """What Airflow's metadata DB holds of ``run``: its conf, rendered fields, XComs."""
+    from airflow.models import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conf = session.scalar(
+            select(DagRun.conf).where(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id)
+        )
+        rendered = session.scalars(
+            select(RTIF.rendered_fields).where(RTIF.dag_id == run.dag_id, RTIF.run_id == run.run_id)
+        ).all()
+        xcoms = session.scalars(
+            select(XComModel.value).where(
+                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id
+            )
+        ).all()
+    return {"conf": conf, "rendered": rendered, "xcoms": xcoms}

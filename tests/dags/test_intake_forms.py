@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lethe.intake import REDACTED, REDACTED_KEY
-from tests.dags.conftest import run_dag, task_states
+from tests.dags.conftest import run_dag, run_metadata, task_states
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TYPED = {
@@ -27,29 +27,6 @@ PERSONAL = (
     "Dorpsstraat",
     "M. Jansen",
 )
-
-
-def _metadata(run) -> dict:
-    """What Airflow's metadata DB holds of ``run``: its conf, rendered fields, XComs."""
-    from airflow.models import DagRun
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        conf = session.scalar(
-            select(DagRun.conf).where(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id)
-        )
-        rendered = session.scalars(
-            select(RTIF.rendered_fields).where(RTIF.dag_id == run.dag_id, RTIF.run_id == run.run_id)
-        ).all()
-        xcoms = session.scalars(
-            select(XComModel.value).where(
-                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id
-            )
-        ).all()
-    return {"conf": conf, "rendered": rendered, "xcoms": xcoms}
 
 
 def _assert_nothing_personal(text: str) -> None:
@@ -97,7 +74,7 @@ def test_the_request_row_holds_what_was_typed(registered):
 
 
 def test_the_run_conf_in_the_metadata_db_is_redacted(registered):
-    conf = _metadata(registered["run"])["conf"]
+    conf = run_metadata(registered["run"])["conf"]
     _assert_nothing_personal(json.dumps(conf))
     assert conf["right"] == "rectification"  # non-identifying fields stay
     assert conf["verification_method"] == "id_document"
@@ -114,7 +91,7 @@ def test_the_run_conf_in_the_metadata_db_is_redacted(registered):
 
 
 def test_rendered_fields_and_xcom_hold_no_identity(registered):
-    metadata = _metadata(registered["run"])
+    metadata = run_metadata(registered["run"])
     assert metadata["rendered"], "the run stored no rendered fields: nothing was checked"
     assert "verification_method" in json.dumps(metadata["rendered"])
     _assert_nothing_personal(json.dumps(metadata["rendered"], default=str))
@@ -142,7 +119,7 @@ def test_a_failed_run_is_redacted_too(prepared_stores, dagbag):
         {**TYPED, "right": "restriction", "verified_by": "Support desk, M. Jansen"},
     )
     assert run.state == "failed"
-    conf = _metadata(run)["conf"]
+    conf = run_metadata(run)["conf"]
     _assert_nothing_personal(json.dumps(conf))
     assert conf["right"] == "restriction"
     assert "emails" in conf[REDACTED_KEY]
@@ -165,7 +142,7 @@ def test_the_listener_redacts_a_run_outside_any_session(registered):
         detached = session.scalar(select(DagRun).where(*where))
         session.expunge(detached)
     assert redact_run(detached) is True
-    conf = _metadata(run)["conf"]
+    conf = run_metadata(run)["conf"]
     _assert_nothing_personal(json.dumps(conf))
     assert conf["right"] == "rectification"
     assert redact_run(detached) is False  # nothing left to redact

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
-from tests.dags.conftest import run_dag, task_states
+from tests.dags.conftest import run_dag, run_metadata, task_states
 
 JAN = {"email": "jan.de.vries@bakkerij-klein.nl", "phone": "+31612345678"}
 TWIN = {"email": "jan.de.vries@bakkerij-klein.n1", "phone": "+31612345679"}
@@ -155,19 +155,9 @@ def test_the_recorded_expiry_is_the_signed_links_expiry(exported):
 def test_the_forms_identities_leave_airflows_metadata(exported):
     """The e-mail typed into the form is on the request row only: the run's conf is
     redacted when it ends, and no rendered template field holds it."""
-    from airflow.models import DagRun
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     run = exported["run"]
-    with create_session() as session:
-        conf = session.scalar(
-            select(DagRun.conf).where(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id)
-        )
-        rendered = session.scalars(
-            select(RTIF.rendered_fields).where(RTIF.dag_id == run.dag_id, RTIF.run_id == run.run_id)
-        ).all()
+    metadata = run_metadata(run)
+    conf, rendered = metadata["conf"], metadata["rendered"]
     assert conf["emails"] == []
     assert conf["redacted_fields"] == ["emails"]
     assert conf["link_expiry_days"] == 2  # non-identifying fields stay

@@ -1,14 +1,21 @@
 """docker-compose.yaml: valid against the Compose specification and in step with the tests.
 
 ``docker-compose config`` (Debian's docker-compose package; ``make test`` installs it)
-validates the file without a Docker engine.
+validates the file without a Docker engine. The file is resolved with the variables of
+``.env.example`` (every required secret given a dummy value), in an environment of its own,
+so neither a developer's ``.env`` nor this process's variables change what is checked.
+The init step (``deploy/compose/lethe-init.sh``) runs against the suite's own stack.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +24,9 @@ import yaml
 from lethe import connections
 
 ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+INIT_SCRIPT = ROOT / "deploy" / "compose" / "lethe-init.sh"
 AIRFLOW_SERVICES = {
     "airflow-init",
     "airflow-apiserver",
@@ -25,23 +35,65 @@ AIRFLOW_SERVICES = {
     "airflow-worker",
     "airflow-triggerer",
 }
+#: Services that only run with a profile, and the profile.
+PROFILED = {"lethe-demo-data": ["demo"], "flower": ["flower"], "airflow-cli": ["cli"]}
+DUMMY_SECRET = "dummy-secret-for-config"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+#: ${VAR}, ${VAR:-default}, ${VAR:?message}; not $${...}, which compose leaves to the shell.
+_VARIABLE = re.compile(r"(?<!\$)\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
-def _compose(path: Path) -> subprocess.CompletedProcess[str]:
+def _compose(path: Path, env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     assert tool, "docker-compose is not installed: run `make test`, which installs it"
+    args = [tool, "--project-directory", str(path.parent)]
+    if env_file is not None:
+        args += ["--env-file", str(env_file)]
     return subprocess.run(
-        [tool, "--project-directory", str(path.parent), "-f", str(path), "config"],
+        [*args, "-f", str(path), "config"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )
 
 
+def env_example() -> dict[str, str]:
+    """Variable -> value of the lines of .env.example."""
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: not NAME=value: {line!r}"
+            values[name.strip()] = value
+    return values
+
+
+def compose_variables() -> dict[str, set[tuple[str, str]]]:
+    """Variable -> the (operator, default or message) of each use in docker-compose.yaml."""
+    uses: dict[str, set[tuple[str, str]]] = {}
+    for name, operator, rest in _VARIABLE.findall(COMPOSE.read_text()):
+        uses.setdefault(name, set()).add((operator, rest))
+    return uses
+
+
+def required_variables() -> set[str]:
+    return {name for name, uses in compose_variables().items() if any("?" in op for op, _ in uses)}
+
+
 @pytest.fixture(scope="module")
-def resolved() -> dict:
-    result = _compose(ROOT / "docker-compose.yaml")
+def env_file(tmp_path_factory) -> Path:
+    """.env.example with a dummy value for every required secret."""
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    lines = [f"{name}={value or DUMMY_SECRET}" for name, value in env_example().items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def resolved(env_file) -> dict:
+    result = _compose(COMPOSE, env_file)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -56,6 +108,57 @@ def test_a_broken_file_is_rejected(tmp_path):
     assert "ports" in result.stderr
 
 
+# --- secrets and variables ----------------------------------------------------------------
+
+
+def test_compose_refuses_to_start_without_the_secrets(tmp_path):
+    empty = tmp_path / ".env"
+    empty.write_text("".join(f"{name}=\n" for name in sorted(required_variables())))
+    result = _compose(COMPOSE, empty)
+    assert result.returncode != 0
+    assert "in .env (see .env.example)" in result.stderr
+    assert any(name in result.stderr for name in required_variables())
+
+
+def test_every_variable_is_explained_in_env_example_and_back():
+    uses = compose_variables()
+    example = env_example()
+    assert set(uses) == set(example)
+    # Every variable is explained: its paragraph (lines up to a blank one) has a comment.
+    paragraphs = [p.splitlines() for p in ENV_EXAMPLE.read_text().split("\n\n")]
+    for name in example:
+        (paragraph,) = [p for p in paragraphs if any(line.startswith(f"{name}=") for line in p)]
+        assert any(line.startswith("# ") for line in paragraph), f"{name} is not explained"
+    for name, value in example.items():
+        if name in required_variables():
+            assert value == "", f"{name} is required: .env.example must leave it empty"
+            assert all(op == ":?" for op, _ in uses[name]), f"{name} has a default somewhere"
+        else:
+            defaults = {rest for op, rest in uses[name]}
+            assert defaults == {value}, f"{name}: .env.example says {value!r}, compose {defaults}"
+
+
+def test_secrets_are_required_never_defaulted():
+    secret = re.compile(r"(PASSWORD|SECRET|SECRET_KEY|FERNET_KEY|ACCESS_KEY)$")
+    secrets = {name for name in compose_variables() if secret.search(name)}
+    assert {
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+        "AIRFLOW_DB_PASSWORD",
+        "LETHE_ADMIN_PASSWORD",
+        "LETHE_TELECOM_DB_PASSWORD",
+        "LETHE_CONTROL_DB_PASSWORD",
+        "LETHE_SFTP_PASSWORD",
+        "LETHE_S3_ACCESS_KEY",
+        "LETHE_S3_SECRET_KEY",
+    } <= secrets
+    assert secrets <= required_variables()
+
+
+# --- the Airflow components ---------------------------------------------------------------
+
+
 def test_the_production_shape_runs_every_airflow_component(resolved):
     services = resolved["services"]
     assert AIRFLOW_SERVICES <= set(services)
@@ -66,12 +169,140 @@ def test_the_production_shape_runs_every_airflow_component(resolved):
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
             "http://airflow-apiserver:"
         )
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
 
 
 def test_every_component_shares_one_jwt_secret_and_fernet_key(resolved):
     envs = [resolved["services"][name]["environment"] for name in AIRFLOW_SERVICES]
-    assert len({env["AIRFLOW__API_AUTH__JWT_SECRET"] for env in envs}) == 1
-    assert len({env.get("AIRFLOW__CORE__FERNET_KEY", "") for env in envs}) == 1
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
+        assert {env[key] for env in envs} == {DUMMY_SECRET}, key
+
+
+def test_dags_start_paused(resolved):
+    for name in AIRFLOW_SERVICES | set(PROFILED):
+        env = resolved["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true", name
+
+
+def test_the_ui_uses_fab_with_an_admin_from_the_env_file(resolved):
+    import importlib.util
+
+    module, _, cls = FAB_AUTH_MANAGER.rpartition(".")
+    spec = importlib.util.find_spec(module)  # installed (the import itself takes seconds)
+    assert spec is not None, module
+    assert spec.origin, module
+    assert f"class {cls}(" in Path(spec.origin).read_text()
+    for name in AIRFLOW_SERVICES:
+        env = resolved["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+    init = resolved["services"]["airflow-init"]["environment"]
+    assert init["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert init["_AIRFLOW_WWW_USER_USERNAME"] == env_example()["LETHE_ADMIN_USERNAME"]
+    assert init["_AIRFLOW_WWW_USER_PASSWORD"] == DUMMY_SECRET  # from the env file only
+
+
+def test_init_runs_through_the_image_entrypoint(resolved):
+    init = resolved["services"]["airflow-init"]
+    script = "\n".join(init["command"])
+    assert "exec /entrypoint bash /opt/airflow/deploy/compose/lethe-init.sh" in script
+    assert 'chown -R "50000:0" /opt/airflow/logs' in script  # AIRFLOW_UID's default
+    assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert init["user"] == "0:0"
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        assert resolved["services"][name]["user"] == "50000:0", name
+
+
+def test_every_dependency_waits_for_health_or_completion(resolved):
+    services = resolved["services"]
+    for name, service in services.items():
+        for target, condition in service.get("depends_on", {}).items():
+            if "healthcheck" in services[target]:
+                expected = "service_healthy"
+            else:  # a one-shot init step
+                assert services[target].get("restart") == "no", f"{name} -> {target}"
+                expected = "service_completed_successfully"
+            assert condition["condition"] == expected, f"{name} -> {target}"
+    for name in AIRFLOW_SERVICES | set(PROFILED):
+        deps = set(services[name]["depends_on"])
+        assert {"postgres", "redis", "lethe-db", "sftp", "minio"} <= deps, name
+        if name != "airflow-init" and name != "airflow-cli":
+            assert "airflow-init" in deps, name
+    assert "healthcheck" in services["sftp"]
+
+
+def test_profiles_for_demo_data_flower_and_the_cli(resolved):
+    services = resolved["services"]
+    for name, profiles in PROFILED.items():
+        assert services[name].get("profiles") == profiles, name
+    unprofiled = {name for name, service in services.items() if "profiles" not in service}
+    assert unprofiled.isdisjoint(PROFILED)
+    demo = services["lethe-demo-data"]
+    assert demo["command"][:3] == ["python", "-m", "lethe.synthetic"]
+    from lethe.synthetic.__main__ import build_parser
+
+    args = build_parser().parse_args(demo["command"][3:])
+    assert args.command == "seed"
+    assert sorted(args.stores) == ["postgres", "s3", "sftp"]
+
+
+def test_every_component_masks_the_subject_forms_personal_fields(resolved):
+    from lethe.intake import SENSITIVE_FIELDS_ENV
+
+    for name in AIRFLOW_SERVICES:
+        env = resolved["services"][name]["environment"]
+        for var, value in SENSITIVE_FIELDS_ENV.items():
+            assert env.get(var) == value, name
+
+
+# --- the image ----------------------------------------------------------------------------
+
+
+def test_airflow_image_matches_the_pinned_version():
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    base = re.search(r"^FROM apache/airflow:(\S+?)-python", (ROOT / "Dockerfile").read_text(), re.M)
+    assert pinned, "requirements.txt pins no apache-airflow"
+    assert base, "Dockerfile is not FROM apache/airflow:<version>-python<x>"
+    assert base.group(1) == pinned.group(1)
+
+
+def test_the_image_holds_the_project_and_its_pins(resolved):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY\b.*\brequirements\.txt\b", dockerfile, re.M)
+    assert re.search(r"^RUN pip install .*-r \S*requirements\.txt", dockerfile, re.M)
+    for folder in ("dags", "plugins", "include", "deploy/compose"):
+        assert re.search(rf"^COPY\b.* {folder}/ /opt/airflow/{folder}/$", dockerfile, re.M), folder
+    requirements = (ROOT / "requirements.txt").read_text()
+    for provider in ("apache-airflow-providers-celery", "apache-airflow-providers-fab"):
+        assert re.search(rf"^{provider}==\S+$", requirements, re.M), provider
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    needed = [
+        "plugins/lethe_plugin.py",
+        "plugins/lethe/__init__.py",
+        "deploy/compose/lethe-init.sh",
+        "deploy/compose/sftp_roots.py",
+        *(str(p.relative_to(ROOT)) for p in (ROOT / "dags").glob("*.py")),
+        *(str(p.relative_to(ROOT)) for p in (ROOT / "include").rglob("*.yaml")),
+    ]
+    for path in needed:
+        assert (ROOT / path).is_file(), path
+        parts = Path(path).parts
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for pattern in ignored:
+            bare = pattern.removeprefix("**/")
+            assert not any(
+                fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(Path(p).name, bare) for p in prefixes
+            ), f".dockerignore {pattern!r} keeps {path} out of the image"
+    # The code is in the image, not mounted from a checkout.
+    for name in AIRFLOW_SERVICES:
+        mounts = [str(v) for v in resolved["services"][name].get("volumes", [])]
+        assert not any("/opt/airflow/dags" in m or "/opt/airflow/plugins" in m for m in mounts)
+
+
+# --- the governed stores ------------------------------------------------------------------
 
 
 def test_connections_are_the_ones_the_engine_uses(resolved):
@@ -86,21 +317,32 @@ def test_connections_are_the_ones_the_engine_uses(resolved):
             assert conn.host or conn.extra_dejson.get("endpoint_url"), var
 
 
-def test_every_component_masks_the_subject_forms_personal_fields(resolved):
-    from lethe.intake import SENSITIVE_FIELDS_ENV
+def test_connections_reach_the_stand_ins_with_their_credentials(resolved):
+    from airflow.sdk import Connection
 
-    for name in AIRFLOW_SERVICES:
-        env = resolved["services"][name]["environment"]
-        for var, value in SENSITIVE_FIELDS_ENV.items():
-            assert env.get(var) == value, name
+    services = resolved["services"]
+    env = services["airflow-worker"]["environment"]
 
+    def conn(conn_id: str) -> Connection:
+        return Connection.from_json(env[connections.env_var_name(conn_id)], conn_id=conn_id)
 
-def test_airflow_image_matches_the_pinned_version():
-    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
-    base = re.search(r"^FROM apache/airflow:(\S+?)-python", (ROOT / "Dockerfile").read_text(), re.M)
-    assert pinned, "requirements.txt pins no apache-airflow"
-    assert base, "Dockerfile is not FROM apache/airflow:<version>-python<x>"
-    assert base.group(1) == pinned.group(1)
+    db = services["lethe-db"]["environment"]
+    for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
+        c = conn(conn_id)
+        assert (c.host, c.port, c.login, c.schema) == (
+            "lethe-db",
+            5432,
+            db["POSTGRES_USER"],
+            db["POSTGRES_DB"],
+        ), conn_id
+    assert conn(connections.TELECOM_DB).password == db["POSTGRES_PASSWORD"]
+    sftp = conn(connections.RECORDINGS_SFTP)
+    user, password, *_ = services["sftp"]["command"].split(":")
+    assert (sftp.host, sftp.port, sftp.login, sftp.password) == ("sftp", 22, user, password)
+    s3 = conn(connections.OBJECT_STORE)
+    minio = services["minio"]["environment"]
+    assert s3.extra_dejson["endpoint_url"] == "http://minio:9000"
+    assert (s3.login, s3.password) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
 
 
 def test_postgres_major_version_matches_the_tested_server(resolved, stack):
@@ -129,3 +371,104 @@ def test_minio_init_creates_every_bucket_the_policies_name(resolved):
         assert f"lethe/{store.bucket}" in script, f"minio-init does not create {store.bucket}"
         if store.versioned:
             assert f"mc version enable lethe/{store.bucket}" in script, store.bucket
+
+
+def sftp_roots_module():
+    sys.path.insert(0, str(INIT_SCRIPT.parent))
+    try:
+        import sftp_roots
+    finally:
+        sys.path.remove(str(INIT_SCRIPT.parent))
+    return sftp_roots
+
+
+def test_the_sftp_stand_in_serves_every_root_the_policies_name(resolved):
+    from lethe.policy import load_catalog
+
+    roots = sftp_roots_module().sftp_roots(load_catalog())
+    assert roots == {connections.RECORDINGS_SFTP: ["/recordings/customers", "/recordings/support"]}
+    sftp = resolved["services"]["sftp"]
+    user, _, _, _, directory = sftp["command"].split(":")
+    # atmoz/sftp chroots the user to its home: /<directory> there is the served tree.
+    assert all(root.startswith(f"/{directory}/") for root in roots[connections.RECORDINGS_SFTP])
+    assert any(str(v).split(":")[1] == f"/home/{user}/{directory}" for v in sftp.get("volumes", []))
+
+
+# --- the init step ------------------------------------------------------------------------
+
+
+def test_the_init_script_is_valid_bash():
+    result = subprocess.run(
+        ["bash", "-n", str(INIT_SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_database):
+    """lethe-init.sh against the suite's servers: a new control database is migrated, the
+    policies validated, the missing SFTP root created and the existing one left as it is."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(scratch_database)
+    control = {
+        "conn_type": "postgres",
+        "host": params["host"],
+        "port": int(params.get("port", 5432)),
+        "login": params["user"],
+        "schema": params["dbname"],
+    }
+    if params.get("password"):
+        control["password"] = params["password"]
+    recordings = stack.sftp_root / "recordings"
+    shutil.rmtree(recordings / "support", ignore_errors=True)
+    kept = recordings / "customers" / "7" / "kept.wav"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"RIFF")
+    env = {
+        **os.environ,
+        connections.env_var_name(connections.CONTROL_DB): json.dumps(control),
+        "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "PYTHONPATH": str(ROOT / "plugins"),
+    }
+
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (recordings / "support").is_dir()
+    assert kept.read_bytes() == b"RIFF"
+    for root in ("/recordings/customers", "/recordings/support"):
+        assert f"{connections.RECORDINGS_SFTP}: {root}" in result.stdout
+    with psycopg2.connect(scratch_database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
+        assert cur.fetchone()[0]
+    shutil.rmtree(recordings / "customers")
+
+
+def test_the_init_script_stops_on_an_invalid_policy(tmp_path):
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    (bad / "broken.yaml").write_text("family: broken\ncategories: []\n")
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)],
+        env={
+            **os.environ,
+            "LETHE_POLICY_DIR": str(bad),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHONPATH": str(ROOT / "plugins"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "broken.yaml" in result.stdout + result.stderr
+    assert "metadata database" not in result.stdout  # stopped at the first step

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Lethe's own init steps in the docker-compose stack (service airflow-init).
+#
+# Airflow's image entrypoint runs first (_AIRFLOW_DB_MIGRATE, _AIRFLOW_WWW_USER_CREATE:
+# Airflow's metadata database and the admin user), then execs this script. Every step is
+# idempotent, so `docker compose up` may run it on every start. The buckets are created
+# by the minio-init service (MinIO's mc is not in the Airflow image); the demo data by the
+# lethe-demo-data service (profile "demo"). tests/test_compose.py runs this script against
+# the test suite's stack.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# First what fails fastest: nothing is deployed on a policy the DAGs cannot enforce.
+echo "lethe-init: validating the policies in ${LETHE_POLICY_DIR:?LETHE_POLICY_DIR is not set}"
+python -m lethe.policy validate "${LETHE_POLICY_DIR}"
+
+echo "lethe-init: checking that Airflow's metadata database is migrated"
+# The entrypoint ignores a failed `airflow db migrate` (`|| true`): check it here.
+airflow db check-migrations --migration-wait-timeout 60
+
+echo "lethe-init: migrating the privacy control schema (connection lethe_control_db)"
+python -m lethe.control migrate
+
+echo "lethe-init: creating the SFTP roots the policies name"
+python "${here}/sftp_roots.py"
+
+echo "lethe-init: done. DAGs start paused; roll out as README.md 'Production' says."

@@ -104,6 +104,8 @@ def other_checkout(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     (root / "dags").mkdir()
+    # `lethe.control migrate` validates the policy catalog before it connects.
+    shutil.copytree(ROOT / "include" / "policies", root / "include" / "policies")
     return root
 
 

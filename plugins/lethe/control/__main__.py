@@ -1,6 +1,9 @@
 """``python -m lethe.control migrate [--conn-id ID]``: create or upgrade the control schema.
 
-Airflow's home is the checkout's ``.lethe/airflow`` unless ``AIRFLOW_HOME`` is set.
+It refuses to run (exit code 1, every error printed with its file, category and field)
+while the policy catalog is invalid: a deployment must not go ahead on a policy the
+retention DAGs cannot enforce. Airflow's home is the checkout's ``.lethe/airflow`` unless
+``AIRFLOW_HOME`` is set.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from lethe.connections import CONTROL_DB
 from lethe.control import connect
 from lethe.control.migrate import apply_migrations, discover
 from lethe.exceptions import LetheError
+from lethe.policy.check import catalog_errors
+from lethe.policy.loader import default_policy_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     checkout.use_local_airflow_home()  # before connect() imports Airflow
 
+    errors = catalog_errors()
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        print(
+            f"error: refusing to migrate: the policy catalog in {default_policy_dir()} has "
+            f"{len(errors)} error(s) (python -m lethe.policy validate)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         with connect(args.conn_id) as conn:
             applied = apply_migrations(conn)
@@ -35,5 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+# Airflow's plugin loader may import files under plugins/ as top-level modules (named
+# "__main__" for this one): run only when started with -m.
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == "lethe.control.__main__":
     sys.exit(main())

@@ -18,12 +18,12 @@ from lethe.control.requests import RequestError, is_transient
 from lethe.exceptions import PolicyError, PurgeError, PurgeGuardError, StoreError
 from lethe.identities import InvalidIdentity
 from lethe.operators.export import SubjectExportOperator, portable_categories
+from lethe.operators.export_trigger import SubjectExportTriggerOperator
 from lethe.operators.requests import (
     ClaimSubjectRequestsOperator,
     ExtendSubjectRequestDeadlineOperator,
     RegisterSubjectRequestOperator,
     ReopenSubjectRequestOperator,
-    SubjectExportTriggerOperator,
     SubjectRequestOperator,
     SubjectRequestSensor,
     final_try,

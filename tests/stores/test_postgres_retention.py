@@ -8,6 +8,7 @@ drivers the postgres provider may pick (psycopg 3 and psycopg2).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -395,6 +396,43 @@ def test_batches_are_bounded(db, tickets_category, rows, batches):
     assert (result.removed, result.batches) == (rows, batches)
     assert result.details["batch_rows"] == rows
     assert db.ids("tickets", "ticket_id") == {100}
+
+
+def test_batch_progress_is_logged_at_info_with_counts_only(
+    db, tickets_category, caplog, monkeypatch
+):
+    make_tickets(
+        db,
+        [
+            (i, i, f"person{i}@example.com", None, utc(2020, 1, 1) + timedelta(hours=i))
+            for i in range(7)
+        ],
+    )
+    retention = adapter(tickets_store(), tickets_category, batch_size=3)
+
+    monkeypatch.setattr(adapter_module, "PROGRESS_INTERVAL", 0.0)  # every batch, for the test
+    with caplog.at_level(logging.INFO, logger="lethe.stores.postgres"):
+        result = retention.purge(Cutoff(default=utc(2024, 1, 1)), Protection())
+
+    progress = [r for r in caplog.records if " done: " in r.getMessage()]
+    assert result.batches == 3
+    assert [r.levelno for r in progress] == [logging.INFO] * 3
+    assert progress[-1].getMessage().endswith("batch 3 done: 1 rows in it, 7 so far")
+    assert not any("@example.com" in r.getMessage() for r in caplog.records)
+
+
+def test_batch_progress_is_logged_at_most_every_interval_after_the_first(
+    db, tickets_category, caplog
+):
+    make_tickets(db, [(i, i, None, None, utc(2020, 1, 1) + timedelta(hours=i)) for i in range(7)])
+    retention = adapter(tickets_store(), tickets_category, batch_size=3)
+
+    with caplog.at_level(logging.INFO, logger="lethe.stores.postgres"):
+        retention.purge(Cutoff(default=utc(2024, 1, 1)), Protection())
+
+    progress = [r.getMessage() for r in caplog.records if " done: " in r.getMessage()]
+    assert len(progress) == 1  # the first batch; the others came within 10 s
+    assert progress[0].endswith("batch 1 done: 3 rows in it, 3 so far")
 
 
 def test_a_table_that_is_not_partitioned_is_purged_in_batches(db, tickets_category):

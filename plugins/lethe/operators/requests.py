@@ -10,7 +10,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -661,50 +660,6 @@ class SubjectRequestOperator(BaseOperator):
             "result": answer["result"],
             **counts,
         }
-
-
-class SubjectExportTriggerOperator(TriggerDagRunOperator):
-    """Hand an access or portability request to the subject_export DAG (by request id only).
-
-    The export run records the handover (link, checksum, expiry) on the request and
-    completes it.
-
-    :param request_id: the claimed request. (templated)
-    """
-
-    template_fields = (*TriggerDagRunOperator.template_fields, "request_id")
-
-    def __init__(self, *, request_id: str, control_conn_id: str = CONTROL_DB, **kwargs: Any):
-        kwargs.setdefault("trigger_dag_id", "subject_export")
-        kwargs.setdefault("conf", {"request_id": request_id})
-        kwargs.setdefault("wait_for_completion", False)
-        super().__init__(**kwargs)
-        self.request_id = request_id
-        self.control_conn_id = control_conn_id
-
-    def execute(self, context: Context) -> Any:
-        from lethe.control.requests import RequestError, load_request
-        from lethe.identities import InvalidIdentity
-
-        self.conf = {"request_id": str(self.request_id)}
-        with connect(self.control_conn_id) as control:
-            # Checked before the hand-over, as on every route: a malformed request is
-            # refused here with the reason, not left in_progress by a failing export.
-            try:
-                load_request(control, str(self.request_id))
-            except InvalidIdentity as exc:
-                raise refuse_malformed(control, context, str(self.request_id), exc) from None
-            except RequestError as exc:
-                raise AirflowFailException(str(exc)) from None
-            _record(
-                control,
-                context,
-                action="export_requested",
-                outcome="ok",
-                request_id=str(self.request_id),
-                details={"dag_id": self.trigger_dag_id},
-            )
-        return super().execute(context)
 
 
 class LiftRestrictionsOperator(BaseOperator):

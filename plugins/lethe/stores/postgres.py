@@ -19,7 +19,8 @@ official :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`. The S
   (under a short ``lock_timeout``) when they hold no protected row. Everything else goes in
   batches, one short transaction each: the next ``batch_size`` removable keys are read in
   age order (``FOR UPDATE``), then exactly those keys are deleted (or anonymised) through
-  typed ``unnest`` arrays. The loop ends with the first short batch.
+  typed ``unnest`` arrays. The loop ends with the first short batch. Progress is logged at
+  INFO (counts only): the first batch, then at most every ``PROGRESS_INTERVAL`` seconds.
 * **Collect.** One query per store for a subject's access or portability export: every
   column in ordinal order, ``WHERE (a = ANY(%s::<type of a>[]) OR b = ANY(...))`` over the
   subject columns of the identity types asked for, each compared in the column's own type
@@ -56,6 +57,7 @@ import contextlib
 import ipaddress
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -86,6 +88,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two INFO lines of a purge's batch progress (the first batch is logged).
+PROGRESS_INTERVAL = 10.0
 #: The largest batch one transaction may delete or anonymise.
 MAX_BATCH_SIZE = 100_000
 #: How long dropping a partition may wait for its locks before it fails instead of blocking.
@@ -1235,6 +1239,7 @@ class PostgresRetentionAdapter(StoreAdapter):
             change = sql.SQL("DELETE FROM {} WHERE {}").format(relation, these)
             verify = None
         total = 0
+        last_logged = time.monotonic()
         while True:
             progress.action = f"{label} {progress.batches + 1}"
             with driver.cursor() as cur:
@@ -1261,7 +1266,19 @@ class PostgresRetentionAdapter(StoreAdapter):
             progress.removed += changed
             progress.batches += 1
             total += changed
-            log.debug("%s: %s %d, %d rows", self.store.table, label, progress.batches, changed)
+            # Progress of a long purge at the level operators run at: counts only, the first
+            # batch and then at most one line per PROGRESS_INTERVAL seconds.
+            now = time.monotonic()
+            if progress.batches == 1 or now - last_logged >= PROGRESS_INTERVAL:
+                last_logged = now
+                log.info(
+                    "%s: %s %d done: %d rows in it, %d so far",
+                    self.store.table,
+                    label,
+                    progress.batches,
+                    changed,
+                    total,
+                )
             if len(found) < size or changed == 0:
                 return total
 

@@ -6,7 +6,9 @@ catalog. Then it runs the seven retention DAGs with ``dag.test()`` as the schedu
 the purge guard stops the stores whose four-year backlog is too large a share, and a
 second run overrides it with a recorded reason. Finally it prints, per statement row,
 the records before and after, the oldest remaining age against the limit and whether the
-row is compliant; it exits non-zero if any row is out of policy.
+row is compliant; it exits non-zero if any row is out of policy. At the end it writes the
+compliance report (``report/compliance-report.html`` and ``.csv`` in the state directory):
+the same per-row table and a chart of the oldest item against the limit, viewable offline.
 
 Everything it writes lives in its state directory (the checkout's ``.lethe/demo``, wiped
 first): the servers' data and an Airflow home of its own, whatever ``AIRFLOW_HOME`` and
@@ -203,6 +205,7 @@ def _run(args: argparse.Namespace, state_dir: Path) -> int:
             compliant = all(status.compliant for status in after)
             _subject_requests(bag)
             _verify_ledger()
+            _write_report(catalog, moment, state_dir / "report")
 
             if args.keep_running:
                 _step("Stores are up; in another shell:")
@@ -387,6 +390,22 @@ def _compliance_table(before: list, after: list) -> str:
             f"{oldest:>13}  {'yes' if a.compliant else 'NO'}"
         )
     return "\n".join(lines)
+
+
+def _write_report(catalog, moment: datetime, directory: Path) -> None:
+    """The compliance report of every row at ``moment`` (the table's): HTML and CSV."""
+    from lethe.report.render import report_html, to_csv
+    from lethe.report.status import ledger_chain, survey_rows
+
+    with connect() as conn:
+        rows = survey_rows(catalog, moment, conn)
+        _, _, chain = ledger_chain(conn)
+    directory.mkdir(parents=True, exist_ok=True)
+    html, table = directory / "compliance-report.html", directory / "compliance-report.csv"
+    html.write_text(report_html(rows, moment, chain), encoding="utf-8")
+    table.write_text(to_csv(rows), encoding="utf-8")
+    _step("Compliance report (open in a browser; no network needed)")
+    _say(f"  {html}\n  {table}")
 
 
 def _verify_ledger() -> None:

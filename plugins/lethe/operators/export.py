@@ -24,6 +24,7 @@ from lethe.connections import CONTROL_DB, OBJECT_STORE
 from lethe.control import connect
 from lethe.exceptions import LetheError
 from lethe.operators.retention import as_bool
+from lethe.ui.links import RequestPageLink
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -93,6 +94,8 @@ class SubjectExportOperator(BaseOperator):
         "policy_dir",
     )
     ui_color = "#d6e4f4"
+    # The request's page on the Privacy page: the presigned link stays off the task view.
+    operator_extra_links = (RequestPageLink(),)
 
     def __init__(
         self,

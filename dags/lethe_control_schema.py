@@ -24,6 +24,7 @@ from lethe.operators.control import PostgresMigrateControlSchemaOperator
 
 @dag(
     dag_id="lethe_control_schema",
+    description="Create or upgrade the privacy control schema, then validate the policy catalog",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,

@@ -42,6 +42,8 @@ _TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$"
 
 with DAG(
     dag_id="register_subject_request",
+    description="Register a verified data-subject request (access, rectification, erasure, "
+    "restriction, portability, objection, consent withdrawal)",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
@@ -69,7 +71,11 @@ with DAG(
         ),
         "verified_on": Param(None, type=["null", "string"], format="date", title="When"),
         "details": Param(
-            "", type="string", maxLength=2000, pattern=_TEXT, title="The request, in their words"
+            None,
+            type=["null", "string"],
+            maxLength=2000,
+            pattern=_TEXT,
+            title="The request, in their words",
         ),
         "related_request_id": Param(
             None,
@@ -78,8 +84,8 @@ with DAG(
             title="Related request (restriction only)",
         ),
         "corrections": Param(
-            {},
-            type="object",
+            None,
+            type=["null", "object"],
             additionalProperties={
                 "type": "object",
                 "additionalProperties": {"type": ["string", "null"], "maxLength": 500},

@@ -26,6 +26,7 @@ from lethe.operators.wiring import UUID_PATTERN
 
 with DAG(
     dag_id="reopen_subject_request",
+    description="Try a failed subject request again, with the reason recorded in the audit ledger",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,

@@ -1,17 +1,11 @@
 """
-### Retention: call recordings (statement row 6, 13)
+How the `call_recordings` retention DAG works on its stores.
 
-Recordings on the SFTP recording server:
-
-- **support-line recordings** (`/recordings/support`, row 6): kept **90 days** for staff
-  training and as evidence of agreements (legitimate interest); age from the file name;
-- **customers' own call recordings** (`/recordings/customers/<customer>`, row 13): kept as
-  long as each customer chose (`telecom.recording_settings.retention_days`), **90 days**
-  when it chose nothing and never longer than **1 year**.
-
-One SSH session per store and run; directories emptied by the purge are removed.
-
-The policy itself: `include/policies/call_recordings.yaml`.
+Recordings live on the SFTP recording server. Support-line recordings age from the
+time in their file name; the retention of a customer's own recordings is read per customer
+from `telecom.recording_settings.retention_days` (the policy's default when the customer
+chose nothing, capped at its maximum). One SSH session per store and run; directories
+emptied by the purge are removed.
 """
 
 from __future__ import annotations
@@ -21,20 +15,26 @@ from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
-    retention_doc,
     retention_params,
+    retention_policy,
     retention_tasks,
 )
 
+# The description, doc_md and tags come from include/policies/call_recordings.yaml (this docstring
+# adds how the stores are handled); an invalid policy catalog gives this DAG one failing
+# task, policy_invalid, instead of an import error.
+policy = retention_policy("call_recordings", notes=__doc__)
+
 with DAG(
     dag_id="retention_call_recordings",
+    description=policy.description,
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
     max_active_runs=1,
-    doc_md=retention_doc(__doc__),
+    doc_md=policy.doc_md,
     params=retention_params(),
     default_args=RETENTION_DEFAULT_ARGS,
-    tags=["lethe", "retention"],
+    tags=policy.tags,
 ):
-    retention_tasks("call_recordings")
+    retention_tasks(policy)

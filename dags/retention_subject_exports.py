@@ -1,13 +1,10 @@
 """
-### Retention: subject access and portability exports (derived data)
+How the `subject_exports` retention DAG works on its stores.
 
 The ZIP packages made by `subject_export` in the private bucket `lethe-exports`
-(`exports/YYYY/MM/DD/<request id>.zip`) are kept **30 days** after the day they were made,
-then removed. Their download links expire after 7 days already; the audit ledger keeps
-the proof of delivery. Exports are few, so neither the share guard nor the stale-store
-guard applies to this family (`purge_guard: 1.0`, `stale_guard: false`).
-
-The policy itself: `include/policies/subject_exports.yaml`.
+(`exports/YYYY/MM/DD/<request id>.zip`), aged from the day they were made. Their download
+links expire earlier; the audit ledger keeps the proof of delivery. Exports are few, so
+neither the share guard nor the stale-store guard applies to this family.
 """
 
 from __future__ import annotations
@@ -17,20 +14,26 @@ from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
-    retention_doc,
     retention_params,
+    retention_policy,
     retention_tasks,
 )
 
+# The description, doc_md and tags come from include/policies/subject_exports.yaml (this docstring
+# adds how the stores are handled); an invalid policy catalog gives this DAG one failing
+# task, policy_invalid, instead of an import error.
+policy = retention_policy("subject_exports", notes=__doc__)
+
 with DAG(
     dag_id="retention_subject_exports",
+    description=policy.description,
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
     max_active_runs=1,
-    doc_md=retention_doc(__doc__),
+    doc_md=policy.doc_md,
     params=retention_params(),
     default_args=RETENTION_DEFAULT_ARGS,
-    tags=["lethe", "retention"],
+    tags=policy.tags,
 ):
-    retention_tasks("subject_exports")
+    retention_tasks(policy)

@@ -1,16 +1,11 @@
 """
-### Retention: usage records of VoIP and mobile telephony (statement row 12)
+How the `usage_records` retention DAG works on its stores.
 
-The network's call detail records (who called whom, where, when, how long, at
-what charge) are kept **6 months** (statement row 12; controller: provider; basis:
-performance of the contract), counted on the Amsterdam calendar from each call's start.
-
-- `telecom.usage_records` is range-partitioned by month: a month that has wholly expired
-  is detached and dropped in one step; the boundary month is purged in bounded batches
-  through the time index.
-- Records of subjects under a legal hold or a processing restriction stay.
-
-The policy itself: `include/policies/usage_records.yaml`.
+Ages are counted on the Amsterdam calendar from each call's start.
+`telecom.usage_records` is range-partitioned by month: a month that has wholly expired is
+detached and dropped in one step; the boundary month is purged in bounded batches through
+the time index (progress logged at INFO). Records of subjects under a legal hold or a
+processing restriction stay.
 """
 
 from __future__ import annotations
@@ -20,20 +15,26 @@ from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
-    retention_doc,
     retention_params,
+    retention_policy,
     retention_tasks,
 )
 
+# The description, doc_md and tags come from include/policies/usage_records.yaml (this docstring
+# adds how the stores are handled); an invalid policy catalog gives this DAG one failing
+# task, policy_invalid, instead of an import error.
+policy = retention_policy("usage_records", notes=__doc__)
+
 with DAG(
     dag_id="retention_usage_records",
+    description=policy.description,
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
     max_active_runs=1,
-    doc_md=retention_doc(__doc__),
+    doc_md=policy.doc_md,
     params=retention_params(),
     default_args=RETENTION_DEFAULT_ARGS,
-    tags=["lethe", "retention"],
+    tags=policy.tags,
 ):
-    retention_tasks("usage_records")
+    retention_tasks(policy)

@@ -1,14 +1,8 @@
 """
-### Retention: website statistics and contact form (statement row 15, 16)
+How the `website` retention DAG works on its stores.
 
-- **Visitor statistics and functional/statistical cookies** (row 15): kept **1 year**
-  for improving the sites and apps, popularity and security (legitimate interest):
-  `telecom.web_visits`, `telecom.web_cookies` and the daily analytics exports in S3
-  (`lethe-web-analytics/exports/YYYY/MM/DD/`), of which only expired date prefixes are
-  listed.
-- **Contact-form entries** (row 16): kept **1 year** (performance of the contract).
-
-The policy itself: `include/policies/website.yaml`.
+Of the daily analytics exports in S3 (`lethe-web-analytics/exports/YYYY/MM/DD/`) only
+expired date prefixes are listed.
 """
 
 from __future__ import annotations
@@ -18,20 +12,26 @@ from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
-    retention_doc,
     retention_params,
+    retention_policy,
     retention_tasks,
 )
 
+# The description, doc_md and tags come from include/policies/website.yaml (this docstring
+# adds how the stores are handled); an invalid policy catalog gives this DAG one failing
+# task, policy_invalid, instead of an import error.
+policy = retention_policy("website", notes=__doc__)
+
 with DAG(
     dag_id="retention_website",
+    description=policy.description,
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
     max_active_runs=1,
-    doc_md=retention_doc(__doc__),
+    doc_md=policy.doc_md,
     params=retention_params(),
     default_args=RETENTION_DEFAULT_ARGS,
-    tags=["lethe", "retention"],
+    tags=policy.tags,
 ):
-    retention_tasks("website")
+    retention_tasks(policy)

@@ -42,6 +42,8 @@ from lethe.operators.wiring import UUID_PATTERN, identity_params
 
 with DAG(
     dag_id="subject_export",
+    description="Export a subject's data (access or portability) as a ZIP with a time-limited "
+    "download link",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,

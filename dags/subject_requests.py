@@ -34,17 +34,20 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, TriggerRule
 
+from lethe.notifiers import AlertEmailNotifier
+from lethe.operators.export_trigger import SubjectExportTriggerOperator
 from lethe.operators.requests import (
     ROUTES,
     ClaimSubjectRequestsOperator,
     LiftRestrictionsOperator,
-    SubjectExportTriggerOperator,
     SubjectRequestOperator,
     SubjectRequestSensor,
 )
 
 with DAG(
     dag_id="subject_requests",
+    description="Every 5 minutes: carry out verified subject requests (export, erase, "
+    "restrict, rectify)",
     schedule="*/5 * * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
     catchup=False,
@@ -55,6 +58,7 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
+        "on_failure_callback": [AlertEmailNotifier()],
     },
     tags=["lethe", "subject-requests"],
 ):

@@ -2,11 +2,14 @@
 forms' identity fields.
 
 Builds tasks inside the DAG being defined; it makes no DAG itself. Reads only the
-(cached, local) policy catalog, so DAG files stay cheap to parse.
+(cached, local) policy catalog, so DAG files stay cheap to parse; a retention DAG's
+description, doc_md and tags come from its policy file (:func:`retention_policy`), and an
+invalid catalog gives each retention DAG one failing task instead of an import error.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,9 @@ from lethe.identities import (
     PHONE_PATTERN,
     VISITOR_PATTERN,
 )
+from lethe.notifiers import AlertEmailNotifier
 from lethe.operators.compliance import RetentionComplianceOperator
+from lethe.operators.policy import PolicyInvalidOperator
 from lethe.operators.retention import (
     PostgresRetentionOperator,
     S3RetentionOperator,
@@ -30,14 +35,17 @@ from lethe.operators.retention import (
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+    from lethe.policy.models import PolicyFamily
+
 #: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
-#: stop or a policy error (AirflowFailException) is not.
+#: stop or a policy error (AirflowFailException) is not. A task's last failure is mailed.
 RETENTION_DEFAULT_ARGS = {
     "owner": "privacy-engineering",
     "retries": 2,
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(hours=1),
+    "on_failure_callback": [AlertEmailNotifier()],
 }
 
 _RETENTION_DOC_TAIL = """
@@ -67,15 +75,17 @@ def identity_params() -> dict[str, Param]:
     """The form fields naming a data subject: e-mail addresses, phone numbers, customer ids
     and web visitor ids.
 
-    The form checks their shape with the same character rules as :mod:`lethe.identities`
-    (so it accepts every spelling the normaliser accepts, e.g. ``+31 (0)6 12345678``); the
-    operators then validate and normalise every value before anything is stored or
-    searched.
+    Each field may be left empty (``null`` in its type: Airflow's form marks a field whose
+    type does not allow null as required, and one of them is enough; the operators refuse
+    a request without any). The form checks their shape with the same character rules as
+    :mod:`lethe.identities` (so it accepts every spelling the normaliser accepts, e.g.
+    ``+31 (0)6 12345678``); the operators then validate and normalise every value before
+    anything is stored or searched.
     """
     return {
         "emails": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "format": "email", "maxLength": MAX_LENGTH},
             maxItems=MAX_VALUES,
             title="E-mail addresses",
@@ -83,7 +93,7 @@ def identity_params() -> dict[str, Param]:
         ),
         "phones": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": PHONE_PATTERN, "maxLength": MAX_PHONE_LENGTH},
             maxItems=MAX_VALUES,
             title="Phone numbers",
@@ -92,7 +102,7 @@ def identity_params() -> dict[str, Param]:
         ),
         "customer_ids": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": NUMBER_PATTERN, "maxLength": 40},
             maxItems=MAX_VALUES,
             title="Customer ids",
@@ -100,7 +110,7 @@ def identity_params() -> dict[str, Param]:
         ),
         "visitor_ids": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": VISITOR_PATTERN, "maxLength": 80},
             maxItems=MAX_VALUES,
             title="Web visitor ids",
@@ -122,6 +132,115 @@ IDENTITY_TEMPLATES = {
 def retention_doc(doc: str | None) -> str:
     """A retention DAG's doc_md: its own docstring, then what every retention DAG shares."""
     return (doc or "").rstrip() + "\n" + _RETENTION_DOC_TAIL
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What a retention DAG shows of its policy family, read from the policy file.
+
+    :param family_id: the family (``include/policies/<family_id>.yaml``).
+    :param family: the validated family; None when the catalog is invalid.
+    :param errors: the catalog's errors (file, category, field), when it is invalid.
+    :param notes: how the DAG works on the family's stores (the DAG file's docstring).
+    """
+
+    family_id: str
+    family: PolicyFamily | None
+    errors: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def description(self) -> str:
+        """One line for the DAG list: the family, its retention in words, its rows."""
+        if self.family is None:
+            return (
+                f"POLICY INVALID: retention of {self.family_id} does not run until the "
+                f"policy files are fixed ({len(self.errors)} error(s))"
+            )
+        kept = "; ".join(dict.fromkeys(c.retention.human() for c in self.family.categories))
+        return f"{self.family.title}: kept {kept} ({_rows_text(self.family)})"
+
+    @property
+    def tags(self) -> list[str]:
+        """``lethe``, ``retention``, the family id and one ``row N`` tag per statement row."""
+        tags = ["lethe", "retention", self.family_id]
+        if self.family is None:
+            return [*tags, "policy-invalid"]
+        rows = sorted(c.statement_row for c in self.family.categories if c.statement_row)
+        return [*tags, *(f"row {row}" for row in rows)]
+
+    @property
+    def doc_md(self) -> str:
+        """The family's title and description and a table of its categories (statement row,
+        retention in words, controller, legal basis, stores), then the shared notes."""
+        if self.family is None:
+            errors = "\n".join(f"- `{line}`" for line in self.errors)
+            return (
+                f"### Retention: {self.family_id}: POLICY INVALID\n\n"
+                "The policy catalog could not be read, so this DAG has one task, "
+                "`policy_invalid`, which fails every run with these errors until the policy "
+                "files are fixed (`python -m lethe.policy validate` lists them):\n\n"
+                f"{errors}\n"
+            )
+        family = self.family
+        rows = [
+            "| Row | Category | Kept | Controller | Legal basis | Stores |",
+            "|---|---|---|---|---|---|",
+        ]
+        for category in family.categories:
+            stores = ", ".join(f"{store.kind} `{store.location}`" for store in category.stores)
+            rows.append(
+                f"| {category.statement_row or '-'} | {category.title} | "
+                f"{category.retention.human()} | {category.controller.value} | "
+                f"{category.legal_basis.value.replace('_', ' ')} | {stores} |"
+            )
+        return (
+            f"### Retention: {family.title} ({_rows_text(family)})\n\n"
+            f"{family.description}\n\n"
+            + "\n".join(rows)
+            + "\n\n"
+            + (f"{self.notes.strip()}\n\n" if self.notes.strip() else "")
+            + f"The policy itself: `include/policies/{self.family_id}.yaml` (version "
+            f"{family.version}; purge guard {family.purge_guard:.0%}).\n" + _RETENTION_DOC_TAIL
+        )
+
+
+def _rows_text(family: PolicyFamily) -> str:
+    rows = sorted(c.statement_row for c in family.categories if c.statement_row)
+    if not rows:
+        return "derived data, not a row of the statement"
+    spans: list[str] = []
+    start = previous = rows[0]
+    for row in [*rows[1:], None]:
+        if row is not None and row == previous + 1:
+            previous = row
+            continue
+        spans.append(str(start) if start == previous else f"{start}-{previous}")
+        if row is not None:
+            start = previous = row
+    return f"statement row{'s' if len(rows) > 1 else ''} {', '.join(spans)}"
+
+
+def retention_policy(family_id: str, *, notes: str | None = None) -> RetentionPolicy:
+    """Read a family's policy for its DAG; an invalid catalog is returned, not raised.
+
+    The DAG file then still parses (with :func:`retention_tasks` adding the one task that
+    fails with the errors), so a broken policy never makes the retention DAGs vanish.
+
+    :param family_id: the policy family.
+    :param notes: how the DAG works on the stores (its file's docstring), for doc_md.
+    """
+    from lethe.exceptions import PolicyError
+    from lethe.policy import load_catalog
+
+    try:
+        family = load_catalog().family(family_id)
+    except PolicyError as exc:
+        from lethe.policy.check import catalog_errors
+
+        errors = tuple(catalog_errors() or str(exc).splitlines())
+        return RetentionPolicy(family_id, None, errors, notes or "")
+    return RetentionPolicy(family_id, family, (), notes or "")
 
 
 def retention_params() -> dict[str, Param]:
@@ -151,16 +270,25 @@ def retention_params() -> dict[str, Param]:
     }
 
 
-def retention_tasks(family_id: str, **defaults: Any) -> RetentionComplianceOperator:
-    """Add one family's retention tasks to the DAG being defined; return the final check.
+def retention_tasks(
+    policy: RetentionPolicy | str, **defaults: Any
+) -> RetentionComplianceOperator | PolicyInvalidOperator:
+    """Add one family's retention tasks to the DAG being defined; return the final task.
 
     One mapped task per store kind, mapped over the family's stores of that kind (each
     store one visible task instance, labelled by category and location), followed by the
-    compliance check, which runs whatever the purges did.
-    """
-    from lethe.policy import load_catalog
+    compliance check, which runs whatever the purges did. When the policy catalog is
+    invalid: one task, ``policy_invalid``, which fails with the errors.
 
-    family = load_catalog().family(family_id)
+    :param policy: the family's policy (:func:`retention_policy`) or its family id.
+    """
+    if isinstance(policy, str):
+        policy = retention_policy(policy)
+    if policy.family is None:
+        return PolicyInvalidOperator(
+            task_id="policy_invalid", family_id=policy.family_id, errors=policy.errors
+        )
+    family_id, family = policy.family_id, policy.family
     purges: list[MappedOperator] = []
     for kind, operator in RETENTION_OPERATORS.items():
         targets = [

@@ -7,13 +7,18 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.lethe-installed
 
-.PHONY: demo test lint format install tools stack-up stack-env stack-down clean
+.PHONY: demo test lint format install tools stack-up stack-env stack-down airflow airflow-env \
+        airflow-status airflow-down validate clean
 
 demo: install
 	$(PY) -m lethe.demo
 
-test: install tools
+test: install tools validate
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every policy file, every error with its file, category and field; non-zero on any.
+validate: install
+	$(PY) -m lethe.policy validate
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -43,9 +48,21 @@ tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null; \
 	  elif command -v brew >/dev/null 2>&1; then brew install docker-compose; \
 	  else echo "Install docker-compose (e.g. 'sudo apt-get install docker-compose') to validate docker-compose.yaml"; exit 1; fi; }
+	@# Headless Chromium for the real-browser test (tests/ui/test_browser.py); without root
+	@# and apt the test is skipped and says why.
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "chromium not installed: the real-browser test will be skipped"; fi; }
+	@# Redis, the Celery broker of the scale-out test (tests/scaleout), which uses the server
+	@# on 127.0.0.1:6379 when one answers and starts redis-server otherwise.
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; \
+	  else echo "redis-server not installed: the scale-out test needs Redis on 127.0.0.1:6379"; fi; }
 
-# The embedded stores in the background, for working with Airflow by hand:
-#   make stack-up && eval "$$(make -s stack-env)" && airflow standalone
+# The embedded stores alone, in the background (make airflow starts them too):
+#   make stack-up && eval "$$(make -s stack-env)"
 stack-up: install
 	$(PY) -m lethe.stack up
 
@@ -55,6 +72,22 @@ stack-env:
 stack-down:
 	$(PY) -m lethe.stack down
 
+# Airflow as a service on the embedded stack (.lethe/airflow-service: logs, pids, login):
+# the stores up and seeded, metadata in the stack's PostgreSQL, LocalExecutor, every DAG.
+airflow: install
+	$(PY) -m lethe.stack.service up
+
+# Export lines for the `airflow` command in a shell: eval "$$(make -s airflow-env)"
+airflow-env:
+	@$(PY) -m lethe.stack.service env
+
+airflow-status:
+	$(PY) -m lethe.stack.service status
+
+airflow-down:
+	$(PY) -m lethe.stack.service down
+
 clean:
+	-$(PY) -m lethe.stack.service down 2>/dev/null
 	-$(PY) -m lethe.stack down 2>/dev/null
 	rm -rf $(VENV) .lethe .pytest_cache .ruff_cache

@@ -137,23 +137,10 @@ def scratch_database(stack):
 
     Yields a libpq URI; for tests that need a schema of their own from scratch.
     """
-    import uuid
+    from tests.databases import new_database
 
-    import psycopg2
-    from psycopg2 import sql
-
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(stack.postgres_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = stack.postgres_dsn.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with new_database(stack) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="session")

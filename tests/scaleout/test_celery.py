@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import pytest
-from psycopg2 import sql
 
+from tests.databases import new_database
 from tests.scaleout.cluster import ROOT, Cluster, RestClient, free_port, redis_answers, wait_for
 
 if TYPE_CHECKING:
@@ -103,18 +103,8 @@ def metadata_db(stack) -> Iterator[str]:
 
     Yields its libpq URI.
     """
-    name = f"scaleout_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(stack.postgres_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = stack.postgres_dsn.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with new_database(stack, "scaleout") as uri:
+        yield uri
 
 
 def sqlalchemy_url(libpq_uri: str) -> str:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 INIT_SCRIPT = ROOT / "deploy" / "compose" / "lethe-init.sh"
+PRIVACY_ACCESS = ROOT / "deploy" / "compose" / "privacy_access.py"
 AIRFLOW_SERVICES = {
     "airflow-init",
     "airflow-apiserver",
@@ -284,6 +285,7 @@ def test_the_image_holds_the_project_and_its_pins(resolved):
         "plugins/lethe/__init__.py",
         "deploy/compose/lethe-init.sh",
         "deploy/compose/sftp_roots.py",
+        "deploy/compose/privacy_access.py",
         *(str(p.relative_to(ROOT)) for p in (ROOT / "dags").glob("*.py")),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "include").rglob("*.yaml")),
     ]
@@ -442,6 +444,8 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # The suite's Airflow runs SimpleAuthManager: the FAB grant has nothing to do.
+    assert "not the FAB auth manager: no permission to grant" in result.stdout
     assert (recordings / "support").is_dir()
     assert kept.read_bytes() == b"RIFF"
     for root in ("/recordings/customers", "/recordings/support"):
@@ -472,3 +476,106 @@ def test_the_init_script_stops_on_an_invalid_policy(tmp_path):
     assert result.returncode != 0
     assert "broken.yaml" in result.stdout + result.stderr
     assert "metadata database" not in result.stdout  # stopped at the first step
+
+
+# --- the Privacy page under the FAB auth manager ------------------------------------------
+
+#: Run in the FAB home after the grant: grants again (must add nothing), then asks the auth
+#: manager what lethe.ui.auth asks, for a user of each role, through the token's user lookup
+#: the api-server uses. Prints JSON: role -> [Privacy page, plugin list (the UI's nav)].
+_FAB_CHECK = """
+import json, sys
+from airflow.utils.providers_configuration_loader import providers_configuration_loaded
+
+@providers_configuration_loaded
+def run():
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from lethe.ui.auth import RESOURCE_NAME
+    import privacy_access
+
+    ids = {}
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        again = privacy_access.grant(sm)
+        absent = privacy_access.missing(sm)
+        for role in ("Admin", "Op", "Privacy", "Viewer", "User", "Public"):
+            name = "user-" + role.lower()
+            user = sm.find_user(username=name) or sm.add_user(
+                name, "Test", role, name + "@example.invalid", sm.find_role(role), password="x"
+            )
+            ids[role] = user.id
+    manager = create_auth_manager()
+    decisions = {}
+    for role, user_id in ids.items():
+        user = manager.deserialize_user({"sub": str(user_id)})
+        decisions[role] = [
+            manager.is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user),
+            manager.is_authorized_view(access_view=AccessView.PLUGINS, user=user),
+        ]
+    print(json.dumps({"again": again, "absent": absent, "decisions": decisions}))
+
+run()
+"""
+
+
+@pytest.fixture(scope="module")
+def fab_home(tmp_path_factory) -> dict[str, str]:
+    """Environment of a throwaway AIRFLOW_HOME with the FAB auth manager, as in the compose
+    stack, and its own SQLite metadata database, migrated (FAB's tables included)."""
+    home = tmp_path_factory.mktemp("fab-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(PRIVACY_ACCESS.parent)]),
+    }
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run(
+        [str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_fab_lets_admin_op_and_privacy_read_the_privacy_page_after_the_grant(fab_home):
+    """The grant step of lethe-init.sh in a FAB home: before it, no role can hold the
+    permission (FAB has no such resource); after it, Admin, Op and Privacy are allowed and
+    Viewer, User and Public are not; a second run changes nothing, and the grants survive
+    FAB's role sync (get_application_builder runs it, as the api-server does at start)."""
+    import sqlite3
+
+    from lethe.ui.auth import RESOURCE_NAME
+
+    database = Path(fab_home["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(database) as conn:
+        query = "SELECT count(*) FROM ab_view_menu WHERE name = ?"
+        assert conn.execute(query, (RESOURCE_NAME,)).fetchone() == (0,)
+    assert f'python "${{here}}/{PRIVACY_ACCESS.name}"' in INIT_SCRIPT.read_text()
+
+    first = _run([sys.executable, str(PRIVACY_ACCESS)], fab_home)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"Admin: granted {RESOURCE_NAME}\n" in first.stdout
+    assert f"Op: granted {RESOURCE_NAME}\n" in first.stdout
+    assert f"Privacy: granted {RESOURCE_NAME}, Plugins\n" in first.stdout
+
+    check = _run([sys.executable, "-c", _FAB_CHECK], fab_home)
+    assert check.returncode == 0, check.stdout + check.stderr
+    (line,) = [line for line in check.stdout.splitlines() if line.startswith('{"again"')]
+    result = json.loads(line)
+    assert result["again"] == {"Admin": [], "Op": [], "Privacy": []}
+    assert result["absent"] == []
+    assert result["decisions"] == {
+        "Admin": [True, True],
+        "Op": [True, True],
+        "Privacy": [True, True],  # the plugin list: the *Privacy* entry in the UI's nav
+        "Viewer": [False, False],
+        "User": [False, False],
+        "Public": [False, False],
+    }

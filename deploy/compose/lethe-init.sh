@@ -19,6 +19,10 @@ echo "lethe-init: checking that Airflow's metadata database is migrated"
 # The entrypoint ignores a failed `airflow db migrate` (`|| true`): check it here.
 airflow db check-migrations --migration-wait-timeout 60
 
+echo "lethe-init: granting the Privacy page to the roles Admin, Op and Privacy (FAB)"
+# FAB knows no "Lethe Privacy" resource: without the grant everyone, admins included, gets 403.
+python "${here}/privacy_access.py"
+
 echo "lethe-init: migrating the privacy control schema (connection lethe_control_db)"
 python -m lethe.control migrate
 

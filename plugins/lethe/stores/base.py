@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from lethe.policy.models import Category
     from lethe.policy.primitives import Duration
@@ -103,21 +103,26 @@ class Protection:
 
     def is_held(self, subjects: Mapping[Identity, tuple[str, ...] | list[str]]) -> bool:
         """Whether an item with these identities is under a legal hold."""
-        return self.category_held or _any_in(subjects, self.held)
+        return self.category_held or shares_identity(subjects, self.held)
 
     def is_restricted(self, subjects: Mapping[Identity, tuple[str, ...] | list[str]]) -> bool:
         """Whether an item with these identities belongs to a restricted subject."""
-        return _any_in(subjects, self.restricted)
+        return shares_identity(subjects, self.restricted)
 
     @property
     def empty(self) -> bool:
         return not (self.category_held or any(self.held.values()) or any(self.restricted.values()))
 
 
-def _any_in(subjects, protected) -> bool:
+def shares_identity(
+    found: Mapping[Identity, Iterable[str]], wanted: Mapping[Identity, Iterable[str]]
+) -> bool:
+    """Whether any identity an item holds (``found``: its values as stored) equals one of
+    ``wanted``'s values of the same type (normalised: a subject's, or held ones), compared
+    as :func:`comparable` says."""
     return any(
-        comparable(identity, value) in protected.get(identity, ())
-        for identity, values in subjects.items()
+        comparable(identity, value) in wanted.get(identity, ())
+        for identity, values in found.items()
         for value in values
     )
 

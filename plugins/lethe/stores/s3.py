@@ -76,6 +76,7 @@ from lethe.stores.base import (
     StoreAdapter,
     SurveyTally,
     comparable,
+    shares_identity,
 )
 
 if TYPE_CHECKING:
@@ -584,7 +585,7 @@ class S3RetentionAdapter(StoreAdapter):
         try:
             for row in self._read_rows(body):
                 subjects = self._row_subjects(row)
-                if not _belongs(subjects, wanted):
+                if not shares_identity(subjects, wanted):
                     continue
                 if protection.is_held(subjects):
                     held += 1
@@ -614,7 +615,7 @@ class S3RetentionAdapter(StoreAdapter):
         try:
             for row in self._read_rows(body):
                 subjects = self._row_subjects(row)
-                if not _belongs(subjects, wanted) or protection.is_held(subjects):
+                if not shares_identity(subjects, wanted) or protection.is_held(subjects):
                     continue
                 written += 1
                 if written > source.rows:
@@ -790,7 +791,7 @@ class S3RetentionAdapter(StoreAdapter):
                 subjects = self._row_subjects(row)
                 if protection.is_held(subjects):
                     census.held = True
-                if _belongs(subjects, wanted):
+                if shares_identity(subjects, wanted):
                     census.subject_rows += 1
                 else:
                     census.other_rows += 1
@@ -822,7 +823,7 @@ class S3RetentionAdapter(StoreAdapter):
         with tempfile.SpooledTemporaryFile(max_size=REWRITE_SPOOL) as out:
             try:
                 for raw, row in self._raw_records(body):
-                    if row is not None and _belongs(self._row_subjects(row), wanted):
+                    if row is not None and shares_identity(self._row_subjects(row), wanted):
                         dropped += 1
                         continue
                     out.write(raw)
@@ -1321,17 +1322,6 @@ def _error_code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code") or "ClientError")
     return type(error).__name__
-
-
-def _belongs(
-    found: Mapping[Identity, list[str]], wanted: Mapping[Identity, frozenset[str]]
-) -> bool:
-    """Whether any identity of a row equals one of the subject's values of its type."""
-    return any(
-        comparable(identity, value) in wanted.get(identity, ())
-        for identity, values in found.items()
-        for value in values
-    )
 
 
 def _raw_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

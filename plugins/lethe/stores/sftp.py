@@ -42,7 +42,7 @@ from lethe.stores.base import (
     PurgeResult,
     StoreAdapter,
     SurveyTally,
-    comparable,
+    shares_identity,
 )
 
 if TYPE_CHECKING:
@@ -385,7 +385,7 @@ class SFTPRetentionAdapter(StoreAdapter):
             if not stat.S_ISREG(mode):
                 continue  # links, devices, sockets: never followed, never touched
             found = self.store.match(f"{relative}{name}")
-            if found is None or not _belongs(found.subjects, wanted):
+            if found is None or not shares_identity(found.subjects, wanted):
                 continue
             if protection.is_held(found.subjects):
                 tally.held += 1
@@ -414,7 +414,7 @@ class SFTPRetentionAdapter(StoreAdapter):
         try:
             for path, relative, entry in self._files(sftp, self.store.root, ""):
                 match = self.store.match(relative)
-                if match is None or not _belongs(match.subjects, wanted):
+                if match is None or not shares_identity(match.subjects, wanted):
                     continue
                 if protection.is_held(match.subjects):
                     withheld += 1
@@ -664,14 +664,3 @@ class SFTPRetentionAdapter(StoreAdapter):
         )
         if tally.errors:
             log.warning("Errors by kind: %s", tally.errors)
-
-
-def _belongs(
-    found: Mapping[Identity, tuple[str, ...]], wanted: Mapping[Identity, frozenset[str]]
-) -> bool:
-    """Whether any identity in a path equals one of the subject's values of its type."""
-    return any(
-        comparable(identity, value) in wanted.get(identity, ())
-        for identity, values in found.items()
-        for value in values
-    )

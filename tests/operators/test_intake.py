@@ -3,6 +3,7 @@ retries answer the same request; the conf redaction; the export link's expiry.""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime
@@ -155,7 +156,9 @@ def test_every_form_field_is_either_kept_or_redacted(dagbag, dag_id):
     # What is redacted is also masked in Airflow's audit log of the trigger request.
     assert set(redacted[REDACTED_KEY]) <= set(SENSITIVE_FIELDS)
     form = ParamsDict(suppress_exception=False)
-    form.update(dag.params)
+    # A copy: updating a ParamsDict sets the values of the Param objects it holds, and the
+    # DAG's own must keep their defaults for the DAG tests that run after this one.
+    form.update(copy.deepcopy(dag.params))
     form.update(redacted)
     form.validate()  # raises ParamValidationError if the redaction broke the form
 

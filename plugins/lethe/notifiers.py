@@ -50,10 +50,7 @@ class OverdueRequestNotifier(BaseNotifier):
                 ledger.AuditEntry(
                     action="deadline_alert",
                     outcome="sent",
-                    actor=f"{ti.dag_id}.{ti.task_id}",
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=ti.task_id,
+                    **ledger.task_fields(ti),
                 ),
             )
 

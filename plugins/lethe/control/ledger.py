@@ -67,6 +67,19 @@ class AuditEntry:
                 raise ValueError(f"audit count {name!r} must be an integer")
 
 
+def task_fields(ti: Any) -> dict[str, str]:
+    """``actor``, ``dag_id``, ``run_id`` and ``task_id`` of an entry a task instance writes;
+    the task id of a mapped instance carries its index (``purge_postgres[3]``)."""
+    map_index = getattr(ti, "map_index", -1)
+    mapped = map_index is not None and map_index >= 0
+    return {
+        "actor": f"{ti.dag_id}.{ti.task_id}",
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": f"{ti.task_id}[{map_index}]" if mapped else ti.task_id,
+    }
+
+
 def record(conn, entry: AuditEntry) -> int:
     """Append ``entry`` to the ledger and commit; return its entry id."""
     values = [getattr(entry, name) for name in _COLUMNS]

@@ -64,17 +64,13 @@ class RetentionComplianceOperator(BaseOperator):
             ]
             rows = [{**asdict(s), "compliant": s.compliant} for s in statuses]
             out_of_policy = [row for row in rows if not row["compliant"]]
-            ti = context["ti"]
             ledger.record(
                 control,
                 ledger.AuditEntry(
                     action="compliance_check",
                     outcome="out_of_policy" if out_of_policy else "ok",
-                    actor=f"{ti.dag_id}.{ti.task_id}",
+                    **ledger.task_fields(context["ti"]),
                     policy_family=self.family_id,
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=ti.task_id,
                     counts={
                         "categories": len(rows),
                         "out_of_policy": len(out_of_policy),

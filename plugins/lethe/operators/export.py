@@ -313,11 +313,8 @@ class SubjectExportOperator(BaseOperator):
             ledger.AuditEntry(
                 action="export",
                 outcome="ok",
-                actor=f"{ti.dag_id}.{ti.task_id}",
+                **ledger.task_fields(ti),
                 request_id=request_id,
-                dag_id=ti.dag_id,
-                run_id=ti.run_id,
-                task_id=ti.task_id,
                 counts=totals,
                 details={
                     "right": right,

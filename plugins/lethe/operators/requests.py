@@ -44,18 +44,13 @@ def _record(
 ) -> None:
     from lethe.control import ledger
 
-    ti = context["ti"]
-    task_id = ti.task_id if getattr(ti, "map_index", -1) < 0 else f"{ti.task_id}[{ti.map_index}]"
     ledger.record(
         control,
         ledger.AuditEntry(
             action=action,
             outcome=outcome,
-            actor=f"{ti.dag_id}.{ti.task_id}",
+            **ledger.task_fields(context["ti"]),
             request_id=request_id,
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=task_id,
             counts=counts or {},
             details=details or {},
         ),

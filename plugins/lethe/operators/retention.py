@@ -299,7 +299,6 @@ class BaseRetentionOperator(BaseOperator):
         else:
             code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
             reason = type(error).__name__ + (f" (SQLSTATE {code})" if code else "")
-        ti = context["ti"]
         details: dict[str, Any] = {
             "policy_version": self.family.version,
             "dry_run": dry_run,
@@ -317,13 +316,7 @@ class BaseRetentionOperator(BaseOperator):
                 ledger.AuditEntry(
                     action="dry_run" if dry_run else "purge",
                     outcome="failed",
-                    actor=f"{ti.dag_id}.{ti.task_id}",
-                    policy_family=self.family_id,
-                    category_id=self.category_id,
-                    store=store_label(self.store),
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+                    **self._entry_head(context),
                     # Survey counts when the failure came after them; never a guessed
                     # "removed" (an unexpected purge error may have removed some).
                     counts=progress.get("counts", {}),
@@ -361,7 +354,6 @@ class BaseRetentionOperator(BaseOperator):
     def _entry_base(
         self, context: Context, cutoff: Cutoff, survey: Survey, dry_run: bool, override: bool
     ) -> dict[str, Any]:
-        ti = context["ti"]
         details: dict[str, Any] = {
             "cutoff": cutoff.default.isoformat(),
             "policy_version": self.family.version,
@@ -372,13 +364,7 @@ class BaseRetentionOperator(BaseOperator):
         if override:
             details["override_reason"] = self.override_reason
         return {
-            "actor": f"{ti.dag_id}.{ti.task_id}",
-            "policy_family": self.family_id,
-            "category_id": self.category_id,
-            "store": store_label(self.store),
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+            **self._entry_head(context),
             "counts": {
                 "total": survey.total,
                 "matched": survey.expired,
@@ -386,6 +372,18 @@ class BaseRetentionOperator(BaseOperator):
                 "skipped_restriction": survey.restricted,
             },
             "details": details,
+        }
+
+    def _entry_head(self, context: Context) -> dict[str, Any]:
+        """Who wrote a ledger entry and about which store: the task instance, the policy
+        family, the category and the store's label."""
+        from lethe.control import ledger
+
+        return {
+            **ledger.task_fields(context["ti"]),
+            "policy_family": self.family_id,
+            "category_id": self.category_id,
+            "store": store_label(self.store),
         }
 
     def _finish(

@@ -118,16 +118,12 @@ class ComplianceReportOperator(BaseOperator):
             if expired:
                 self.hook.delete_objects(bucket=self.report_bucket, keys=expired)
             out_of_policy = [row.status.category_id for row in rows if not row.compliant]
-            ti = context["ti"]
             ledger.record(
                 control,
                 ledger.AuditEntry(
                     action="compliance_report",
                     outcome="ok",
-                    actor=f"{ti.dag_id}.{ti.task_id}",
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=ti.task_id,
+                    **ledger.task_fields(context["ti"]),
                     counts={
                         "categories": len(rows),
                         "out_of_policy": len(out_of_policy),

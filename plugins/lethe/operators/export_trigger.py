@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control import connect
-from lethe.operators.requests import _record, refuse_malformed
+from lethe.operators.requests import _record, load_or_refuse
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,19 +40,11 @@ class SubjectExportTriggerOperator(TriggerDagRunOperator):
         self.control_conn_id = control_conn_id
 
     def execute(self, context: Context) -> Any:
-        from lethe.control.requests import RequestError, load_request
-        from lethe.identities import InvalidIdentity
-
         self.conf = {"request_id": str(self.request_id)}
         with connect(self.control_conn_id) as control:
             # Checked before the hand-over, as on every route: a malformed request is
             # refused here with the reason, not left in_progress by a failing export.
-            try:
-                load_request(control, str(self.request_id))
-            except InvalidIdentity as exc:
-                raise refuse_malformed(control, context, str(self.request_id), exc) from None
-            except RequestError as exc:
-                raise AirflowFailException(str(exc)) from None
+            load_or_refuse(control, context, str(self.request_id))
             _record(
                 control,
                 context,

@@ -89,6 +89,23 @@ def refuse_malformed(
     return AirflowFailException(reason)
 
 
+def load_or_refuse(control, context: Context, request_id: str):
+    """The request ``request_id``, as every route loads it before acting.
+
+    :raises AirflowFailException: the request's stored identities are malformed (it is
+        refused, :func:`refuse_malformed`) or there is no such request; no retry helps.
+    """
+    from lethe.control.requests import RequestError, load_request
+    from lethe.identities import InvalidIdentity
+
+    try:
+        return load_request(control, request_id)
+    except InvalidIdentity as exc:
+        raise refuse_malformed(control, context, request_id, exc) from None
+    except RequestError as exc:  # no such request: no retry will find one
+        raise AirflowFailException(str(exc)) from None
+
+
 def settle_failure(
     control, context: Context, request_id: str, *, action: str, exc: Exception, retries: int
 ) -> AirflowFailException | None:
@@ -527,16 +544,8 @@ class SubjectRequestOperator(BaseOperator):
         self.policy_dir = policy_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.control.requests import RequestError, load_request
-        from lethe.identities import InvalidIdentity
-
         with connect(self.control_conn_id) as control:
-            try:
-                request = load_request(control, str(self.request_id))
-            except InvalidIdentity as exc:
-                raise refuse_malformed(control, context, str(self.request_id), exc) from None
-            except RequestError as exc:  # no such request: no retry will find one
-                raise AirflowFailException(str(exc)) from None
+            request = load_or_refuse(control, context, str(self.request_id))
             if request.status != "in_progress":
                 self.log.info("Request %s is %s; nothing to do", request.request_id, request.status)
                 return {"request_id": request.request_id, "status": request.status}

@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.lethe-installed
         airflow-status airflow-down validate clean
 
 demo: install
-	$(PY) -m lethe.demo
+	$(PY) -m lethe_dev.demo
 
 test: install tools validate
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -64,30 +64,30 @@ tools:
 # The embedded stores alone, in the background (make airflow starts them too):
 #   make stack-up && eval "$$(make -s stack-env)"
 stack-up: install
-	$(PY) -m lethe.stack up
+	$(PY) -m lethe_dev.stack up
 
 stack-env:
-	@$(PY) -m lethe.stack env
+	@$(PY) -m lethe_dev.stack env
 
 stack-down:
-	$(PY) -m lethe.stack down
+	$(PY) -m lethe_dev.stack down
 
 # Airflow as a service on the embedded stack (.lethe/airflow-service: logs, pids, login):
 # the stores up and seeded, metadata in the stack's PostgreSQL, LocalExecutor, every DAG.
 airflow: install
-	$(PY) -m lethe.stack.service up
+	$(PY) -m lethe_dev.stack.service up
 
 # Export lines for the `airflow` command in a shell: eval "$$(make -s airflow-env)"
 airflow-env:
-	@$(PY) -m lethe.stack.service env
+	@$(PY) -m lethe_dev.stack.service env
 
 airflow-status:
-	$(PY) -m lethe.stack.service status
+	$(PY) -m lethe_dev.stack.service status
 
 airflow-down:
-	$(PY) -m lethe.stack.service down
+	$(PY) -m lethe_dev.stack.service down
 
 clean:
-	-$(PY) -m lethe.stack.service down 2>/dev/null
-	-$(PY) -m lethe.stack down 2>/dev/null
+	-$(PY) -m lethe_dev.stack.service down 2>/dev/null
+	-$(PY) -m lethe_dev.stack down 2>/dev/null
 	rm -rf $(VENV) .lethe .pytest_cache .ruff_cache

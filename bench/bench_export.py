@@ -33,10 +33,10 @@ LARGE_SUBJECT = "+31600000002"
 
 def measure(phone: str) -> dict[str, float]:
     """One export of ``phone``'s usage records, in this (fresh) process."""
+    from lethe.domain.protection import Protection
     from lethe.export.package import ExportPackage
     from lethe.policy import Identity, load_catalog
     from lethe.stores import adapter_for
-    from lethe.stores.base import Protection
 
     category = load_catalog().category("usage_records")
     # Warm up (imports, the connection lookup, the catalog) on a number nobody has.
@@ -98,8 +98,8 @@ def main() -> int:
 
     import psycopg2
 
-    from lethe.stack import EmbeddedStack
-    from lethe.synthetic.schema import apply_reference_schema_on
+    from lethe_dev.stack import EmbeddedStack
+    from lethe_dev.synthetic.schema import apply_reference_schema_on
 
     with tempfile.TemporaryDirectory() as state, EmbeddedStack(state_dir=Path(state)) as stack:
         env = {**os.environ, **stack.airflow_env(), "AIRFLOW_HOME": state}

@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("AIRFLOW_HOME", str(Path(tmp) / "airflow"))
         import psycopg2
 
+        from lethe.domain.protection import Protection
         from lethe.policy import load_catalog
         from lethe.retention import resolve_cutoff
-        from lethe.stack import EmbeddedStack
         from lethe.stores import adapter_for
-        from lethe.stores.base import Protection
-        from lethe.synthetic.schema import apply_reference_schema_on
+        from lethe_dev.stack import EmbeddedStack
+        from lethe_dev.synthetic.schema import apply_reference_schema_on
 
         with EmbeddedStack(state_dir=Path(tmp) / "stack") as stack:
             os.environ.update(stack.airflow_env())

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from lethe.connections import TELECOM_DB, env_var_name
-    from lethe.synthetic.generator import SyntheticProvider
+    from lethe_dev.synthetic.generator import SyntheticProvider
 
     result: dict[str, object] = {"scale": args.scale}
     provider = SyntheticProvider(seed=args.seed, scale=args.scale, as_of=args.as_of)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if env_var_name(TELECOM_DB) not in os.environ:
                 home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lethe-")))
                 os.environ.setdefault("AIRFLOW_HOME", str(home / "airflow"))
-                from lethe.stack import EmbeddedStack
+                from lethe_dev.stack import EmbeddedStack
 
                 embedded = stack.enter_context(EmbeddedStack(state_dir=home / "stack"))
                 os.environ.update(embedded.airflow_env())

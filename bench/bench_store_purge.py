@@ -5,7 +5,7 @@ Usage (from the project root)::
     .venv/bin/python bench/bench_store_purge.py                 # 3 rounds, ~2 minutes
     .venv/bin/python bench/bench_store_purge.py --expired 5000 --rounds 5
 
-Starts the embedded SFTP server (asyncssh) and S3 server (moto) of ``lethe.stack`` in a
+Starts the embedded SFTP server (asyncssh) and S3 server (moto) of ``lethe_dev.stack`` in a
 process of their own (as a remote server would be, so they do not share this process's
 interpreter lock; ``--same-process`` runs them in threads here, as the test suite does),
 fills three stores of the policies with ``--expired`` expired and ``--young`` young items,
@@ -83,8 +83,8 @@ def quiet() -> None:
 
 def _serve(state_dir: str, pipe: Any) -> None:
     """In the server process: start SFTP and S3, send their connections, serve until told."""
-    from lethe.stack.s3 import EmbeddedS3Server
-    from lethe.stack.sftp import EmbeddedSFTPServer
+    from lethe_dev.stack.s3 import EmbeddedS3Server
+    from lethe_dev.stack.sftp import EmbeddedSFTPServer
 
     quiet()
     sftp = EmbeddedSFTPServer(Path(state_dir) / "sftp-root", Path(state_dir) / "sftp")
@@ -113,8 +113,8 @@ def servers(state_dir: Path, *, same_process: bool) -> Iterator[dict[str, str]]:
         }
 
     if same_process:
-        from lethe.stack.s3 import EmbeddedS3Server
-        from lethe.stack.sftp import EmbeddedSFTPServer
+        from lethe_dev.stack.s3 import EmbeddedS3Server
+        from lethe_dev.stack.sftp import EmbeddedSFTPServer
 
         sftp = EmbeddedSFTPServer(state_dir / "sftp-root", state_dir / "sftp")
         s3 = EmbeddedS3Server()
@@ -211,8 +211,8 @@ def seed_s3(client: Any, bucket: str, keys: list[str]) -> None:
 
 def measure(name: str, store: Any, category: Any, cutoff: Any) -> dict[str, Any]:
     """One survey and purge of ``store``, as the retention operator runs them."""
+    from lethe.domain.protection import Protection
     from lethe.stores import adapter_for
-    from lethe.stores.base import Protection
 
     adapter = adapter_for(store, category)
     started = time.perf_counter()

@@ -54,7 +54,7 @@ def _prune_finished_runs() -> None:
     A directory whose session still runs is never touched.
     """
     from lethe.exceptions import StackError
-    from lethe.stack.postgres import EmbeddedPostgres
+    from lethe_dev.stack.postgres import EmbeddedPostgres
 
     finished = [
         path
@@ -124,7 +124,7 @@ def stack(run_dir):
     Their state is in the run directory's ``stack/``. ``LETHE_TEST_POSTGRES_DSN`` points the
     suite at an existing PostgreSQL server instead.
     """
-    from lethe.stack import EmbeddedStack
+    from lethe_dev.stack import EmbeddedStack
 
     with EmbeddedStack(state_dir=run_dir / "stack") as running:
         os.environ.update(running.airflow_env())

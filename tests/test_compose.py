@@ -238,8 +238,8 @@ def test_profiles_for_demo_data_flower_and_the_cli(resolved):
     unprofiled = {name for name, service in services.items() if "profiles" not in service}
     assert unprofiled.isdisjoint(PROFILED)
     demo = services["lethe-demo-data"]
-    assert demo["command"][:3] == ["python", "-m", "lethe.synthetic"]
-    from lethe.synthetic.__main__ import build_parser
+    assert demo["command"][:3] == ["python", "-m", "lethe_dev.synthetic"]
+    from lethe_dev.synthetic.__main__ import build_parser
 
     args = build_parser().parse_args(demo["command"][3:])
     assert args.command == "seed"
@@ -302,6 +302,27 @@ def test_the_image_holds_the_project_and_its_pins(resolved):
     for name in AIRFLOW_SERVICES:
         mounts = [str(v) for v in resolved["services"][name].get("volumes", [])]
         assert not any("/opt/airflow/dags" in m or "/opt/airflow/plugins" in m for m in mounts)
+
+
+def test_the_engine_image_leaves_the_development_kit_out(resolved):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^(?=FROM )", dockerfile, flags=re.M)[1:]
+    names = [re.match(r"FROM \S+(?: AS (\S+))?", stage).group(1) for stage in stages]
+    assert names[0] == "engine", names
+    assert "devkit" in names, names
+    # What `docker compose build` makes for every Airflow service is the last stage: the
+    # engine alone, never the embedded stack, the synthetic provider or the demo.
+    assert stages[-1].splitlines()[0] == "FROM engine"
+    for stage in (stages[0], stages[-1]):
+        assert not re.search(r"^COPY\b.*\bdevkit/", stage, re.M)
+    assert "COPY --chown=airflow:root devkit/" in stages[names.index("devkit")]
+    for name, service in resolved["services"].items():
+        if service.get("build", {}).get("target") == "devkit":
+            assert name == "lethe-demo-data"
+            assert "demo" in service["profiles"]
+    demo = resolved["services"]["lethe-demo-data"]
+    assert demo["image"] != resolved["services"]["airflow-scheduler"]["image"]
+    assert "/opt/lethe/devkit" in demo["environment"]["PYTHONPATH"]
 
 
 # --- the governed stores ------------------------------------------------------------------

@@ -9,10 +9,10 @@ import random
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
-from lethe.identities import InvalidIdentity, as_json, normalise, normalise_all
+from lethe.domain.identities import InvalidIdentity, as_json, normalise, normalise_all
 from lethe.operators.wiring import IDENTITY_TEMPLATES, identity_params
 from lethe.policy import Identity
-from lethe.synthetic import identifiers
+from lethe_dev.synthetic import identifiers
 
 JAN = "+31612345678"
 

@@ -1,7 +1,7 @@
 """Where local runs keep their state: the ``.lethe/`` directory of the checkout.
 
-The command lines (``python -m lethe.stack``, ``lethe.control``, ``lethe.synthetic``,
-``lethe.demo``) and the test suite write only there: the embedded servers' data, Airflow's
+The command lines (``python -m lethe_dev.stack``, ``lethe.control``, ``lethe_dev.synthetic``,
+``lethe_dev.demo``) and the test suite write only there: the embedded servers' data, Airflow's
 home (``.lethe/airflow`` unless ``AIRFLOW_HOME`` is set), the demo's and the test runs'
 directories. Nothing goes to ``~/airflow``, Airflow's default home, which Airflow creates
 on its first import when ``AIRFLOW_HOME`` is unset.

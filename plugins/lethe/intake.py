@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from lethe.identities import InvalidIdentity
+from lethe.domain.identities import InvalidIdentity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -92,7 +92,7 @@ def _check_not_redacted(params: Mapping[str, Any], field: str) -> None:
 def form_identities(params: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
     """Identity type -> the values typed into the form (empty fields left out).
 
-    The values are not validated here (:func:`lethe.identities.normalise_all` does that).
+    The values are not validated here (:func:`lethe.domain.identities.normalise_all` does that).
 
     :raises InvalidIdentity: a field was redacted (the run ended before and was cleared).
     """

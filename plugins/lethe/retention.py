@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from lethe.domain.cutoffs import Cutoff, cutoff_before
 from lethe.exceptions import StoreError
 from lethe.policy.models import CustomerDefinedRetention, FixedRetention, UntilServiceEnd
 from lethe.policy.vocabulary import Identity
-from lethe.stores.base import Cutoff, cutoff_before
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from lethe.domain.protection import Protection
     from lethe.policy.models import Category, CustomerSetting
-    from lethe.stores.base import Protection
 
 
 def resolve_cutoff(category: Category, moment: datetime) -> Cutoff:

@@ -33,8 +33,8 @@ class Stores:
         """Empty the telecom tables, the recordings tree and the policy buckets; lift every
         legal hold and restriction; close open requests (the ledger is append-only and
         stays)."""
-        from lethe.synthetic.loaders import empty_bucket
-        from lethe.synthetic.schema import reset_telecom_on
+        from lethe_dev.synthetic.loaders import empty_bucket
+        from lethe_dev.synthetic.schema import reset_telecom_on
 
         self.db.autocommit = False
         reset_telecom_on(self.db)
@@ -119,7 +119,7 @@ def prepared_stores(stack):
 
     from lethe.connections import OBJECT_STORE
     from lethe.control.migrate import apply_migrations
-    from lethe.synthetic.schema import apply_reference_schema_on
+    from lethe_dev.synthetic.schema import apply_reference_schema_on
 
     conn = psycopg2.connect(stack.postgres_dsn)
     apply_reference_schema_on(conn)

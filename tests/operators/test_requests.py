@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from lethe.control.migrate import apply_migrations
 from lethe.control.requests import RequestError, is_transient
+from lethe.domain.identities import InvalidIdentity
 from lethe.exceptions import PolicyError, PurgeError, PurgeGuardError, StoreError
-from lethe.identities import InvalidIdentity
 from lethe.operators.export import SubjectExportOperator, portable_categories
 from lethe.operators.export_trigger import SubjectExportTriggerOperator
 from lethe.operators.requests import (
@@ -170,7 +170,7 @@ class _Adapter:
         return {}
 
     def erase(self, subject, protection):
-        from lethe.stores.base import EraseResult
+        from lethe.domain.counts import EraseResult
 
         step = self.script.get(self.store.location)
         if isinstance(step, list):
@@ -255,7 +255,7 @@ def test_a_request_that_cannot_succeed_fails_on_the_first_try(control, scripted,
 
 
 def test_a_retry_answers_from_the_totals_of_every_try(control, scripted):
-    from lethe.stores.base import EraseResult
+    from lethe.domain.counts import EraseResult
 
     request_id = _insert(control, "erasure", EMAIL)
     # Try 1: contact persons done (2 rows); tickets fail after removing 3 of their rows.

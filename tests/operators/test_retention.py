@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.control import ledger
 from lethe.control.migrate import apply_migrations
+from lethe.domain.counts import PurgeResult, Survey
 from lethe.exceptions import PurgeError, StoreError
 from lethe.operators.retention import (
     PostgresRetentionOperator,
@@ -23,7 +24,7 @@ from lethe.operators.retention import (
     SFTPRetentionOperator,
     as_bool,
 )
-from lethe.stores.base import PurgeResult, StoreAdapter, Survey
+from lethe.stores.base import StoreAdapter
 
 MOMENT = datetime(2026, 8, 31, 0, 0, tzinfo=UTC)
 

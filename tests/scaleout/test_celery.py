@@ -198,7 +198,7 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
 
     from lethe.connections import OBJECT_STORE
     from lethe.control.migrate import apply_migrations
-    from lethe.synthetic.schema import apply_reference_schema_on
+    from lethe_dev.synthetic.schema import apply_reference_schema_on
     from tests.dags.conftest import Stores
 
     state_dir = run_dir / "scaleout"

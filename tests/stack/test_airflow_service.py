@@ -1,4 +1,4 @@
-"""``python -m lethe.stack.service`` (``make airflow``): its configuration and its stop.
+"""``python -m lethe_dev.stack.service`` (``make airflow``): its configuration and its stop.
 
 Starting the whole service (stack, seeding, metadata migration, four Airflow components)
 takes over a minute on two cores, so the suite checks the pieces: the environment every
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lethe.stack import service
+from lethe_dev.stack import service
 
 ROOT = Path(__file__).resolve().parents[2]
 DSN = "postgresql://postgres@127.0.0.1:54321/lethe"

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from lethe import checkout
-from lethe.stack.postgres import EmbeddedPostgres
+from lethe_dev.stack.postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS_DIR = ROOT / ".lethe" / "test-runs"
@@ -96,13 +96,12 @@ def test_postgres_in_a_short_directory_also_has_its_socket():
 
 @pytest.fixture(scope="module")
 def other_checkout(tmp_path_factory) -> Path:
-    """A checkout of its own: a copy of the engine package, and a dags/ folder."""
+    """A checkout of its own: a copy of the engine and the dev kit, and a dags/ folder."""
     root = tmp_path_factory.mktemp("checkout")
-    shutil.copytree(
-        ROOT / "plugins" / "lethe",
-        root / "plugins" / "lethe",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    for package in ("plugins/lethe", "devkit/lethe_dev"):
+        shutil.copytree(
+            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (root / "dags").mkdir()
     # `lethe.control migrate` validates the policy catalog before it connects.
     shutil.copytree(ROOT / "include" / "policies", root / "include" / "policies")
@@ -113,7 +112,10 @@ def _run(module: str, *args: str, checkout_root: Path, home: Path, cwd: Path):
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "LETHE_"))
     }
-    env.update(HOME=str(home), PYTHONPATH=str(checkout_root / "plugins"))
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=os.pathsep.join(str(checkout_root / f) for f in ("plugins", "devkit")),
+    )
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
@@ -128,14 +130,14 @@ def _run(module: str, *args: str, checkout_root: Path, home: Path, cwd: Path):
 @pytest.mark.parametrize(
     ("module", "args", "imports_airflow"),
     [
-        ("lethe.stack", ["--help"], False),
-        ("lethe.stack", ["status"], False),
+        ("lethe_dev.stack", ["--help"], False),
+        ("lethe_dev.stack", ["status"], False),
         ("lethe.control", ["--help"], False),
         # Both import Airflow (a hook), then fail: no connection is defined.
         ("lethe.control", ["migrate"], True),
-        ("lethe.synthetic", ["seed", "--stores", "s3", "--as-of", "2024-01-01"], True),
-        ("lethe.synthetic", ["--help"], False),
-        ("lethe.demo", ["--help"], False),
+        ("lethe_dev.synthetic", ["seed", "--stores", "s3", "--as-of", "2024-01-01"], True),
+        ("lethe_dev.synthetic", ["--help"], False),
+        ("lethe_dev.demo", ["--help"], False),
     ],
 )
 def test_command_lines_keep_airflow_home_in_the_checkout(
@@ -160,7 +162,9 @@ def test_command_lines_keep_airflow_home_in_the_checkout(
 def test_stack_command_defaults_to_the_checkouts_state_directory(other_checkout, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    result = _run("lethe.stack", "status", checkout_root=other_checkout, home=home, cwd=tmp_path)
+    result = _run(
+        "lethe_dev.stack", "status", checkout_root=other_checkout, home=home, cwd=tmp_path
+    )
     assert result.returncode == 1
     assert f"not up in {other_checkout / '.lethe' / 'stack'}" in result.stdout
 
@@ -176,7 +180,7 @@ def test_an_airflow_home_the_user_set_is_kept(monkeypatch, tmp_path):
 
 def test_demo_uses_its_own_airflow_home_whatever_the_shell_says(monkeypatch, tmp_path):
     """The demo migrates and fills its metadata database: never the user's or a deployment's."""
-    from lethe import demo
+    from lethe_dev import demo
 
     names = (
         "AIRFLOW_HOME",

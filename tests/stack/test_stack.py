@@ -24,8 +24,8 @@ from sqlalchemy import text
 from lethe import connections
 from lethe.exceptions import StackError
 from lethe.intake import SENSITIVE_FIELDS_ENV
-from lethe.stack._net import port_open
-from lethe.stack.postgres import PG_BIN_ENV, EmbeddedPostgres
+from lethe_dev.stack._net import port_open
+from lethe_dev.stack.postgres import PG_BIN_ENV, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -299,7 +299,7 @@ def test_s3_versioned_bucket_through_the_hook_client(stack):
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins"))
     return subprocess.run(
-        [sys.executable, "-m", "lethe.stack", *args],
+        [sys.executable, "-m", "lethe_dev.stack", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

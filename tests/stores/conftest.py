@@ -20,9 +20,9 @@ import pytest
 from psycopg import sql
 
 from lethe import connections
+from lethe.domain.protection import Protection
 from lethe.policy import load_catalog
 from lethe.policy.models import PostgresStore
-from lethe.stores.base import Protection
 from lethe.stores.postgres import PostgresRetentionAdapter
 from lethe.stores.s3 import S3RetentionAdapter
 from lethe.stores.sftp import SFTPRetentionAdapter
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
+    from lethe.domain.counts import CollectResult, EraseResult
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import CollectResult, EraseResult
 
 # ================================================================================ every store
 

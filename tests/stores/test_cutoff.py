@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lethe.domain.cutoffs import PROVIDER_TZ, Cutoff, cutoff_before
 from lethe.policy import Duration
-from lethe.stores.base import PROVIDER_TZ, Cutoff, cutoff_before
 from tests.stores.conftest import AMS, ams, utc
 
 

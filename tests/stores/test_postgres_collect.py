@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from psycopg import sql
 
+from lethe.domain.counts import CollectResult
+from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
-from lethe.stores.base import CollectResult, Protection
 from lethe.stores.postgres import PostgresRetentionAdapter
 from tests.stores.conftest import (
     CONN_ID,
@@ -547,7 +548,7 @@ def _describe(adapter: PostgresRetentionAdapter):
 def test_every_email_column_of_the_reference_schema_has_the_index_its_lookup_uses(catalog, db):
     """telecom.sql indexes lower(<e-mail column>) for each e-mail column the policies name,
     and the subject filter of every such store is served by that index."""
-    from lethe.synthetic import apply_reference_schema
+    from lethe_dev.synthetic import apply_reference_schema
 
     apply_reference_schema(make_hook())
     checked = set()

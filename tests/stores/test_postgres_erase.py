@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from lethe.domain.counts import EraseResult, RectifyResult
+from lethe.domain.identities import value_hash
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
-from lethe.stores.base import EraseResult, Protection, RectifyResult
 from lethe.stores.postgres import PostgresRetentionAdapter
-from lethe.subjects.actions import value_hash
 from tests.stores.conftest import (
     JAN,
     JAN_NEIGHBOUR,

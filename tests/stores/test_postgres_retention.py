@@ -17,11 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lethe.domain.cutoffs import Cutoff, cutoff_before
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Duration
 from lethe.policy.vocabulary import Identity
 from lethe.stores import postgres as adapter_module
-from lethe.stores.base import Cutoff, Protection, cutoff_before
 from lethe.stores.postgres import PostgresRetentionAdapter
 from tests.stores.conftest import CONN_ID, ams, fresh_schema, make_hook, postgres_store, utc
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from lethe import connections
+from lethe.domain.counts import CollectResult
+from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy import Identity, S3Store
-from lethe.stores.base import CollectResult, Protection
 from lethe.stores.s3 import S3RetentionAdapter
 from tests.stores.conftest import (
     VISITOR,

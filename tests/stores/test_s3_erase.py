@@ -12,9 +12,10 @@ from __future__ import annotations
 import pytest
 
 from lethe import connections
+from lethe.domain.counts import EraseResult
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError
 from lethe.policy import Identity, S3Store
-from lethe.stores.base import EraseResult, Protection
 from lethe.stores.s3 import S3RetentionAdapter
 from tests.stores.conftest import (
     VISITOR,

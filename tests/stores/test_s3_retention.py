@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lethe import connections
+from lethe.domain.cutoffs import Cutoff
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Identity, S3Store
 from lethe.policy.vocabulary import KeyTimeSource
-from lethe.stores.base import Cutoff, Protection
 from lethe.stores.s3 import S3RetentionAdapter
 from tests.stores.conftest import (
     export_key,

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from lethe import connections
+from lethe.domain.counts import CollectResult
+from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy import Identity, SftpStore
-from lethe.stores.base import CollectResult, Protection
 from lethe.stores.sftp import COPY_CHUNK, SFTPRetentionAdapter
 from tests.stores.conftest import (
     JAN,

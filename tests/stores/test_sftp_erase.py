@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lethe.domain.counts import EraseResult
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError
 from lethe.policy import Identity
-from lethe.stores.base import EraseResult, Protection
 from tests.stores.conftest import (
     JAN,
     JAN_NEIGHBOUR,
@@ -171,7 +172,7 @@ def test_failures_are_counted_and_the_rest_erased(hook, catalog, tree, customers
 def test_identities_in_paths_compare_as_subjects_values_do():
     """E-mail addresses in a path compare in lower case, with the subject's values and with
     holds (which are put in canonical form, whatever case or spelling they were typed in)."""
-    from lethe.stores.base import shares_identity
+    from lethe.domain.protection import shares_identity
 
     found = {Identity.EMAIL: ("JAN@X.NL",), Identity.PHONE: (JAN,)}
     assert shares_identity(found, {Identity.EMAIL: frozenset({"jan@x.nl"})})

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lethe import connections
+from lethe.domain.cutoffs import Cutoff
+from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Identity, SftpStore
-from lethe.stores.base import Cutoff, Protection
 from lethe.stores.sftp import SFTPRetentionAdapter, join_remote, safe_name
 from tests.stores.conftest import Tree, sftp_adapter, sftp_hook, stamp, support_name
 

@@ -122,7 +122,7 @@ class _Store:
         return nullcontext()
 
     def erase(self, subject, protection):
-        from lethe.stores.base import EraseResult
+        from lethe.domain.counts import EraseResult
 
         step = self.steps.pop(0) if self.steps else EraseResult()
         if isinstance(step, BaseException):
@@ -141,7 +141,7 @@ def script(monkeypatch):
 
 
 def _erase(control, request_id, category, resolution=RESOLUTION):
-    from lethe.stores.base import Protection
+    from lethe.domain.protection import Protection
 
     return actions.erase(
         control,
@@ -164,8 +164,8 @@ VISITOR = Resolution(
 
 def test_a_store_failing_part_way_keeps_its_removals_and_the_retry_answers_erased(control, script):
     from lethe.control.requests import progress
+    from lethe.domain.counts import EraseResult
     from lethe.exceptions import PurgeError
-    from lethe.stores.base import EraseResult
 
     request_id = _request(control, "erasure")
     script["telecom.web_visits"] = [EraseResult(removed=2), EraseResult()]
@@ -203,7 +203,7 @@ def test_an_anonymising_store_s_partial_count_is_of_anonymised_rows(control, scr
 
 
 def test_held_items_count_as_they_are_now_not_once_per_try(control, script):
-    from lethe.stores.base import EraseResult
+    from lethe.domain.counts import EraseResult
 
     request_id = _request(control, "erasure")
     script["telecom.usage_records"] = [EraseResult(withheld=2), EraseResult(withheld=2)]

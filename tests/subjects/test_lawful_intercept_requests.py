@@ -13,10 +13,11 @@ import json
 
 import pytest
 
+from lethe.domain.counts import CollectResult, EraseResult
+from lethe.domain.protection import Protection
 from lethe.operators.export import portable_categories
 from lethe.policy import Identity, load_catalog
 from lethe.policy.vocabulary import Right
-from lethe.stores.base import CollectResult, EraseResult, Protection
 from lethe.stores.s3 import S3RetentionAdapter
 from lethe.subjects import actions
 from lethe.subjects.resolution import Resolution, resolve

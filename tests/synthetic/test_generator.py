@@ -19,10 +19,10 @@ from types import SimpleNamespace
 import pytest
 
 from lethe.connections import OBJECT_STORE, RECORDINGS_SFTP, TELECOM_DB
-from lethe.synthetic import generator as gen
-from lethe.synthetic.fingerprint import postgres_fingerprint, s3_fingerprint, sftp_fingerprint
-from lethe.synthetic.generator import SyntheticProvider
-from lethe.synthetic.schema import TABLE_COLUMNS
+from lethe_dev.synthetic import generator as gen
+from lethe_dev.synthetic.fingerprint import postgres_fingerprint, s3_fingerprint, sftp_fingerprint
+from lethe_dev.synthetic.generator import SyntheticProvider
+from lethe_dev.synthetic.schema import TABLE_COLUMNS
 
 AS_OF = date(2025, 6, 30)
 SEED = 20180417
@@ -434,7 +434,7 @@ def test_shared_and_near_twin_identities(sql, provider):
 
 
 def test_cli_seed_prints_the_counts(seeded, capsys):
-    from lethe.synthetic.__main__ import main
+    from lethe_dev.synthetic.__main__ import main
 
     argv = ["seed", "--seed", str(SEED), "--as-of", AS_OF.isoformat(), "--stores", "postgres"]
     assert main(argv) == 0

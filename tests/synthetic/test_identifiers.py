@@ -10,12 +10,12 @@ from datetime import date
 
 import pytest
 
-from lethe.identities import normalise
-from lethe.synthetic import identifiers as ids
-from lethe.synthetic.__main__ import build_parser, main
-from lethe.synthetic.generator import SyntheticProvider
-from lethe.synthetic.loaders import copy_chunks, copy_field
-from lethe.synthetic.wav import wav_bytes
+from lethe.domain.identities import normalise
+from lethe_dev.synthetic import identifiers as ids
+from lethe_dev.synthetic.__main__ import build_parser, main
+from lethe_dev.synthetic.generator import SyntheticProvider
+from lethe_dev.synthetic.loaders import copy_chunks, copy_field
+from lethe_dev.synthetic.wav import wav_bytes
 
 AS_OF = date(2025, 6, 30)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from lethe.domain.protection import Protection
 from lethe.policy.vocabulary import Identity
-from lethe.stores.base import Protection
 
 if TYPE_CHECKING:
     from lethe.policy.models import Category

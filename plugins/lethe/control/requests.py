@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lethe.domain.identities import as_json, normalise_all
 from lethe.exceptions import LetheError, StoreError
-from lethe.identities import as_json, normalise_all
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -102,7 +102,7 @@ def register_request(
     :param intake: (dag_id, run_id) of the form run registering it, so its retries find it.
     :return: the new request id.
     :raises RequestError: an unknown right.
-    :raises lethe.identities.InvalidIdentity: a malformed identity.
+    :raises lethe.domain.identities.InvalidIdentity: a malformed identity.
     """
     if right not in RIGHTS:
         raise RequestError(f"unknown right; expected one of {', '.join(RIGHTS)}")
@@ -447,7 +447,7 @@ def progress(conn, request_id: str) -> dict[str, dict[str, dict[str, int]]]:
 
 def load_resolution(conn, request_id: str) -> dict[str, dict[str, list[str]]]:
     """The identities earlier tries resolved (``{"subject": ..., "organisations": ...}``
-    in the JSON form of :func:`lethe.identities.as_json`); empty before the first."""
+    in the JSON form of :func:`lethe.domain.identities.as_json`); empty before the first."""
     (saved,) = _columns(conn, request_id, "resolved_identities")
     if isinstance(saved, str):
         saved = json.loads(saved)

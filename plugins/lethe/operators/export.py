@@ -131,7 +131,7 @@ class SubjectExportOperator(BaseOperator):
         return S3Hook(aws_conn_id=self.export_conn_id, config={"signature_version": "s3v4"})
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.identities import InvalidIdentity
+        from lethe.domain.identities import InvalidIdentity
 
         days = self._link_days()
         include_files = as_bool(self.include_recordings, "include_recordings")
@@ -178,7 +178,7 @@ class SubjectExportOperator(BaseOperator):
     ) -> tuple[str, str, dict[Identity, frozenset[str]]]:
         """(request id, right, identities) of the subject to export."""
         from lethe.control.requests import load_request, register_request
-        from lethe.identities import InvalidIdentity, normalise_all
+        from lethe.domain.identities import InvalidIdentity, normalise_all
         from lethe.intake import find_intake_request, form_identities, identity_fields
         from lethe.operators.wiring import IDENTITY_TEMPLATES
 

@@ -96,7 +96,7 @@ def load_or_refuse(control, context: Context, request_id: str):
         refused, :func:`refuse_malformed`) or there is no such request; no retry helps.
     """
     from lethe.control.requests import RequestError, load_request
-    from lethe.identities import InvalidIdentity
+    from lethe.domain.identities import InvalidIdentity
 
     try:
         return load_request(control, request_id)
@@ -252,7 +252,7 @@ class RegisterSubjectRequestOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.control.requests import RIGHTS
-        from lethe.identities import InvalidIdentity, normalise_all
+        from lethe.domain.identities import InvalidIdentity, normalise_all
         from lethe.intake import find_intake_request, form_identities, form_text
 
         ti = context["ti"]
@@ -379,7 +379,7 @@ class RegisterSubjectRequestOperator(BaseOperator):
         """Insert the request (not committed: the ledger entry commits both)."""
         import json
 
-        from lethe.identities import as_json
+        from lethe.domain.identities import as_json
 
         ti = context["ti"]
         with control.cursor() as cur:

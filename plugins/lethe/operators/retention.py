@@ -20,16 +20,18 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control import connect
+from lethe.domain.labels import store_label
 from lethe.exceptions import LetheError, PurgeError, PurgeGuardError
-from lethe.stores.base import store_label
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow.sdk import Context
 
+    from lethe.domain.counts import Survey
+    from lethe.domain.cutoffs import Cutoff
     from lethe.policy.models import Category, PolicyFamily
-    from lethe.stores.base import Cutoff, StoreAdapter, Survey
+    from lethe.stores.base import StoreAdapter
 
 
 def as_bool(value: Any, name: str) -> bool:

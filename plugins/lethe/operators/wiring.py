@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, TriggerRule
 
-from lethe.identities import (
+from lethe.domain.identities import (
     MAX_LENGTH,
     MAX_PHONE_LENGTH,
     MAX_VALUES,
@@ -78,7 +78,7 @@ def identity_params() -> dict[str, Param]:
     Each field may be left empty (``null`` in its type: Airflow's form marks a field whose
     type does not allow null as required, and one of them is enough; the operators refuse
     a request without any). The form checks their shape with the same character rules as
-    :mod:`lethe.identities` (so it accepts every spelling the normaliser accepts, e.g.
+    :mod:`lethe.domain.identities` (so it accepts every spelling the normaliser accepts, e.g.
     ``+31 (0)6 12345678``); the operators then validate and normalise every value before
     anything is stored or searched.
     """

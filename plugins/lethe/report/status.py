@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lethe.domain.labels import store_label
 from lethe.policy.models import CustomerDefinedRetention, FixedRetention, UntilServiceEnd
-from lethe.stores.base import store_label
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -62,19 +62,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from lethe.domain.counts import CollectResult, EraseResult, PurgeResult, RectifyResult, Survey
+from lethe.domain.cutoffs import PROVIDER_TZ
+from lethe.domain.identities import InvalidIdentity, normalise, phone_parts, value_hash
 from lethe.exceptions import PurgeError, StoreError
-from lethe.identities import InvalidIdentity, normalise, phone_parts
 from lethe.policy.models import AgeFromColumn, Anonymise, PostgresStore
-from lethe.stores.base import (
-    PROVIDER_TZ,
-    CollectResult,
-    EraseResult,
-    PurgeResult,
-    RectifyResult,
-    StoreAdapter,
-    Survey,
-)
-from lethe.subjects.actions import value_hash
+from lethe.stores.base import StoreAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -82,9 +75,11 @@ if TYPE_CHECKING:
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from lethe.domain.cutoffs import Cutoff
+    from lethe.domain.protection import Protection
     from lethe.policy.models import Category
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import Cutoff, ExportSink, Protection, RowSink
+    from lethe.stores.base import ExportSink, RowSink
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +386,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         ``known``, one query: ``SELECT DISTINCT <reveals columns> FROM <table> WHERE
         <known columns> = ANY(<typed array>)``, the known columns compared in their own
         type as :meth:`collect` does (so their indexes serve the lookup). Every non-null
-        revealed value comes back in the form :func:`lethe.identities.normalise` gives it
+        revealed value comes back in the form :func:`lethe.domain.identities.normalise` gives it
         (e-mail in lower case, phone in E.164, ids as digits, an ``inet`` by its host
         address, a ``macaddr`` as lower-case pairs with colons), so it can search other
         stores; a stored value that is not a valid identity of its type is left out (and

@@ -64,29 +64,23 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lethe.domain.counts import CollectResult, EraseResult, PurgeResult, SurveyTally
+from lethe.domain.protection import Protection, comparable, shares_identity
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.primitives import DATE_PARTS, Duration, layout_placeholders
 from lethe.policy.vocabulary import KeyTimeSource, ObjectFormat
-from lethe.stores.base import (
-    CollectResult,
-    Cutoff,
-    EraseResult,
-    Protection,
-    PurgeResult,
-    StoreAdapter,
-    SurveyTally,
-    comparable,
-    shares_identity,
-)
+from lethe.stores.base import NoRectifiableColumns, StoreAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from lethe.domain.counts import Survey
+    from lethe.domain.cutoffs import Cutoff
     from lethe.policy.models import Category, KeyMatch, S3Store
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink, RowSink, Survey
+    from lethe.stores.base import ExportSink, RowSink
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +280,7 @@ class _Deleter:
             self.flush()
 
 
-class S3RetentionAdapter(StoreAdapter):
+class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
     """Survey and purge the objects of one :class:`~lethe.policy.models.S3Store`.
 
     :param hook: the S3 hook of the store's connection (``store.conn_id``); its boto3

@@ -32,18 +32,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from lethe.domain.counts import CollectResult, EraseResult, PurgeResult, SurveyTally
+from lethe.domain.protection import Protection, shares_identity
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import FileTimeSource
-from lethe.stores.base import (
-    CollectResult,
-    Cutoff,
-    EraseResult,
-    Protection,
-    PurgeResult,
-    StoreAdapter,
-    SurveyTally,
-    shares_identity,
-)
+from lethe.stores.base import NoRectifiableColumns, StoreAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -51,9 +44,11 @@ if TYPE_CHECKING:
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import SFTPAttributes, SFTPClient
 
+    from lethe.domain.counts import Survey
+    from lethe.domain.cutoffs import Cutoff
     from lethe.policy.models import Category, PathMatch, SftpStore
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink, Survey
+    from lethe.stores.base import ExportSink
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +118,7 @@ class _Found:
     groups: dict[str, str | None]
 
 
-class SFTPRetentionAdapter(StoreAdapter):
+class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
     """Survey and purge the files of one :class:`~lethe.policy.models.SftpStore`.
 
     :param hook: the SFTP hook of the store's connection (``store.conn_id``); not used

@@ -9,14 +9,13 @@ beyond what the privacy statement itself says. The real reason is kept for the l
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from lethe.domain.labels import store_label
+from lethe.domain.protection import Protection
 from lethe.policy.vocabulary import Controller, Identity, LegalBasis, Right
-from lethe.stores.base import Protection, store_label
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -379,11 +378,6 @@ def lift_resolved_restrictions(control) -> list[tuple[str, int]]:
     for request_id in lifted:
         counts[request_id] = counts.get(request_id, 0) + 1
     return sorted(counts.items())
-
-
-def value_hash(value: Any) -> str:
-    """SHA-256 of a value's canonical JSON form: what the ledger keeps of old and new."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def rectify(

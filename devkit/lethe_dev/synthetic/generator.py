@@ -26,10 +26,10 @@ from functools import cached_property
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from lethe.synthetic import identifiers as ids
-from lethe.synthetic import vocab
-from lethe.synthetic.schema import TABLE_COLUMNS
-from lethe.synthetic.wav import wav_bytes
+from lethe_dev.synthetic import identifiers as ids
+from lethe_dev.synthetic import vocab
+from lethe_dev.synthetic.schema import TABLE_COLUMNS
+from lethe_dev.synthetic.wav import wav_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -533,7 +533,7 @@ class SyntheticProvider:
         :param hook: hook on the telecom database; default ``PostgresHook(TELECOM_DB)``
         :return: ``{"telecom.<table>": rows, "telecom.usage_records (partitions)": n}``
         """
-        from lethe.synthetic import loaders
+        from lethe_dev.synthetic import loaders
 
         if hook is None:
             from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -549,7 +549,7 @@ class SyntheticProvider:
         :param hook: hook on the recording server; default ``SFTPHook(RECORDINGS_SFTP)``
         :return: ``{"sftp:/recordings/support/": files, "sftp:/recordings/customers/": files}``
         """
-        from lethe.synthetic import loaders
+        from lethe_dev.synthetic import loaders
 
         if hook is None:
             from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -568,7 +568,7 @@ class SyntheticProvider:
         :return: ``{"s3://<bucket>/<prefix>/": objects, ...}``, plus the number of
             noncurrent versions in the lawful-intercept bucket
         """
-        from lethe.synthetic import loaders
+        from lethe_dev.synthetic import loaders
 
         if hook is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook

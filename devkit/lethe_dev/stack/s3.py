@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from lethe.exceptions import StackError
-from lethe.stack._net import LOOPBACK, wait_for_port
+from lethe_dev.stack._net import LOOPBACK, wait_for_port
 
 log = logging.getLogger(__name__)
 

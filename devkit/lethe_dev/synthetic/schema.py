@@ -127,12 +127,12 @@ USAGE_TABLE = "usage_records"
 USAGE_PARTITION_PREFIX = "usage_records_p"
 
 # Serialises concurrent appliers (two test sessions, a DAG and the CLI) on one database.
-_ADVISORY_LOCK_KEY = "lethe.synthetic.telecom_schema"
+_ADVISORY_LOCK_KEY = "lethe_dev.synthetic.telecom_schema"
 
 
 def reference_sql() -> str:
     """The text of ``telecom.sql``, read from this package."""
-    return resources.files("lethe.synthetic").joinpath("telecom.sql").read_text("utf-8")
+    return resources.files("lethe_dev.synthetic").joinpath("telecom.sql").read_text("utf-8")
 
 
 def apply_reference_schema(hook: PostgresHook) -> None:

@@ -12,7 +12,7 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING, Any
 
-from lethe.synthetic.schema import SCHEMA, TABLE_COLUMNS, USAGE_PARTITION_PREFIX, USAGE_TABLE
+from lethe_dev.synthetic.schema import SCHEMA, TABLE_COLUMNS, USAGE_PARTITION_PREFIX, USAGE_TABLE
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook

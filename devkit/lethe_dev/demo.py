@@ -1,4 +1,4 @@
-"""``python -m lethe.demo``: the main job on the embedded default stores (``make demo``).
+"""``python -m lethe_dev.demo``: the main job on the embedded default stores (``make demo``).
 
 Starts the embedded PostgreSQL, SFTP and S3 servers, applies the reference telecom schema
 and the privacy control schema, seeds the synthetic provider and prints the policy
@@ -44,7 +44,7 @@ DEFAULT_STATE_DIR = checkout.state_dir() / "demo"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lethe.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lethe_dev.demo", description=__doc__)
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -157,9 +157,9 @@ def _run(args: argparse.Namespace, state_dir: Path) -> int:
     from lethe.exceptions import LetheError
     from lethe.policy import load_catalog
     from lethe.policy.table import format_policy_table
-    from lethe.stack import EmbeddedStack
-    from lethe.synthetic.generator import SyntheticProvider
-    from lethe.synthetic.schema import apply_reference_schema
+    from lethe_dev.stack import EmbeddedStack
+    from lethe_dev.synthetic.generator import SyntheticProvider
+    from lethe_dev.synthetic.schema import apply_reference_schema
 
     as_of = args.as_of or date.today()
     compliant = False

@@ -33,7 +33,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from lethe.exceptions import StackError
-from lethe.stack._net import LOOPBACK, free_port
+from lethe_dev.stack._net import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Command line of the synthetic provider.
 
-``python -m lethe.synthetic seed`` resets and seeds the stores behind the lethe connections
+``python -m lethe_dev.synthetic seed`` resets and seeds the stores behind the lethe connections
 (``AIRFLOW_CONN_*`` variables) and prints a JSON summary of counts and timings;
-``python -m lethe.synthetic digest`` prints the SHA-256 of the data without touching a store.
+``python -m lethe_dev.synthetic digest`` prints the SHA-256 of the data without touching a store.
 Airflow's home is the checkout's ``.lethe/airflow`` unless ``AIRFLOW_HOME`` is set.
 """
 
@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from lethe import checkout
-from lethe.synthetic.generator import DEFAULT_SEED, SyntheticProvider
+from lethe_dev.synthetic.generator import DEFAULT_SEED, SyntheticProvider
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,9 +43,9 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m lethe.synthetic``."""
+    """The argument parser of ``python -m lethe_dev.synthetic``."""
     parser = argparse.ArgumentParser(
-        prog="python -m lethe.synthetic",
+        prog="python -m lethe_dev.synthetic",
         description="Seed the governed stores with a deterministic synthetic ICT provider.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,5 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Airflow's plugin loader imports every file under plugins/ as a module named after the
 # file, so this one can be imported as "__main__": run only when started with -m.
-if __name__ == "__main__" and __spec__ is not None and __spec__.name == "lethe.synthetic.__main__":
+_MODULE = "lethe_dev.synthetic.__main__"
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == _MODULE:
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Command line of the embedded stack: ``python -m lethe.stack up | env | down | status | serve``.
+"""The embedded stack's command line: ``python -m lethe_dev.stack up|env|down|status|serve``.
 
 The SFTP and S3 servers live in threads of the process that started them, so ``up`` starts a
 detached ``serve`` process (its own session, output in ``STATE_DIR/stack.log``), waits until
@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import lethe
+import lethe_dev
 from lethe import checkout
 from lethe.exceptions import StackError
-from lethe.stack import EmbeddedStack
-from lethe.stack._net import port_open
-from lethe.stack.postgres import EmbeddedPostgres
+from lethe_dev.stack import EmbeddedStack
+from lethe_dev.stack._net import port_open
+from lethe_dev.stack.postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _serve_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live ``lethe.stack serve`` process (not a zombie, not a reused pid)."""
+    """Whether ``pid`` is a live ``lethe_dev.stack serve`` process (no zombie, no reused pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,7 +86,7 @@ def _serve_alive(pid: int) -> bool:
         cmdline = (proc / "cmdline").read_bytes().split(b"\0")
     except (OSError, IndexError):
         return False
-    return status != "Z" and b"lethe.stack" in cmdline and b"serve" in cmdline
+    return status != "Z" and b"lethe_dev.stack" in cmdline and b"serve" in cmdline
 
 
 def _running_state(state_dir: Path) -> dict[str, Any] | None:
@@ -115,7 +116,7 @@ def _log_tail(state_dir: Path, offset: int = 0, lines: int = 20) -> str:
 
 def _not_up(state_dir: Path) -> StackError:
     return StackError(
-        f"the lethe stack is not up in {state_dir}: start it with `python -m lethe.stack up`"
+        f"the lethe stack is not up in {state_dir}: start it with `python -m lethe_dev.stack up`"
     )
 
 
@@ -140,10 +141,12 @@ def cmd_up(state_dir: Path, timeout: float) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
 
     env = dict(os.environ)
-    package_parent = str(Path(lethe.__file__).resolve().parents[1])
+    package_parents = [
+        str(Path(package.__file__).resolve().parents[1]) for package in (lethe, lethe_dev)
+    ]
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join([package_parent, *paths])
-    command = [sys.executable, "-m", "lethe.stack", "serve", "--state-dir", str(state_dir)]
+    env["PYTHONPATH"] = os.pathsep.join([*package_parents, *paths])
+    command = [sys.executable, "-m", "lethe_dev.stack", "serve", "--state-dir", str(state_dir)]
     with (state_dir / LOG_FILE).open("ab") as log_file:
         log_offset = log_file.tell()
         process = subprocess.Popen(
@@ -176,7 +179,7 @@ def cmd_up(state_dir: Path, timeout: float) -> int:
         time.sleep(0.1)
     print(f"the lethe stack is up in {state_dir} (pid {process.pid})")
     _print_services(state)
-    print(f'connection variables: eval "$(python -m lethe.stack env --state-dir {state_dir})"')
+    print(f'connection variables: eval "$(python -m lethe_dev.stack env --state-dir {state_dir})"')
     return 0
 
 
@@ -320,9 +323,9 @@ def cmd_serve(state_dir: Path) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m lethe.stack``."""
+    """The argument parser of ``python -m lethe_dev.stack``."""
     parser = argparse.ArgumentParser(
-        prog="python -m lethe.stack",
+        prog="python -m lethe_dev.stack",
         description="Local PostgreSQL, SFTP and S3 servers for lethe's Airflow connections.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,9 +1,9 @@
-"""Lethe in a running Airflow: ``python -m lethe.stack.service up | down | status | env``.
+"""Lethe in a running Airflow: ``python -m lethe_dev.stack.service up | down | status | env``.
 
 ``up`` makes one local Airflow 3 service on the embedded stack, all of it under the
 checkout's ``.lethe/``:
 
-1. the embedded stores (``python -m lethe.stack up``, in the background, ``.lethe/stack``);
+1. the embedded stores (``python -m lethe_dev.stack up``, in the background, ``.lethe/stack``);
 2. the control schema migrated and, when the telecom schema is missing (or ``--reseed``),
    the synthetic provider seeded at scale 1;
 3. Airflow's metadata in a database of its own (``airflow``) on the stack's PostgreSQL
@@ -22,7 +22,7 @@ in ``.lethe/airflow-service/``.
 
 ``down`` sends each component's process group SIGTERM, then SIGKILL to what is left after
 a timeout, and stops the stack. ``env`` prints the variables the service runs with, for
-the ``airflow`` command in a shell (``eval "$(python -m lethe.stack.service env)"``).
+the ``airflow`` command in a shell (``eval "$(python -m lethe_dev.stack.service env)"``).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from urllib.parse import quote
 
 from lethe import checkout
 from lethe.exceptions import StackError
-from lethe.stack import cli as stack_cli
-from lethe.stack._net import LOOPBACK, port_open
+from lethe_dev.stack import cli as stack_cli
+from lethe_dev.stack._net import LOOPBACK, port_open
 
 #: Where the service keeps its pids, logs and secrets.
 SERVICE_DIR = checkout.state_dir() / "airflow-service"
@@ -343,7 +343,7 @@ def cmd_up(service_dir: Path, *, port: int, parallelism: int, timeout: float, re
     if reseed or not _telecom_seeded(stack["postgres_dsn"]):
         _run_step(
             "the synthetic provider (scale 1)",
-            [python, "-m", "lethe.synthetic", "seed", "--scale", "1"],
+            [python, "-m", "lethe_dev.synthetic", "seed", "--scale", "1"],
             env,
             prepare_log,
         )
@@ -475,9 +475,9 @@ def cmd_env(service_dir: Path, port: int, parallelism: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m lethe.stack.service``."""
+    """The argument parser of ``python -m lethe_dev.stack.service``."""
     parser = argparse.ArgumentParser(
-        prog="python -m lethe.stack.service",
+        prog="python -m lethe_dev.stack.service",
         description="Airflow 3 with every lethe DAG on the embedded stack, under .lethe/.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -534,5 +534,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__" and __spec__ is not None and __spec__.name == "lethe.stack.service":
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == "lethe_dev.stack.service":
     sys.exit(main())

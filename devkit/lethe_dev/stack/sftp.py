@@ -24,7 +24,7 @@ from typing import Any
 import asyncssh
 
 from lethe.exceptions import StackError
-from lethe.stack._net import LOOPBACK
+from lethe_dev.stack._net import LOOPBACK
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from lethe.synthetic import vocab
+from lethe_dev.synthetic import vocab
 
 if TYPE_CHECKING:
     import random
@@ -51,7 +51,7 @@ def mobile_number(rng: random.Random) -> str:
     """A Dutch mobile number in E.164 form, ``+316`` followed by eight digits.
 
     The first of them is one the numbering plan assigns to mobiles (61-66, 68), so every
-    number passes the phone check of :mod:`lethe.identities` as a person would type it.
+    number passes the phone check of :mod:`lethe.domain.identities` as a person would type it.
     """
     return f"+316{rng.choice(_MOBILE_BLOCKS)}{rng.randrange(0, 10_000_000):07d}"
 

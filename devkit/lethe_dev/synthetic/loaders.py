@@ -1,4 +1,4 @@
-"""Write a :class:`~lethe.synthetic.generator.SyntheticProvider` into the three stores.
+"""Write a :class:`~lethe_dev.synthetic.generator.SyntheticProvider` into the three stores.
 
 Each loader is a reset: it first removes what the store holds (telecom rows and usage
 partitions; the recordings tree; every object version in the buckets), then writes the
@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import StoreError
-from lethe.synthetic import generator as gen
-from lethe.synthetic.schema import (
+from lethe_dev.synthetic import generator as gen
+from lethe_dev.synthetic.schema import (
     SCHEMA,
     TABLE_COLUMNS,
     USAGE_TABLE,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import SFTPClient
 
-    from lethe.synthetic.generator import SyntheticProvider
+    from lethe_dev.synthetic.generator import SyntheticProvider
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,9 @@ Every pattern here spells digits as ``[0-9]``: ``\\d`` matches any Unicode digit
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -248,3 +250,8 @@ def normalise_all(raw: Mapping[str, Any]) -> dict[Identity, frozenset[str]]:
 def as_json(identities: Mapping[Identity, Iterable[str]]) -> dict[str, list[str]]:
     """The JSON form stored on a request: identity type -> sorted values."""
     return {identity.value: sorted(values) for identity, values in sorted(identities.items())}
+
+
+def value_hash(value: Any) -> str:
+    """SHA-256 of a value's canonical JSON form: what the ledger keeps of old and new."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()

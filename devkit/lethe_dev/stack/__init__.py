@@ -7,7 +7,7 @@ Used by the demo and the test suite::
 
 PostgreSQL runs as its own server process (``pg_ctl``); the SFTP (asyncssh) and S3 (moto)
 servers run in threads of the calling process, so they live as long as it does. The command
-line (``python -m lethe.stack up``) keeps a detached process around for them.
+line (``python -m lethe_dev.stack up``) keeps a detached process around for them.
 
 With ``LETHE_TEST_POSTGRES_DSN`` set, no PostgreSQL server is started: a fresh database on
 that server is used and dropped on stop.
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lethe import connections
-from lethe.stack.postgres import EXTERNAL_DSN_ENV, EmbeddedPostgres, ExternalPostgres
-from lethe.stack.s3 import EmbeddedS3Server
-from lethe.stack.sftp import EmbeddedSFTPServer
+from lethe_dev.stack.postgres import EXTERNAL_DSN_ENV, EmbeddedPostgres, ExternalPostgres
+from lethe_dev.stack.s3 import EmbeddedS3Server
+from lethe_dev.stack.sftp import EmbeddedSFTPServer
 
 if TYPE_CHECKING:
     from types import TracebackType

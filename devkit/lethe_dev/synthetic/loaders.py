@@ -16,7 +16,16 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lethe.exceptions import StoreError
-from lethe_dev.synthetic import generator as gen
+from lethe_dev.synthetic.model import (
+    ANALYTICS_BUCKET,
+    BUCKETS,
+    CUSTOMER_RECORDINGS,
+    EXPORTS_BUCKET,
+    LI_BUCKET,
+    LI_KINDS,
+    RECORDINGS_ROOT,
+    SUPPORT_RECORDINGS,
+)
 from lethe_dev.synthetic.schema import (
     SCHEMA,
     TABLE_COLUMNS,
@@ -251,11 +260,11 @@ def load_sftp(provider: SyntheticProvider, hook: SFTPHook) -> dict[str, int]:
     :param hook: hook on the recording server
     :return: ``{"sftp:/recordings/support/": files, "sftp:/recordings/customers/": files}``
     """
-    counts = {gen.SUPPORT_RECORDINGS: 0, gen.CUSTOMER_RECORDINGS: 0}
+    counts = {SUPPORT_RECORDINGS: 0, CUSTOMER_RECORDINGS: 0}
     with hook.get_managed_conn() as sftp:
         known: set[str] = set()
-        _makedirs(sftp, gen.RECORDINGS_ROOT, known)
-        removed = _remove_tree(sftp, gen.RECORDINGS_ROOT)
+        _makedirs(sftp, RECORDINGS_ROOT, known)
+        removed = _remove_tree(sftp, RECORDINGS_ROOT)
         for top in counts:
             _makedirs(sftp, top, known)
         for rec in provider.recordings():
@@ -264,16 +273,16 @@ def load_sftp(provider: SyntheticProvider, hook: SFTPHook) -> dict[str, int]:
                 handle.write(rec.data)
             sftp.utime(rec.path, (rec.mtime, rec.mtime))
             top = (
-                gen.SUPPORT_RECORDINGS
-                if rec.path.startswith(gen.SUPPORT_RECORDINGS + "/")
-                else gen.CUSTOMER_RECORDINGS
+                SUPPORT_RECORDINGS
+                if rec.path.startswith(SUPPORT_RECORDINGS + "/")
+                else CUSTOMER_RECORDINGS
             )
             counts[top] += 1
     log.info(
         "Seeded %s: %d support-line and %d customer recordings (%d old files removed)",
-        gen.RECORDINGS_ROOT,
-        counts[gen.SUPPORT_RECORDINGS],
-        counts[gen.CUSTOMER_RECORDINGS],
+        RECORDINGS_ROOT,
+        counts[SUPPORT_RECORDINGS],
+        counts[CUSTOMER_RECORDINGS],
         removed,
     )
     return {f"sftp:{top}/": count for top, count in counts.items()}
@@ -348,18 +357,16 @@ def load_s3(provider: SyntheticProvider, hook: S3Hook) -> dict[str, int]:
     """
     client = hook.get_conn()
     removed = 0
-    for bucket in gen.BUCKETS:
+    for bucket in BUCKETS:
         _ensure_bucket(hook, bucket)
         removed += empty_bucket(client, bucket)
-    client.put_bucket_versioning(
-        Bucket=gen.LI_BUCKET, VersioningConfiguration={"Status": "Enabled"}
-    )
-    _make_private(client, gen.EXPORTS_BUCKET)
-    noncurrent = f"s3://{gen.LI_BUCKET} (noncurrent versions)"
-    counts: dict[str, int] = {f"s3://{gen.LI_BUCKET}/traffic/{kind}/": 0 for kind in gen.LI_KINDS}
+    client.put_bucket_versioning(Bucket=LI_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    _make_private(client, EXPORTS_BUCKET)
+    noncurrent = f"s3://{LI_BUCKET} (noncurrent versions)"
+    counts: dict[str, int] = {f"s3://{LI_BUCKET}/traffic/{kind}/": 0 for kind in LI_KINDS}
     counts[noncurrent] = 0
-    counts[f"s3://{gen.ANALYTICS_BUCKET}/exports/"] = 0
-    counts[f"s3://{gen.EXPORTS_BUCKET}/"] = 0
+    counts[f"s3://{ANALYTICS_BUCKET}/exports/"] = 0
+    counts[f"s3://{EXPORTS_BUCKET}/"] = 0
     for obj in provider.s3_objects():
         content_type = "application/x-ndjson" if obj.key.endswith(".jsonl") else "text/csv"
         for body in (*obj.earlier_versions, obj.body):
@@ -368,13 +375,13 @@ def load_s3(provider: SyntheticProvider, hook: S3Hook) -> dict[str, int]:
         prefix = obj.key.split("/")
         name = (
             f"s3://{obj.bucket}/{prefix[0]}/{prefix[1]}/"
-            if obj.bucket == gen.LI_BUCKET
+            if obj.bucket == LI_BUCKET
             else f"s3://{obj.bucket}/{prefix[0]}/"
         )
         counts[name] += 1
     log.info(
         "Seeded buckets %s: %d objects, %d noncurrent versions (%d old versions removed)",
-        ", ".join(gen.BUCKETS),
+        ", ".join(BUCKETS),
         sum(v for k, v in counts.items() if k != noncurrent),
         counts[noncurrent],
         removed,

@@ -8,13 +8,19 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.lethe-installed
 
 .PHONY: demo test lint format install tools stack-up stack-env stack-down airflow airflow-env \
-        airflow-status airflow-down validate clean
+        airflow-status airflow-down validate clean bench
 
 demo: install
 	$(PY) -m lethe_dev.demo
 
 test: install tools validate
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark side by side (bench/run.py): a table of medians and ratios against the
+# targets, and docs/benchmarks.md rewritten. ~10 minutes on 2 CPUs; BENCH_ARGS=--quick for a
+# smoke run of a minute or two (docs left alone).
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Every policy file, every error with its file, category and field; non-zero on any.
 validate: install

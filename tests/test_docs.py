@@ -32,7 +32,7 @@ def test_retention_dags_are_counted_right():
     retention_dags = len(list((ROOT / "dags").glob("retention_*.py")))
     sources = {
         "README.md": (ROOT / "README.md").read_text(),
-        "lethe/demo.py": (ENGINE / "demo.py").read_text(),
+        "lethe_dev/demo.py": (ROOT / "devkit" / "lethe_dev" / "demo.py").read_text(),
     }
     for name, text in sources.items():
         counts = re.findall(r"\bthe (\w+) retention DAGs\b", text)

@@ -67,7 +67,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lethe.domain.counts import CollectResult, EraseResult, PurgeResult, SurveyTally
 from lethe.domain.protection import Protection, comparable, shares_identity
 from lethe.exceptions import PurgeError, StoreError
-from lethe.policy.primitives import DATE_PARTS, Duration, layout_placeholders
+from lethe.policy.layout import DATE_PARTS, layout_placeholders
+from lethe.policy.primitives import Duration
 from lethe.policy.vocabulary import KeyTimeSource, ObjectFormat
 from lethe.stores.base import NoRectifiableColumns, StoreAdapter
 

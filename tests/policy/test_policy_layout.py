@@ -21,7 +21,19 @@ from lethe.policy.layout import (
 
 HOURLY = "traffic/{service}/{yyyy}/{mm}/{dd}/{hh}.jsonl"
 DAILY = "exports/{yyyy}/{mm}/{dd}/visits-{yyyy}{mm}{dd}.csv"
-FULLWIDTH_2024 = "\uff12\uff10\uff12\uff14"  # "２０２４": int() reads it as 2024
+
+
+def fullwidth(digits: str) -> str:
+    """The same digits in fullwidth forms (U+FF10...), which int() reads as ASCII digits."""
+    return "".join(chr(0xFF10 + int(d)) for d in digits)
+
+
+def arabic_indic(digits: str) -> str:
+    """The same digits in Arabic-Indic forms (U+0660...), which int() reads too."""
+    return "".join(chr(0x0660 + int(d)) for d in digits)
+
+
+FULLWIDTH_2024 = fullwidth("2024")
 
 
 def _s3_store(layout: str, **changes) -> S3Store:
@@ -45,10 +57,18 @@ def test_placeholders_in_order_with_repeats():
 @pytest.mark.parametrize(
     ("name", "good", "bad"),
     [
-        ("yyyy", ["2024", "0001", "9999"], ["24", "20245", "２０２４", "٢٠٢٤", "202a"]),
-        ("mm", ["01", "09", "10", "12"], ["00", "13", "1", "１２", "0١"]),
-        ("dd", ["01", "19", "29", "31"], ["00", "32", "3", "２９", "1٩"]),
-        ("hh", ["00", "09", "19", "23"], ["24", "7", "０７", "1٩"]),
+        (
+            "yyyy",
+            ["2024", "0001", "9999"],
+            ["24", "20245", fullwidth("2024"), arabic_indic("2024"), "202" + fullwidth("4")],
+        ),
+        ("mm", ["01", "09", "10", "12"], ["00", "13", "1", fullwidth("12"), "0" + fullwidth("1")]),
+        (
+            "dd",
+            ["01", "19", "29", "31"],
+            ["00", "32", "3", fullwidth("29"), "1" + arabic_indic("9")],
+        ),
+        ("hh", ["00", "09", "19", "23"], ["24", "7", fullwidth("07"), "1" + arabic_indic("9")]),
         ("service", ["email", "2024", "a b"], ["", "a/b"]),
     ],
 )
@@ -126,7 +146,7 @@ def test_date_period_of_each_date_part(values, start, end):
 
 def test_date_period_without_a_year_is_none_and_an_impossible_date_raises():
     assert date_period({"service": "email"}) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="day is out of range"):
         date_period({"yyyy": "2023", "mm": "02", "dd": "29"})
 
 

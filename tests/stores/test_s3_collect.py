@@ -24,6 +24,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy import Identity, S3Store
 from lethe.stores.s3 import S3RetentionAdapter
+from lethe.stores.s3.collect import S3Collect
 from tests.stores.conftest import (
     VISITOR,
     VISITOR_TWINS,
@@ -389,15 +390,15 @@ def test_an_object_changed_between_the_passes_fails_the_collect(
     hook, catalog, client, bucket, exports, monkeypatch
 ):
     adapter = web_adapter(hook, catalog, bucket)
-    count = adapter._count_subject_rows
+    count = S3Collect._count_subject_rows
 
-    def count_then_change(key, *args):
-        found = count(key, *args)
+    def count_then_change(self, key, *args):
+        found = count(self, key, *args)
         if key == export_key(exports[2]):
             put_object(client, bucket, key, _visits(exports[2], ("/new", VISITOR)))
         return found
 
-    monkeypatch.setattr(adapter, "_count_subject_rows", count_then_change)
+    monkeypatch.setattr(S3Collect, "_count_subject_rows", count_then_change)
     with pytest.raises(StoreError, match="changed or vanished") as raised:
         collect(adapter, {Identity.VISITOR_ID: {VISITOR}})
     assert bucket in str(raised.value)

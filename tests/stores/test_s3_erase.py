@@ -17,6 +17,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError
 from lethe.policy import Identity, S3Store
 from lethe.stores.s3 import S3RetentionAdapter
+from lethe.stores.s3.erasure import S3Erasure
 from tests.stores.conftest import (
     VISITOR,
     VISITOR_TWINS,
@@ -277,22 +278,22 @@ def test_per_key_failures_are_counted_and_the_rest_erased(hook, catalog, client,
     assert VISITOR.encode() not in _get(client, bucket, _key(3))
 
 
-def test_an_object_changed_meanwhile_is_not_overwritten(hook, catalog, client, bucket):
+def test_an_object_changed_meanwhile_is_not_overwritten(hook, catalog, client, bucket, monkeypatch):
     put_object(client, bucket, _key(1), HEADER + _row(1, 9, VISITOR) + _row(1, 10, "visitor-0002"))
     adapter = web_adapter(hook, catalog, bucket)
     newer = HEADER + _row(1, 9, VISITOR) + _row(1, 10, "visitor-0002") + _row(1, 11, "v-new")
-    real = adapter._rewrite
+    real = S3Erasure._rewrite
 
-    def racing(key, census, wanted, **kwargs):
+    def racing(self, key, census, wanted, **kwargs):
         put_object(client, bucket, key, newer)  # another writer, between the count and the write
-        return real(key, census, wanted, **kwargs)
+        return real(self, key, census, wanted, **kwargs)
 
-    adapter._rewrite = racing
-    with pytest.raises(PurgeError, match="Changed") as raised:
-        erase(adapter, {Identity.VISITOR_ID: {VISITOR}})
+    with monkeypatch.context() as patched:
+        patched.setattr(S3Erasure, "_rewrite", racing)
+        with pytest.raises(PurgeError, match="Changed") as raised:
+            erase(adapter, {Identity.VISITOR_ID: {VISITOR}})
     assert (raised.value.removed, raised.value.failed) == (0, 1)
     assert _get(client, bucket, _key(1)) == newer  # the other writer's object stands
-    del adapter._rewrite
     assert erase(adapter, {Identity.VISITOR_ID: {VISITOR}}) == EraseResult(removed=1, rewritten=1)
 
 

@@ -21,6 +21,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy import Identity, SftpStore
 from lethe.stores.sftp import COPY_CHUNK, SFTPRetentionAdapter
+from lethe.stores.sftp.subjects import SftpSubjects
 from tests.stores.conftest import (
     JAN,
     JAN_NEIGHBOUR,
@@ -315,14 +316,14 @@ def test_one_session_for_the_walk_and_every_copy(hook, catalog, tree, customers,
 
 def test_a_file_gone_before_its_copy_is_left_out(hook, catalog, tree, customers, monkeypatch):
     adapter = sftp_adapter(hook, catalog, "customer_call_recordings", tree.remote)
-    find = adapter._find
+    find = SftpSubjects._find
 
-    def find_then_purge(*args):
-        found = find(*args)
+    def find_then_purge(self, *args):
+        found = find(self, *args)
         (tree.local / customers["jan_to_jan"]).unlink()  # a purge ran in between
         return found
 
-    monkeypatch.setattr(adapter, "_find", find_then_purge)
+    monkeypatch.setattr(SftpSubjects, "_find", find_then_purge)
     result, sink = collect(adapter, {Identity.PHONE: {JAN}})
     assert sink.names() == [customers["jan_calls"], customers["jan_called"]]
     assert [row["file"] for row in sink.listing()] == sink.names()

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -63,8 +63,14 @@ from pydantic import (
     model_validator,
 )
 
-from lethe.policy.primitives import (
+from lethe.policy.layout import (
     DATE_PARTS,
+    date_period,
+    fill_layout,
+    layout_placeholders,
+    layout_regex,
+)
+from lethe.policy.primitives import (
     BucketName,
     ConnId,
     Duration,
@@ -78,7 +84,6 @@ from lethe.policy.primitives import (
     SnakeId,
     StatementRow,
     Text,
-    layout_placeholders,
 )
 from lethe.policy.rights import canonical_rights, derive_rights, forbidden_rights
 from lethe.policy.rules import (
@@ -700,13 +705,6 @@ class SftpStore(PolicyModel):
 
 # ================================================================================ s3
 
-_DATE_PART_RE = {
-    "yyyy": r"\d{4}",
-    "mm": r"0[1-9]|1[0-2]",
-    "dd": r"0[1-9]|[12]\d|3[01]",
-    "hh": r"[01]\d|2[0-3]",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class KeyMatch:
@@ -718,27 +716,6 @@ class KeyMatch:
     end: datetime | None
     #: Every placeholder of the layout and its value.
     parts: dict[str, str]
-
-
-@lru_cache(maxsize=256)
-def _layout_regex(layout: str, choices: tuple[tuple[str, tuple[str, ...]], ...]) -> re.Pattern:
-    values = dict(choices)
-    regex, seen, position = "", set(), 0
-    for found in re.finditer(r"\{([^{}]*)\}", layout):
-        regex += re.escape(layout[position : found.start()])
-        name = found.group(1)
-        if name in seen:
-            regex += f"(?P={name})"
-        else:
-            seen.add(name)
-            if name in values:
-                body = "|".join(re.escape(value) for value in values[name])
-            else:
-                body = _DATE_PART_RE.get(name, r"[^/]+")
-            regex += f"(?P<{name}>{body})"
-        position = found.end()
-    regex += re.escape(layout[position:])
-    return re.compile(regex)
 
 
 class S3Store(PolicyModel):
@@ -839,8 +816,7 @@ class S3Store(PolicyModel):
 
     def key_pattern(self) -> re.Pattern[str]:
         """The compiled regular expression a governed key fully matches."""
-        choices = tuple(sorted(self.part_values.items()))
-        return _layout_regex(self.key_layout, choices)
+        return layout_regex(self.key_layout, choices=self.part_values)
 
     def match(self, key: str) -> KeyMatch | None:
         """Match an object key; None if the store does not govern it (or its date is invalid)."""
@@ -848,27 +824,13 @@ class S3Store(PolicyModel):
         if found is None:
             return None
         parts = found.groupdict()
-        if "yyyy" not in parts:
-            return KeyMatch(start=None, end=None, parts=parts)
         try:
-            start = datetime(
-                int(parts["yyyy"]),
-                int(parts.get("mm", 1)),
-                int(parts.get("dd", 1)),
-                int(parts.get("hh", 0)),
-                tzinfo=UTC,
-            )
+            period = date_period(parts)
         except ValueError:
             return None
-        if "hh" in parts:
-            end = start + timedelta(hours=1)
-        elif "dd" in parts:
-            end = start + timedelta(days=1)
-        elif "mm" in parts:
-            end = Duration(months=1).after(start)
-        else:
-            end = Duration(years=1).after(start)
-        return KeyMatch(start=start, end=end, parts=parts)
+        if period is None:
+            return KeyMatch(start=None, end=None, parts=parts)
+        return KeyMatch(start=period[0], end=period[1], parts=parts)
 
     def prefix_for(self, values: dict[str, str | int]) -> str:
         """The longest literal key prefix fixed by ``values`` (placeholders in layout order).
@@ -877,18 +839,13 @@ class S3Store(PolicyModel):
         ``"traffic/email/2024/01/"`` for ``traffic/{service}/{yyyy}/{mm}/{dd}/{hh}.jsonl``.
         Date parts are zero-padded; the result stops before the first missing value.
         """
-        result, position = "", 0
-        for found in re.finditer(r"\{([^{}]*)\}", self.key_layout):
-            result += self.key_layout[position : found.start()]
-            name = found.group(1)
-            if name not in values:
-                return result
-            value = values[name]
-            if name in DATE_PARTS and isinstance(value, int):
-                value = f"{value:04d}" if name == "yyyy" else f"{value:02d}"
-            result += str(value)
-            position = found.end()
-        return result + self.key_layout[position:]
+        texts = {
+            name: (f"{value:04d}" if name == "yyyy" else f"{value:02d}")
+            if name in DATE_PARTS and isinstance(value, int)
+            else str(value)
+            for name, value in values.items()
+        }
+        return fill_layout(self.key_layout, texts)
 
 
 Store = Annotated[PostgresStore | SftpStore | S3Store, Field(discriminator="kind")]

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import core_schema
 
+from lethe.policy.layout import PLACEHOLDER_RE, layout_placeholders
+
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
     from pydantic.json_schema import JsonSchemaValue
@@ -323,15 +325,6 @@ def check_s3_prefix(value: str) -> str:
     return value
 
 
-_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-DATE_PARTS = ("yyyy", "mm", "dd", "hh")
-
-
-def layout_placeholders(layout: str) -> list[str]:
-    """The placeholder names of a key layout, in order, repeats included."""
-    return _PLACEHOLDER_RE.findall(layout)
-
-
 def check_key_layout(value: str) -> str:
     """An S3 key layout: literal key text with ``{placeholders}``.
 
@@ -342,7 +335,7 @@ def check_key_layout(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid key layout (non-empty, no leading '/' or '//')")
     if any(s in (".", "..") for s in value.split("/")):
         raise ValueError(f"{value!r} is not a valid key layout (no '.' or '..' segments)")
-    if "{" in _PLACEHOLDER_RE.sub("", value) or "}" in _PLACEHOLDER_RE.sub("", value):
+    if "{" in PLACEHOLDER_RE.sub("", value) or "}" in PLACEHOLDER_RE.sub("", value):
         raise ValueError(f"{value!r} has an unbalanced '{{' or '}}'")
     for name in layout_placeholders(value):
         if not _IDENTIFIER_RE.fullmatch(name):

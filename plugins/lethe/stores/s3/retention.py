@@ -1,0 +1,345 @@
+"""Retention on an S3 store: survey and purge.
+
+*Survey* lists every object under the store's prefix (paginated ``ListObjectsV2``) and
+counts those whose key fits the layout. *Purge* lists only the prefixes that can hold
+expired objects (:meth:`~lethe.stores.s3.listing.S3Listing.expired_listings`); expired
+objects go in ``DeleteObjects`` calls of at most 1000 keys
+(:class:`~lethe.stores.s3.deletion.Deleter`); per-key errors are collected, the rest is
+still tried, and the purge ends with a :class:`~lethe.exceptions.PurgeError`.
+
+Age and expiry: with ``time_from: key`` an object covers the period its date parts name
+and has expired when the whole period ended by the cutoff (``end <= cutoff``); its age, for
+``newest`` and ``oldest_removable``, is the period's start. With ``time_from:
+last_modified`` its age is ``LastModified`` and it has expired when that is before the
+cutoff. Objects cannot be matched to a subject without reading them, so a per-subject
+cutoff (customer-defined retention) is applied by its earliest value: nothing is removed
+before every subject's retention has passed.
+
+In a versioned bucket (``versioned: true``) every version and every delete marker of an
+expired key is removed, so nothing of it remains (a key whose current version is a delete
+marker still has its older versions removed: a rerun completes an interrupted purge).
+
+Protection: a category-wide hold keeps every expired object. Holds and restrictions on
+subject identities matter only when the store names subject fields (a CSV column or a
+JSON-lines key); then each expired object (every version, in a versioned bucket) is read,
+streaming, and kept when it holds a protected value. Without such protections no object
+body is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lethe.domain.counts import PurgeResult
+from lethe.domain.protection import Protection, comparable
+from lethe.exceptions import PurgeError, StoreError
+from lethe.policy.vocabulary import KeyTimeSource
+from lethe.stores.s3.access import S3Tally, error_code
+from lethe.stores.s3.deletion import Deleter
+from lethe.stores.s3.listing import S3Listing
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from lethe.domain.counts import Survey
+    from lethe.domain.cutoffs import Cutoff
+    from lethe.policy.vocabulary import Identity
+    from lethe.stores.s3.listing import Listing, Version
+
+log = logging.getLogger(__name__)
+
+_HELD, _RESTRICTED, _REMOVABLE, _UNREADABLE = (
+    "held",
+    "restricted",
+    "removable",
+    "unreadable",
+)
+
+
+class _Unreadable(Exception):
+    """An object's rows could not be read to check them for protected values."""
+
+
+class S3Retention(S3Listing):
+    """Survey and purge the objects of one store."""
+
+    def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
+        """Count the objects fitting the layout, the expired ones and the protected ones.
+
+        Only current objects are counted. An expired one is read for protected values; in
+        a versioned bucket every version of its key is read, as the purge does, so an
+        object kept because an older version names a held identity counts as held here
+        too (and the compliance check does not report it as overdue). Unreadable expired
+        objects (checked for protected values but not parseable) are counted as held: a
+        purge keeps them.
+        """
+        tally = S3Tally()
+        threshold = cutoff.earliest
+        relevant = self._relevant(protection)
+        for page in self.pages("list_objects_v2", tally, Prefix=self.store.prefix):
+            for obj in page.get("Contents", ()):
+                judged = self._judge(obj["Key"], obj.get("LastModified"), threshold, tally)
+                if judged is None or not judged[1]:
+                    continue
+                versions: list[str | None] = [None]
+                if self.store.versioned and relevant and not protection.category_held:
+                    versions = self.readable_versions(obj["Key"], tally) or [None]
+                verdict = self._protect(obj["Key"], versions, protection, relevant)
+                self._count(verdict, judged[0], tally)
+        self._log("Surveyed", tally)
+        return tally.survey()
+
+    def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
+        """Delete every expired, unprotected object (every version, if versioned).
+
+        :raises StoreError: when the bucket cannot be listed (nothing was deleted yet).
+        :raises PurgeError: when some deletions failed, after trying all the others.
+        """
+        tally = S3Tally()
+        threshold = cutoff.earliest
+        relevant = self._relevant(protection)
+        deleter = Deleter(self, tally)
+        try:
+            for listing in self.expired_listings(threshold, tally):
+                if self.store.versioned:
+                    self._purge_versions(listing, threshold, protection, relevant, deleter)
+                else:
+                    self._purge_objects(listing, threshold, protection, relevant, deleter)
+            deleter.close()
+        except PurgeError:
+            raise
+        except StoreError as e:
+            if tally.batches == 0:
+                raise  # nothing was deleted: the plain store error says it all
+            raise PurgeError(
+                f"{e} (after removing {tally.removed} objects)",
+                removed=tally.removed,
+                failed=tally.failed,
+            ) from e
+        self._log("Purged", tally)
+        if tally.failed or tally.unreadable:
+            failed = tally.failed + tally.unreadable
+            raise PurgeError(
+                f"{failed} expired objects of s3 store {self.store.conn_id}:"
+                f"{self.store.location} were not removed ({tally.failed} refused, first "
+                f"error {tally.first_error}; {tally.unreadable} unreadable for the protection "
+                f"check); {tally.removed} were removed",
+                removed=tally.removed,
+                failed=failed,
+            )
+        return PurgeResult(
+            removed=tally.removed,
+            batches=tally.batches,
+            versions_removed=tally.versions_removed,
+            details={
+                "expired": tally.expired,
+                "held": tally.held,
+                "restricted": tally.restricted,
+                "unmatched": tally.unmatched,
+                "list_calls": tally.list_calls,
+            },
+        )
+
+    def _purge_objects(
+        self,
+        listing: Listing,
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: Deleter,
+    ) -> None:
+        for page in self.pages("list_objects_v2", deleter.tally, **listing.params()):
+            for obj in page.get("Contents", ()):
+                key = obj["Key"]
+                judged = self._judge(key, obj.get("LastModified"), threshold, deleter.tally)
+                if judged is None or not judged[1]:
+                    continue
+                verdict = self._protect(key, [None], protection, relevant)
+                self._count(verdict, judged[0], deleter.tally)
+                if verdict == _REMOVABLE:
+                    deleter.add(key, [None], live=True)
+
+    def _purge_versions(
+        self,
+        listing: Listing,
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: Deleter,
+    ) -> None:
+        for key, versions in self.keys_with_versions(deleter.tally, listing.params()):
+            self._purge_key_versions(key, versions, threshold, protection, relevant, deleter)
+
+    def _purge_key_versions(
+        self,
+        key: str,
+        versions: list[tuple[Version, datetime | None]],
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        deleter: Deleter,
+    ) -> None:
+        live = any(v.is_latest and not v.delete_marker for v, _ in versions)
+        if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
+            # Every version must be older than the cutoff, the newest one included.
+            modified = max((at for _, at in versions if at is not None), default=None)
+        else:
+            modified = None
+        tally = deleter.tally
+        if live:
+            judged = self._judge(key, modified, threshold, tally)
+        else:
+            judged = self._judge(key, modified, threshold, S3Tally())  # not an object now
+        if judged is None or not judged[1]:
+            return
+        readable = [v.version_id for v, _ in versions if not v.delete_marker]
+        verdict = self._protect(key, readable, protection, relevant)
+        if live:
+            self._count(verdict, judged[0], tally)
+        elif verdict == _UNREADABLE:
+            tally.unreadable += 1
+        if verdict == _REMOVABLE:
+            deleter.add(key, [v.version_id for v, _ in versions], live=live)
+
+    def _judge(
+        self, key: str, last_modified: datetime | None, threshold: datetime, tally: S3Tally
+    ) -> tuple[datetime, bool] | None:
+        """(age, expired) of a key fitting the layout; None (and counted) when it does not."""
+        found = self.store.match(key)
+        if found is None:
+            tally.unmatched += 1
+            return None
+        if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
+            if last_modified is None:
+                tally.unmatched += 1
+                return None
+            age = last_modified.astimezone(UTC)
+            expired = age < threshold
+        else:
+            age = found.start
+            expired = found.end <= threshold
+        tally.total += 1
+        tally.note_age(age)
+        if not expired:
+            tally.note_counted(age)
+        return age, expired
+
+    @staticmethod
+    def _count(verdict: str, age: datetime, tally: S3Tally) -> None:
+        """Count an expired object by its verdict."""
+        tally.expired += 1
+        if verdict == _HELD:
+            tally.held += 1
+        elif verdict == _RESTRICTED:
+            tally.restricted += 1
+        elif verdict == _UNREADABLE:
+            tally.unreadable += 1
+        else:
+            tally.note_removable(age)
+
+    def _protect(
+        self,
+        key: str,
+        version_ids: list[str | None],
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+    ) -> str:
+        """Whether an expired object is held, restricted, unreadable or removable."""
+        if protection.category_held:
+            return _HELD
+        if not relevant:
+            return _REMOVABLE
+        found: dict[Identity, set[str]] = {}
+        try:
+            for version_id in version_ids:
+                self._scan(key, version_id, relevant, protection, found)
+                if protection.is_held(found):
+                    return _HELD
+        except _Unreadable:
+            return _UNREADABLE
+        if protection.is_held(found):
+            return _HELD
+        if protection.is_restricted(found):
+            return _RESTRICTED
+        return _REMOVABLE
+
+    def _relevant(self, protection: Protection) -> dict[Identity, frozenset[str]]:
+        """The protected values of the identity types the store's subject fields hold."""
+        relevant: dict[Identity, frozenset[str]] = {}
+        for identity in self.store.identities:
+            values = protection.held.get(identity, frozenset()) | protection.restricted.get(
+                identity, frozenset()
+            )
+            if values:
+                relevant[identity] = frozenset(values)
+        return relevant
+
+    def _scan(
+        self,
+        key: str,
+        version_id: str | None,
+        relevant: Mapping[Identity, frozenset[str]],
+        protection: Protection,
+        found: dict[Identity, set[str]],
+    ) -> None:
+        """Add the protected values one object (version) holds to ``found``, streaming.
+
+        Stops early once a held value is found. An object gone meanwhile holds nothing.
+        """
+        params: dict[str, str] = {"Bucket": self.store.bucket, "Key": key}
+        if version_id is not None:
+            params["VersionId"] = version_id
+        try:
+            body = self.client().get_object(**params)["Body"]
+        except ClientError as e:
+            if error_code(e) in ("NoSuchKey", "NoSuchVersion", "404"):
+                return
+            raise _Unreadable(error_code(e)) from e
+        except BotoCoreError as e:
+            raise _Unreadable(type(e).__name__) from e
+        selectors = [s for s in self.store.subject if s.identity in relevant]
+        try:
+            for row in self.rows(body):
+                for selector in selectors:
+                    value = row.get(selector.field)
+                    if value is None:
+                        continue
+                    value = value if isinstance(value, str) else json.dumps(value)
+                    value = comparable(selector.identity, value)
+                    if value in relevant[selector.identity]:
+                        found.setdefault(selector.identity, set()).add(value)
+                        if value in protection.held.get(selector.identity, ()):
+                            return
+        except (UnicodeDecodeError, ValueError, csv.Error, BotoCoreError) as e:
+            raise _Unreadable(type(e).__name__) from e
+        finally:
+            body.close()
+
+    def _log(self, what: str, tally: S3Tally) -> None:
+        log.info(
+            "%s s3 store %s:%s of category %s: %d objects, %d expired (%d held, %d "
+            "restricted, %d unreadable), %d removed, %d versions removed, %d failed, "
+            "%d DeleteObjects calls, %d listing calls, %d unmatched",
+            what,
+            self.store.conn_id,
+            self.store.location,
+            self.category.id,
+            tally.total,
+            tally.expired,
+            tally.held,
+            tally.restricted,
+            tally.unreadable,
+            tally.removed,
+            tally.versions_removed,
+            tally.failed,
+            tally.batches,
+            tally.list_calls,
+            tally.unmatched,
+        )

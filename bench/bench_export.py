@@ -96,7 +96,7 @@ def main() -> int:
     base, extra = 2_000_000 // scale, 6_000_000 // scale
     small, large = 10_000 // scale, 1_000_000 // scale
 
-    import psycopg2
+    import psycopg
 
     from lethe_dev.stack import EmbeddedStack
     from lethe_dev.synthetic.schema import apply_reference_schema_on
@@ -104,7 +104,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as state, EmbeddedStack(state_dir=Path(state)) as stack:
         env = {**os.environ, **stack.airflow_env(), "AIRFLOW_HOME": state}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), env.get("PYTHONPATH", "")])
-        conn = psycopg2.connect(stack.postgres_dsn)
+        conn = psycopg.connect(stack.postgres_dsn)
         apply_reference_schema_on(conn)
         with conn.cursor() as cur:
             cur.execute(

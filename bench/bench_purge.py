@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="lethe-bench-purge-") as tmp:
         os.environ.setdefault("AIRFLOW_HOME", str(Path(tmp) / "airflow"))
-        import psycopg2
+        import psycopg
 
         from lethe.domain.protection import Protection
         from lethe.policy import load_catalog
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with EmbeddedStack(state_dir=Path(tmp) / "stack") as stack:
             os.environ.update(stack.airflow_env())
-            conn = psycopg2.connect(stack.postgres_dsn)
+            conn = psycopg.connect(stack.postgres_dsn)
             apply_reference_schema_on(conn)
             category = next(
                 c for c in load_catalog().family("website").categories if c.id == "web_statistics"

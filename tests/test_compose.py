@@ -369,9 +369,9 @@ def test_connections_reach_the_stand_ins_with_their_credentials(resolved):
 
 
 def test_postgres_major_version_matches_the_tested_server(resolved, stack):
-    import psycopg2
+    import psycopg
 
-    with psycopg2.connect(stack.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg.connect(stack.postgres_dsn) as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version_num")
         tested_major = int(cur.fetchone()[0]) // 10000
     for name in ("postgres", "lethe-db"):
@@ -430,10 +430,10 @@ def test_the_init_script_is_valid_bash():
 def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_database):
     """lethe-init.sh against the suite's servers: a new control database is migrated, the
     policies validated, the missing SFTP root created and the existing one left as it is."""
-    import psycopg2
-    from psycopg2.extensions import parse_dsn
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
-    params = parse_dsn(scratch_database)
+    params = conninfo_to_dict(scratch_database)
     control = {
         "conn_type": "postgres",
         "host": params["host"],
@@ -471,7 +471,7 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
     assert kept.read_bytes() == b"RIFF"
     for root in ("/recordings/customers", "/recordings/support"):
         assert f"{connections.RECORDINGS_SFTP}: {root}" in result.stdout
-    with psycopg2.connect(scratch_database) as conn, conn.cursor() as cur:
+    with psycopg.connect(scratch_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
         assert cur.fetchone()[0]
     shutil.rmtree(recordings / "customers")

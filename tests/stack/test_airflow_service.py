@@ -42,17 +42,17 @@ def _env(tmp_path: Path, **overrides) -> dict[str, str]:
 def test_metadata_lives_in_its_own_database_on_the_stacks_postgresql(tmp_path):
     env = _env(tmp_path)
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert url == "postgresql+psycopg2://postgres@127.0.0.1:54321/airflow"
+    assert url == "postgresql+psycopg://postgres@127.0.0.1:54321/airflow"
     assert "sqlite" not in url
 
 
 def test_metadata_url_keeps_a_password_and_a_socket_directory():
     assert (
         service.metadata_url("postgresql://u:p%40ss@10.0.0.1:6543/x")
-        == "postgresql+psycopg2://u:p%40ss@10.0.0.1:6543/airflow"
+        == "postgresql+psycopg://u:p%40ss@10.0.0.1:6543/airflow"
     )
     socket = service.metadata_url("host=/tmp/pg port=5433 user=postgres dbname=lethe")
-    assert socket == "postgresql+psycopg2://postgres@/airflow?host=/tmp/pg&port=5433"
+    assert socket == "postgresql+psycopg://postgres@/airflow?host=/tmp/pg&port=5433"
 
 
 def test_every_component_runs_localexecutor_sized_for_the_machine(tmp_path):

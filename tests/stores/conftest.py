@@ -1,9 +1,9 @@
 """What the store adapter tests share: fixtures, and helpers their modules import from here.
 
-Fixtures defined here serve every module of this folder: ``catalog``; for PostgreSQL the
-``driver`` switch; for S3 ``client`` and ``calls`` (over the module's own ``hook``); for
-SFTP ``connects``. Each module keeps what names its own corner of a store (a schema, a
-bucket prefix, a directory prefix) in its own small fixture, built with the helpers below.
+Fixtures defined here serve every module of this folder: ``catalog``; for S3 ``client``
+and ``calls`` (over the module's own ``hook``); for SFTP ``connects``. Each module keeps
+what names its own corner of a store (a schema, a bucket prefix, a directory prefix) in its
+own small fixture, built with the helpers below.
 """
 
 from __future__ import annotations
@@ -209,18 +209,6 @@ def fresh_schema(dsn: str, schema: str) -> Iterator[Db]:
     yield database
     database.run(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     database.conn.close()
-
-
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def driver(request, monkeypatch, stack):
-    """Which driver the provider's hook hands out: psycopg 3 (default here) or psycopg2."""
-    from airflow.providers.postgres.hooks import postgres as hook_module
-
-    monkeypatch.setattr(hook_module, "USE_PSYCOPG3", request.param == "psycopg")
-    conn = make_hook().get_conn()
-    assert type(conn).__module__.startswith("psycopg2") == (request.param == "psycopg2")
-    conn.close()
-    return request.param
 
 
 def make_hook(conn_id: str = CONN_ID):

@@ -3,12 +3,12 @@
 Every test builds tables shaped like the reference schema (``telecom.sql``) in its own
 schema (``lethe_pg_collect_test``), points a copy of the catalog's store at them and
 collects into an in-memory export sink, then checks row by row what reached the sink:
-all of the subject's rows, once each, and nothing of anyone else. Tests taking the
-``driver`` fixture run with both drivers the postgres provider may pick.
+all of the subject's rows, once each, and nothing of anyone else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import tracemalloc
 from functools import partial
@@ -21,8 +21,7 @@ from lethe.domain.counts import CollectResult
 from lethe.domain.protection import Protection
 from lethe.exceptions import StoreError
 from lethe.policy.vocabulary import Identity
-from lethe.stores import postgres as adapter_module
-from lethe.stores.postgres import PostgresRetentionAdapter
+from lethe.stores.postgres import PostgresRetentionAdapter, connection, predicates
 from tests.stores.conftest import (
     CONN_ID,
     JAN,
@@ -130,7 +129,7 @@ def usage(db):
     return rows
 
 
-def test_usage_records_of_a_caller_and_callee_each_once_in_column_order(catalog, usage, driver):
+def test_usage_records_of_a_caller_and_callee_each_once_in_column_order(catalog, usage):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     result, sink = collect(adapter, {Identity.PHONE: {JAN}})
 
@@ -149,7 +148,7 @@ def test_usage_records_of_a_caller_and_callee_each_once_in_column_order(catalog,
     assert all(JAN in (row["caller_number"], row["callee_number"]) for row in rows)
 
 
-def test_several_identities_and_columns_are_ored_without_duplicates(catalog, usage, driver):
+def test_several_identities_and_columns_are_ored_without_duplicates(catalog, usage):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     result, sink = collect(
         adapter,
@@ -170,7 +169,7 @@ def test_a_customer_id_pulls_the_customers_records_a_phone_does_not(catalog, usa
 
 
 @pytest.mark.parametrize("value", [*HOSTILE, "+3161234567_", "+3161234567%", "+31612345678\x00"])
-def test_metacharacters_match_only_themselves(catalog, usage, value, driver):
+def test_metacharacters_match_only_themselves(catalog, usage, value):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     result, sink = collect(adapter, {Identity.PHONE: {value}})
     rows = sink.table(adapter.store)
@@ -179,7 +178,7 @@ def test_metacharacters_match_only_themselves(catalog, usage, value, driver):
     assert result.rows == len(exact)
 
 
-def test_customer_ids_are_compared_as_bigint(catalog, usage, driver):
+def test_customer_ids_are_compared_as_bigint(catalog, usage):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     # A value bigint cannot hold matches nothing, and does not break the query.
     too_big = "9" * 19
@@ -196,7 +195,7 @@ def test_the_query_uses_the_subject_columns_indexes(catalog, usage, db):
     subject = {Identity.PHONE: frozenset({JAN}), Identity.CUSTOMER_ID: frozenset({"10"})}
     table = _describe(adapter)
     params: dict[str, Any] = {}
-    where = adapter._subject_filter(sql, table, subject, params)
+    where = predicates.subject_filter(adapter.store, table, subject, params)
     text = where.as_string(db.conn)
     assert "::text" not in text.replace("::text[]", "")  # never a cast of the column
     assert '"t"."customer_id" = ANY(%(subject2)s::bigint[])' in text
@@ -213,7 +212,7 @@ def test_the_query_uses_the_subject_columns_indexes(catalog, usage, db):
 # ============================================================================ holds, restrictions
 
 
-def test_held_rows_are_withheld_and_counted_restricted_rows_included(catalog, usage, driver):
+def test_held_rows_are_withheld_and_counted_restricted_rows_included(catalog, usage):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     protection = Protection(
         # A hold on the other party of record 1 keeps record 1 out of the subject's export.
@@ -231,7 +230,7 @@ def test_held_rows_are_withheld_and_counted_restricted_rows_included(catalog, us
     assert result.withheld == 1
 
 
-def test_a_category_hold_collects_nothing_and_counts_everything(catalog, usage, driver):
+def test_a_category_hold_collects_nothing_and_counts_everything(catalog, usage):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     result, sink = collect(adapter, {Identity.PHONE: {JAN}}, Protection(category_held=True))
     assert result == CollectResult(rows=0, withheld=4)
@@ -292,7 +291,7 @@ def test_a_contacts_email_does_not_pull_the_customers_other_contacts(catalog, co
     assert ids(sink.table(adapter.store), "contact_id") == [1, 2, 3, 5]
 
 
-def test_email_columns_match_case_insensitively_and_holds_too(catalog, contacts, driver):
+def test_email_columns_match_case_insensitively_and_holds_too(catalog, contacts):
     adapter = adapter_for(catalog, "customer_contact_persons", "contact_persons")
     # The subject's value in any case finds the address stored in any case.
     _, sink = collect(adapter, {Identity.EMAIL: {"Jan@X.nl"}})
@@ -313,8 +312,8 @@ def test_the_email_lookup_uses_an_expression_index_on_lower(catalog, contacts, d
     )
     adapter = adapter_for(catalog, "customer_contact_persons", "contact_persons")
     params: dict[str, Any] = {}
-    where = adapter._subject_filter(
-        sql, _describe(adapter), {Identity.EMAIL: frozenset({"jan@x.nl"})}, params
+    where = predicates.subject_filter(
+        adapter.store, _describe(adapter), {Identity.EMAIL: frozenset({"jan@x.nl"})}, params
     )
     query = sql.SQL("SELECT * FROM {} AS t WHERE {}").format(
         sql.Identifier(SCHEMA, "contact_persons"), where
@@ -386,7 +385,7 @@ def devices(db):
         ("10.0.0.5/24", []),
     ],
 )
-def test_inet_columns_match_the_host_address_exactly(catalog, devices, address, expected, driver):
+def test_inet_columns_match_the_host_address_exactly(catalog, devices, address, expected):
     adapter = adapter_for(catalog, "managed_devices", "managed_devices")
     result, sink = collect(adapter, {Identity.IP: {address}})
     rows = sink.table(adapter.store)
@@ -399,8 +398,8 @@ def test_inet_columns_match_the_host_address_exactly(catalog, devices, address, 
 def test_an_inet_lookup_uses_the_index(catalog, devices, db):
     adapter = adapter_for(catalog, "managed_devices", "managed_devices")
     params: dict[str, Any] = {}
-    where = adapter._subject_filter(
-        sql, _describe(adapter), {Identity.IP: frozenset({"10.0.0.5"})}, params
+    where = predicates.subject_filter(
+        adapter.store, _describe(adapter), {Identity.IP: frozenset({"10.0.0.5"})}, params
     )
     assert "::inet[]" in where.as_string(db.conn)
     assert params["subject0"][0] == "10.0.0.5/0"
@@ -462,9 +461,9 @@ def test_peak_memory_does_not_grow_with_the_subjects_rows(catalog, visits):
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
 
-def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch, driver):
+def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch):
     fetched: list[int] = []
-    real_driver = adapter_module._driver
+    real_session = connection.session
 
     class Spy(CursorProxy):
         def fetchmany(self, size):
@@ -473,12 +472,10 @@ def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch, dr
             return rows
 
     def spying(conn):
-        found = real_driver(conn)
-        return adapter_module._Driver(
-            found.sql, found.error, found.cursor, lambda name: Spy(found.named(name))
-        )
+        found = real_session(conn)
+        return dataclasses.replace(found, named=lambda name: Spy(found.named(name)))
 
-    monkeypatch.setattr(adapter_module, "_driver", spying)
+    monkeypatch.setattr(connection, "session", spying)
     adapter = adapter_for(catalog, "web_statistics", "web_visits")
     adapter.collect_batch_size = 500
     seen: list[str] = []
@@ -538,11 +535,11 @@ def test_errors_name_the_table_and_connection_never_values(catalog, db):
 
 
 def _describe(adapter: PostgresRetentionAdapter):
-    conn = adapter._connect(StoreError)
+    session = connection.connect(adapter.hook, adapter.store, StoreError)
     try:
-        return adapter._describe(conn, adapter_module._driver(conn))
+        return adapter._describe(session)
     finally:
-        conn.close()
+        session.close()
 
 
 def test_every_email_column_of_the_reference_schema_has_the_index_its_lookup_uses(catalog, db):
@@ -561,8 +558,11 @@ def test_every_email_column_of_the_reference_schema_has_the_index_its_lookup_use
                     continue
                 adapter = PostgresRetentionAdapter(hook=make_hook(), store=store, category=category)
                 params: dict[str, Any] = {}
-                where = adapter._subject_filter(
-                    sql, _describe(adapter), {Identity.EMAIL: frozenset({"jan@x.nl"})}, params
+                where = predicates.subject_filter(
+                    adapter.store,
+                    _describe(adapter),
+                    {Identity.EMAIL: frozenset({"jan@x.nl"})},
+                    params,
                 )
                 schema, table = store.table.split(".")
                 query = sql.SQL("SELECT * FROM {} AS t WHERE {}").format(

@@ -4,12 +4,12 @@ Every test builds tables shaped like the reference schema (``telecom.sql``) in i
 schema (``lethe_pg_erase_test``), points a copy of the catalog's store at them and checks
 row by row what a subject request changed: exactly the subject's rows, nothing of near
 twins (one character off) or of colleagues at the same customer, held rows kept and
-counted, a second call finding nothing. Tests taking the ``driver`` fixture run with both
-drivers the postgres provider may pick.
+counted, a second call finding nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -20,8 +20,7 @@ from lethe.domain.identities import value_hash
 from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import Identity
-from lethe.stores import postgres as adapter_module
-from lethe.stores.postgres import PostgresRetentionAdapter
+from lethe.stores.postgres import PostgresRetentionAdapter, connection, erasure
 from tests.stores.conftest import (
     JAN,
     JAN_NEIGHBOUR,
@@ -106,7 +105,7 @@ def contacts_adapter(catalog, **kwargs) -> PostgresRetentionAdapter:
 # ================================================================================ resolve
 
 
-def test_resolve_follows_the_declared_links_and_normalises(catalog, contacts, driver):
+def test_resolve_follows_the_declared_links_and_normalises(catalog, contacts):
     adapter = contacts_adapter(catalog)
     # email -> phone, customer_id; the near twins reveal nothing, the address typed in
     # capitals is the subject's (its customer 43 comes along).
@@ -165,7 +164,7 @@ def handsets(db):
     return db
 
 
-def test_resolve_gives_mac_addresses_and_ids_in_identity_form(catalog, handsets, driver):
+def test_resolve_gives_mac_addresses_and_ids_in_identity_form(catalog, handsets):
     adapter = adapter_for(catalog, "voip_handsets", "voip_handsets")
     found = adapter.resolve(frozen({Identity.PHONE: {JAN}}))
     # phone -> mac, customer_id, contract_id; never the IP address (not in the link).
@@ -189,7 +188,7 @@ def test_stores_without_links_reveal_nothing(catalog):
 # ================================================================================ erase
 
 
-def test_erase_removes_the_subjects_rows_and_nothing_else(catalog, contacts, driver):
+def test_erase_removes_the_subjects_rows_and_nothing_else(catalog, contacts):
     adapter = contacts_adapter(catalog)
     result = erase(adapter, {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}})
     assert result == EraseResult(removed=3)  # 1 by both, 5 by the e-mail, 6 by the phone
@@ -214,7 +213,7 @@ def test_erase_matches_values_exactly(catalog, contacts, value):
     assert contact_ids(contacts) == {row[0] for row in CONTACTS} - expected
 
 
-def test_held_rows_stay_and_are_counted(catalog, contacts, driver):
+def test_held_rows_stay_and_are_counted(catalog, contacts):
     adapter = contacts_adapter(catalog)
     subject = {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}
     # Held through a column the request did not ask about (customer 44).
@@ -257,11 +256,9 @@ def usage(db):
     return db
 
 
-def test_partitioned_records_go_in_batches_and_no_partition_is_dropped(
-    catalog, usage, monkeypatch, driver
-):
+def test_partitioned_records_go_in_batches_and_no_partition_is_dropped(catalog, usage, monkeypatch):
     deletes: list[int] = []
-    real_driver = adapter_module._driver
+    real_session = connection.session
 
     class Spy(CursorProxy):
         def execute(self, query, params=None):
@@ -270,12 +267,10 @@ def test_partitioned_records_go_in_batches_and_no_partition_is_dropped(
             return self.cursor.execute(query, params)
 
     def spying(conn):
-        found = real_driver(conn)
-        return adapter_module._Driver(
-            found.sql, found.error, lambda: Spy(found.cursor()), found.named
-        )
+        found = real_session(conn)
+        return dataclasses.replace(found, cursor=lambda: Spy(found.cursor()))
 
-    monkeypatch.setattr(adapter_module, "_driver", spying)
+    monkeypatch.setattr(connection, "session", spying)
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     adapter.erase_batch_size = 2
     result = erase(adapter, {Identity.PHONE: {JAN}})
@@ -291,13 +286,10 @@ def test_partitioned_records_go_in_batches_and_no_partition_is_dropped(
 def test_a_failing_batch_reports_what_was_erased_before(catalog, usage, monkeypatch):
     adapter = adapter_for(catalog, "usage_records", "usage_records")
     adapter.erase_batch_size = 2
-    real = adapter._erase_batches
+    real = erasure._erase_batches
 
-    def fail_in_second_batch(conn, driver, table, where, held, params, progress):
-        class Stop(Exception):
-            pass
-
-        original = driver.cursor
+    def fail_in_second_batch(session, store, table, where, held, params, size, progress):
+        original = session.cursor
         calls = {"n": 0}
 
         class Failing(CursorProxy):
@@ -309,12 +301,10 @@ def test_a_failing_batch_reports_what_was_erased_before(catalog, usage, monkeypa
                         return self.cursor.execute("SELECT 1 / 0")
                 return self.cursor.execute(query, params)
 
-        failing = adapter_module._Driver(
-            driver.sql, driver.error, lambda: Failing(original()), driver.named
-        )
-        return real(conn, failing, table, where, held, params, progress)
+        failing = dataclasses.replace(session, cursor=lambda: Failing(original()))
+        return real(failing, store, table, where, held, params, size, progress)
 
-    monkeypatch.setattr(adapter, "_erase_batches", fail_in_second_batch)
+    monkeypatch.setattr(erasure, "_erase_batches", fail_in_second_batch)
     with pytest.raises(PurgeError) as raised:
         erase(adapter, {Identity.PHONE: {JAN}})
     assert raised.value.removed == 2
@@ -361,7 +351,7 @@ def forms(db):
     return db
 
 
-def test_anonymise_overwrites_the_subjects_rows_once(catalog, forms, driver):
+def test_anonymise_overwrites_the_subjects_rows_once(catalog, forms):
     category = catalog.category("contact_form_entries")
     # The e-mail (a subject column) stays: anonymised rows still match, yet are not
     # anonymised or counted again.
@@ -411,7 +401,7 @@ def test_an_anonymisation_that_does_not_round_trip_fails_instead_of_looping(cata
 # ================================================================================ rectify
 
 
-def test_rectify_updates_only_the_subjects_rows_and_hashes_old_and_new(catalog, contacts, driver):
+def test_rectify_updates_only_the_subjects_rows_and_hashes_old_and_new(catalog, contacts):
     adapter = contacts_adapter(catalog)
     changes = {"full_name": "Jan de Vries", "phone": "+31611112222"}
     result = rectify(adapter, {Identity.EMAIL: {"jan@x.nl"}}, changes)
@@ -448,7 +438,7 @@ def test_rectify_hashes_every_distinct_old_value_sorted(catalog, contacts):
     assert again.old_hashes == {"full_name": [result.new_hashes["full_name"]]}
 
 
-def test_rectify_keeps_held_rows_and_counts_them(catalog, contacts, driver):
+def test_rectify_keeps_held_rows_and_counts_them(catalog, contacts):
     adapter = contacts_adapter(catalog)
     subject = {Identity.PHONE: {JAN}}
     held = Protection(held={Identity.CUSTOMER_ID: frozenset({"44"})})
@@ -494,9 +484,7 @@ def devices(db):
     return db
 
 
-def test_rectify_casts_to_the_column_type_and_hashes_what_the_column_holds(
-    catalog, devices, driver
-):
+def test_rectify_casts_to_the_column_type_and_hashes_what_the_column_holds(catalog, devices):
     adapter = adapter_for(catalog, "managed_devices", "managed_devices")
     result = rectify(adapter, {Identity.IP: {"10.0.0.5"}}, {"internal_ip": "10.0.0.9"})
     assert result.rows == 1
@@ -509,7 +497,7 @@ def test_rectify_casts_to_the_column_type_and_hashes_what_the_column_holds(
 RECTIFIABLE = ("device_type", "internal_ip", "public_ip", "site")
 
 
-def test_a_fixed_length_column_takes_a_value_that_fits_whole(catalog, devices, driver):
+def test_a_fixed_length_column_takes_a_value_that_fits_whole(catalog, devices):
     adapter = adapter_for(catalog, "managed_devices", "managed_devices", rectifiable=RECTIFIABLE)
     result = rectify(adapter, {Identity.IP: {"192.0.2.10"}}, {"site": "AMS1"})
     assert (result.rows, result.new_hashes) == (2, {"site": value_hash("AMS1")})
@@ -528,7 +516,7 @@ def test_a_fixed_length_column_takes_a_value_that_fits_whole(catalog, devices, d
     ],
 )
 def test_a_value_the_column_cannot_hold_is_refused_without_echo(
-    catalog, devices, changes, column, code, driver
+    catalog, devices, changes, column, code
 ):
     adapter = adapter_for(catalog, "managed_devices", "managed_devices", rectifiable=RECTIFIABLE)
     with pytest.raises(StoreError) as raised:
@@ -615,7 +603,7 @@ def tickets_adapter(catalog, **kwargs) -> PostgresRetentionAdapter:
     return adapter_for(catalog, "support_tickets", "support_tickets", **kwargs)
 
 
-def test_erasure_redacts_mentions_of_the_subject_in_other_peoples_tickets(catalog, tickets, driver):
+def test_erasure_redacts_mentions_of_the_subject_in_other_peoples_tickets(catalog, tickets):
     adapter = tickets_adapter(catalog)
     assert adapter.store.free_text == ("subject", "body")
     subject = {Identity.EMAIL: {"jan@x.nl"}, Identity.PHONE: {JAN}}

@@ -2,8 +2,7 @@
 
 Every test builds small tables shaped like the reference schema in its own schema
 (``lethe_pg_retention_test``), runs a survey and a purge through the real PostgresHook and
-checks row by row what is left. Tests marked with the ``driver`` fixture run with both
-drivers the postgres provider may pick (psycopg 3 and psycopg2).
+checks row by row what is left.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Duration
 from lethe.policy.vocabulary import Identity
-from lethe.stores import postgres as adapter_module
-from lethe.stores.postgres import PostgresRetentionAdapter
+from lethe.stores.postgres import PostgresRetentionAdapter, batches, partitions
 from tests.stores.conftest import CONN_ID, ams, fresh_schema, make_hook, postgres_store, utc
 
 if TYPE_CHECKING:
@@ -116,7 +114,7 @@ def test_constructor_validates_and_does_no_io(tickets_category):
 # ======================================================================= age and cutoffs
 
 
-def test_one_second_either_side_of_the_cutoff(db, tickets_category, driver):
+def test_one_second_either_side_of_the_cutoff(db, tickets_category):
     moment = ams(2024, 6, 15, 3)  # the run's logical date
     cut = cutoff_before(moment, tickets_category.retention.period)  # P3Y
     assert cut == utc(2021, 6, 15, 1)
@@ -187,7 +185,7 @@ def test_a_week_across_a_dst_change(db, tickets_category, moment, expected_cutof
     assert any((age < naive) != (age < cut) for age in ages)
 
 
-def test_customer_defined_cutoffs_per_subject(db, tickets_category, driver):
+def test_customer_defined_cutoffs_per_subject(db, tickets_category):
     default = utc(2024, 3, 1)
     longer = utc(2024, 1, 1)  # customer 1 keeps its data longer
     shorter = utc(2024, 5, 1)  # customer 2 keeps it shorter
@@ -272,7 +270,7 @@ def addresses_store(via_table: str = "contracts"):
     )
 
 
-def test_until_service_end_ages_from_a_local_date(db, catalog, driver):
+def test_until_service_end_ages_from_a_local_date(db, catalog):
     category = catalog.category("delivery_addresses")
     assert category.retention.grace == Duration.parse("P30D")
     moment = utc(2024, 3, 1)  # 01:00 on 1 March in Amsterdam
@@ -332,7 +330,7 @@ def test_a_join_that_would_multiply_rows_is_refused(db, catalog):
 HOSTILE = "x'); DROP TABLE lethe_pg_retention_test.tickets; --"
 
 
-def test_holds_and_restrictions_are_kept_and_counted_apart(db, tickets_category, driver):
+def test_holds_and_restrictions_are_kept_and_counted_apart(db, tickets_category):
     old = utc(2020, 1, 1)
     make_tickets(
         db,
@@ -411,7 +409,7 @@ def test_batch_progress_is_logged_at_info_with_counts_only(
     )
     retention = adapter(tickets_store(), tickets_category, batch_size=3)
 
-    monkeypatch.setattr(adapter_module, "PROGRESS_INTERVAL", 0.0)  # every batch, for the test
+    monkeypatch.setattr(batches, "PROGRESS_INTERVAL", 0.0)  # every batch, for the test
     with caplog.at_level(logging.INFO, logger="lethe.stores.postgres"):
         result = retention.purge(Cutoff(default=utc(2024, 1, 1)), Protection())
 
@@ -506,7 +504,7 @@ def usage_store(catalog) -> PostgresStore:
 HELD_PHONE = "+31600000001"
 
 
-def test_month_partitions_are_dropped_whole(db, catalog, driver):
+def test_month_partitions_are_dropped_whole(db, catalog):
     category = catalog.category("usage_records")
     cut = cutoff_before(ams(2024, 8, 31), category.retention.period)  # P6M
     assert cut == utc(2024, 2, 28, 23)  # 29 February 00:00 CET
@@ -582,7 +580,7 @@ def test_partitions_are_dropped_only_before_the_earliest_subject_cutoff(db, cata
 
 
 def test_a_partition_drop_fails_rather_than_blocks(db, catalog, stack, monkeypatch):
-    monkeypatch.setattr(adapter_module, "DROP_LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(partitions, "DROP_LOCK_TIMEOUT", "200ms")
     category = catalog.category("usage_records")
     make_usage(
         db,
@@ -649,7 +647,7 @@ def form_store(anonymise: dict) -> PostgresStore:
 ANONYMISED = {"full_name": "[removed]", "email": None, "phone": None, "ip": None}
 
 
-def test_anonymise_is_idempotent(db, tickets_category, driver):
+def test_anonymise_is_idempotent(db, tickets_category):
     old = utc(2020, 1, 1)
     make_form_entries(
         db,
@@ -729,6 +727,49 @@ def test_an_unreachable_database_raises_store_error(monkeypatch, tickets_categor
     undefined = tickets_store().model_copy(update={"conn_id": "lethe_undefined_db"})
     with pytest.raises(StoreError, match="'lethe_undefined_db'"):
         adapter(undefined, tickets_category).survey(Cutoff(default=utc(2024, 1, 1)), Protection())
+
+
+def test_the_provider_hands_out_psycopg_3_here(stack):
+    conn = make_hook().get_conn()
+    try:
+        assert isinstance(conn, psycopg.Connection)
+    finally:
+        conn.close()
+
+
+def test_a_psycopg2_connection_is_refused_naming_the_connection(db, tickets_category, monkeypatch):
+    """The provider falls back to psycopg2 without psycopg 3 or SQLAlchemy 2: every call
+    is refused before any SQL runs, and the psycopg2 connection is closed."""
+    from airflow.providers.postgres.hooks import postgres as hook_module
+
+    make_tickets(db, [(1, 10, "jan@x.nl", None, utc(2020, 1, 1))])
+    monkeypatch.setattr(hook_module, "USE_PSYCOPG3", False)
+    opened = []
+    real_get_conn = hook_module.PostgresHook.get_conn
+
+    def recording(self):
+        conn = real_get_conn(self)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(hook_module.PostgresHook, "get_conn", recording)
+    retention = adapter(tickets_store(), tickets_category)
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    with pytest.raises(StoreError) as surveyed:
+        retention.survey(cutoff, Protection())
+    message = str(surveyed.value)
+    assert repr(CONN_ID) in message
+    assert "opened with psycopg2" in message
+    assert "requires psycopg 3" in message
+    with pytest.raises(PurgeError, match="requires psycopg 3") as purged:
+        retention.purge(cutoff, Protection())
+    assert purged.value.removed == 0
+    with pytest.raises(StoreError, match="requires psycopg 3"):
+        retention.erase({Identity.EMAIL: frozenset({"jan@x.nl"})}, Protection())
+    assert len(opened) == 3
+    assert all(type(conn).__module__.startswith("psycopg2") for conn in opened)
+    assert all(conn.closed for conn in opened)
+    assert db.ids("tickets", "ticket_id") == {1}
 
 
 def test_a_missing_table_or_column_is_named(db, tickets_category):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import psycopg2
+import psycopg
 import pytest
 
 from lethe.control.migrate import apply_migrations
@@ -16,7 +16,7 @@ from lethe.subjects.resolution import Resolution
 
 @pytest.fixture
 def control(scratch_database):
-    conn = psycopg2.connect(scratch_database)
+    conn = psycopg.connect(scratch_database)
     apply_migrations(conn)
     yield conn
     conn.close()

@@ -74,7 +74,7 @@ def default_parallelism(cores: int | None = None) -> int:
 
 
 def metadata_url(postgres_dsn: str, database: str = METADATA_DATABASE) -> str:
-    """The SQLAlchemy URL (psycopg2) of ``database`` on the server of ``postgres_dsn``.
+    """The SQLAlchemy URL (psycopg 3) of ``database`` on the server of ``postgres_dsn``.
 
     :param postgres_dsn: a libpq URI or key=value DSN of any database on the server.
     :param database: the database Airflow's metadata lives in.
@@ -88,8 +88,8 @@ def metadata_url(postgres_dsn: str, database: str = METADATA_DATABASE) -> str:
     host = str(params.get("host") or LOOPBACK)
     port = int(params.get("port") or 5432)
     if host.startswith("/"):  # a socket directory goes in the query
-        return f"postgresql+psycopg2://{userinfo}@/{database}?host={quote(host)}&port={port}"
-    return f"postgresql+psycopg2://{userinfo}@{host}:{port}/{database}"
+        return f"postgresql+psycopg://{userinfo}@/{database}?host={quote(host)}&port={port}"
+    return f"postgresql+psycopg://{userinfo}@{host}:{port}/{database}"
 
 
 def airflow_env(

@@ -8,7 +8,6 @@ the Airflow provider hooks handed in. Logs carry counts, never personal values.
 
 from __future__ import annotations
 
-import io
 import logging
 import posixpath
 import stat
@@ -37,6 +36,7 @@ from lethe_dev.synthetic.schema import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    import psycopg
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -94,34 +94,14 @@ def copy_chunks(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
         yield "\n".join(buffer).encode()
 
 
-class _ChunkReader(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (for psycopg2's ``copy_expert``)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(target), len(self._pending))
-        target[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def copy_rows(conn: Any, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> int:
-    """Stream ``rows`` into ``telecom.<table>`` with COPY FROM STDIN, on psycopg 3 or 2.
+def copy_rows(
+    conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], rows: Iterable[tuple]
+) -> int:
+    """Stream ``rows`` into ``telecom.<table>`` with COPY FROM STDIN (psycopg 3).
 
     Does not commit.
 
-    :param conn: an open connection (what ``PostgresHook.get_conn()`` returns)
+    :param conn: an open psycopg 3 connection (what ``PostgresHook.get_conn()`` returns)
     :param table: table name in schema ``telecom``
     :param columns: the columns the row tuples hold, in order
     :param rows: the rows; consumed once, never materialised
@@ -129,13 +109,9 @@ def copy_rows(conn: Any, table: str, columns: tuple[str, ...], rows: Iterable[tu
     """
     counted = _Counter(rows)
     sql = f"COPY {SCHEMA}.{table} ({', '.join(columns)}) FROM STDIN"
-    with conn.cursor() as cur:
-        if hasattr(cur, "copy"):  # psycopg 3
-            with cur.copy(sql) as copy:
-                for chunk in copy_chunks(counted):
-                    copy.write(chunk)
-        else:  # psycopg2
-            cur.copy_expert(sql, _ChunkReader(copy_chunks(counted)))
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        for chunk in copy_chunks(counted):
+            copy.write(chunk)
     return counted.count
 
 

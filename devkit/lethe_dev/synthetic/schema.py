@@ -151,7 +151,7 @@ def apply_reference_schema(hook: PostgresHook) -> None:
 
 
 def apply_reference_schema_on(conn: Any) -> None:
-    """:func:`apply_reference_schema` on an open DB-API connection (psycopg 2 or 3); commits.
+    """:func:`apply_reference_schema` on an open psycopg 3 connection; commits.
 
     :param conn: an open connection, not in autocommit mode
     """

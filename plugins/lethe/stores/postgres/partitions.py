@@ -1,0 +1,127 @@
+"""Dropping whole month partitions of a range-partitioned table in a purge.
+
+A partition whose upper bound is at or before the earliest cutoff holds only expired
+rows: unless it holds a held or restricted row, it is detached and dropped, under a short
+``lock_timeout`` so a purge never queues behind long transactions. A partition holding a
+protected row stays; its other rows go in the purge's batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+if TYPE_CHECKING:
+    from lethe.domain.cutoffs import Cutoff
+    from lethe.domain.protection import Protection
+    from lethe.policy.models import PostgresStore
+    from lethe.stores.postgres.catalog import Table
+    from lethe.stores.postgres.connection import Progress, Session
+    from lethe.stores.postgres.plan import Plan
+
+log = logging.getLogger(__name__)
+
+#: How long dropping a partition may wait for its locks before it fails instead of blocking.
+DROP_LOCK_TIMEOUT = "5s"
+#: Partition-key column types whose bounds are instants (or local dates) we can compare.
+_TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+#: Pulls the upper bound literal out of ``FOR VALUES FROM (...) TO ('...')``.
+_UPPER_BOUND_RE = r"TO \('([^']*)'\)$"
+
+_PARTITIONS_SQL = """
+SELECT n.nspname, c.relname, bound.upper_bound
+FROM pg_catalog.pg_inherits AS i
+JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+    SELECT (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(bound_re)s))[1]
+        ::timestamptz AS upper_bound
+) AS bound
+WHERE i.inhparent = %(oid)s
+ORDER BY bound.upper_bound NULLS LAST, c.relname
+"""
+
+
+def drop_partitions(
+    session: Session,
+    store: PostgresStore,
+    table: Table,
+    purge_plan: Plan,
+    cutoff: Cutoff,
+    protection: Protection,
+    progress: Progress,
+) -> None:
+    """Detach and drop every month partition wholly before the earliest cutoff.
+
+    A partition holding a held or restricted row stays; its other rows go in batches.
+    """
+    age_column = store.age.column  # partitioned stores age from their own column
+    if (
+        table.relkind != "p"
+        or table.range_key != age_column
+        or table.columns[age_column].base not in _TIME_TYPES
+    ):
+        log.warning(
+            "%s is not range-partitioned on %s; expired rows go in batches only",
+            store.table,
+            age_column,
+        )
+        return
+    progress.action = "listing partitions"
+    with session.cursor() as cur:
+        cur.execute(_PARTITIONS_SQL, {"oid": table.oid, "bound_re": _UPPER_BOUND_RE})
+        partitions = cur.fetchall()
+    session.rollback()
+    earliest = cutoff.earliest
+    check = _protects_store(store, protection)
+    for schema, name, upper in partitions:
+        if upper is None or upper > earliest:
+            continue  # the default partition, or one that may hold young rows
+        part = sql.Identifier(schema, name)
+        progress.action = f"dropping partition {schema}.{name}"
+        with session.cursor() as cur:
+            cur.execute(
+                "SELECT pg_catalog.set_config('lock_timeout', %(timeout)s, true)",
+                {"timeout": DROP_LOCK_TIMEOUT},
+            )
+            # Writers wait (readers do not) while the partition is counted.
+            cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
+            if check:
+                cur.execute(
+                    sql.SQL(
+                        "SELECT count(*), count(*) FILTER (WHERE {held} OR {restricted}) "
+                        "FROM {part} AS t"
+                    ).format(held=purge_plan.held, restricted=purge_plan.restricted, part=part),
+                    purge_plan.params,
+                )
+            else:
+                cur.execute(sql.SQL("SELECT count(*), 0 FROM {} AS t").format(part))
+            rows, protected = cur.fetchone()
+            if protected:
+                session.rollback()
+                log.info(
+                    "Partition %s.%s holds %d protected rows; purging it in batches",
+                    schema,
+                    name,
+                    protected,
+                )
+                continue
+            progress.pending = rows
+            cur.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(purge_plan.relation, part)
+            )
+            cur.execute(sql.SQL("DROP TABLE {}").format(part))
+        session.commit()
+        progress.pending = 0
+        progress.removed += rows
+        progress.partition_rows += rows
+        progress.partitions_dropped += 1
+        log.info("Dropped partition %s.%s of %s (%d rows)", schema, name, store.table, rows)
+
+
+def _protects_store(store: PostgresStore, protection: Protection) -> bool:
+    """Whether ``protection`` names any value of this store's subject identities."""
+    identities = store.identities
+    return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)

@@ -121,6 +121,47 @@ def drop_partitions(
         log.info("Dropped partition %s.%s of %s (%d rows)", schema, name, store.table, rows)
 
 
+_LEAVES_SQL = """
+SELECT n.nspname, c.relname,
+       (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(bound_re)s))[1]
+           ::timestamptz AS lower_bound
+FROM pg_catalog.pg_partition_tree(%(oid)s::regclass) AS p
+JOIN pg_catalog.pg_class AS c ON c.oid = p.relid
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE p.isleaf
+ORDER BY lower_bound NULLS FIRST, c.relname
+"""
+#: Pulls the lower bound literal out of ``FOR VALUES FROM ('...') TO (...)``.
+_LOWER_BOUND_RE = r"FROM \('([^']*)'\)"
+
+
+def leaves_to_walk(
+    session: Session, store: PostgresStore, table: Table, cutoff: Cutoff
+) -> list[sql.Identifier]:
+    """The leaf partitions of a partitioned table that may hold an expired row.
+
+    When the table is range-partitioned on the store's own time column, a leaf whose range
+    starts at or after the latest cutoff holds only young rows and is left out; otherwise
+    (another key, a default partition, MINVALUE) every leaf is walked.
+    """
+    age_column = getattr(store.age, "column", None)
+    by_age = (
+        table.range_key is not None
+        and table.range_key == age_column
+        and table.columns[age_column].base in _TIME_TYPES
+    )
+    with session.cursor() as cur:
+        cur.execute(_LEAVES_SQL, {"oid": table.oid, "bound_re": _LOWER_BOUND_RE})
+        leaves = cur.fetchall()
+    session.rollback()
+    latest = cutoff.latest
+    return [
+        sql.Identifier(schema, name)
+        for schema, name, lower in leaves
+        if not (by_age and lower is not None and lower >= latest)
+    ]
+
+
 def _protects_store(store: PostgresStore, protection: Protection) -> bool:
     """Whether ``protection`` names any value of this store's subject identities."""
     identities = store.identities

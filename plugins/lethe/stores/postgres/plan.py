@@ -45,9 +45,20 @@ class Plan:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def plan(store: PostgresStore, table: Table, cutoff: Cutoff, protection: Protection) -> Plan:
-    """The FROM clause, age, expiry and protection predicates for one call."""
-    table_relation = relation(store)
+def plan(
+    store: PostgresStore,
+    table: Table,
+    cutoff: Cutoff,
+    protection: Protection,
+    *,
+    on: sql.Identifier | None = None,
+) -> Plan:
+    """The FROM clause, age, expiry and protection predicates for one call.
+
+    :param on: the relation to read instead of the store's table: one of its partitions
+        (same columns), for a purge that walks a partitioned table leaf by leaf.
+    """
+    table_relation = on if on is not None else relation(store)
     params: dict[str, Any] = {"cutoff": cutoff.default}
     from_parts = [sql.SQL("{} AS t").format(table_relation)]
     age: sql.Composable

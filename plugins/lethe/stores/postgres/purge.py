@@ -3,8 +3,9 @@
 
 The survey is one pass over the table. The purge drops the month partitions wholly
 before the earliest cutoff first (:mod:`~lethe.stores.postgres.partitions`), then removes
-the rest in batches (:mod:`~lethe.stores.postgres.batches`): the next ``batch_size``
-removable keys in age order, locked, then exactly those rows deleted (or anonymised).
+the rest in block ranges (:mod:`~lethe.stores.postgres.blocks`): one server-side statement
+per short transaction, the table (or each partition that may hold an expired row) walked
+once in physical order.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from psycopg import sql
 
 from lethe.domain.counts import PurgeResult, Survey
 from lethe.policy.models import Anonymise
-from lethe.stores.postgres.batches import in_batches
-from lethe.stores.postgres.partitions import drop_partitions
+from lethe.stores.postgres.blocks import purge_relation
+from lethe.stores.postgres.partitions import drop_partitions, leaves_to_walk
 from lethe.stores.postgres.plan import Plan, plan
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def purge(
     else:
         if store.partitioned_by_month:
             drop_partitions(session, store, table, purge_plan, cutoff, protection, progress)
-        _purge_batches(session, store, table, purge_plan, batch_size, progress)
+        _purge_batches(session, store, table, cutoff, protection, purge_plan, batch_size, progress)
     details = {"partition_rows": progress.partition_rows}
     anonymises = isinstance(store.on_expiry, Anonymise)
     details["anonymised" if anonymises else "batch_rows"] = progress.batch_rows
@@ -105,37 +106,23 @@ def _purge_batches(
     session: Session,
     store: PostgresStore,
     table: Table,
+    cutoff: Cutoff,
+    protection: Protection,
     purge_plan: Plan,
     batch_size: int,
     progress: Progress,
 ) -> None:
-    """Delete (or anonymise) the removable rows, one committed batch at a time."""
-    select = sql.SQL(
-        "SELECT {keys} FROM {from_} WHERE {expired} AND NOT {held} AND NOT {restricted} "
-        "ORDER BY {age} LIMIT {limit} FOR UPDATE OF t"
-    ).format(
-        keys=sql.SQL(", ").join(sql.Identifier("t", k) for k in store.key_columns),
-        from_=purge_plan.from_,
-        expired=purge_plan.expired,
-        held=purge_plan.held,
-        restricted=purge_plan.restricted,
-        age=purge_plan.age,
-        limit=sql.Placeholder("limit"),
-    )
-    anonymised = {n: v for n, v in purge_plan.params.items() if n.startswith("anon")}
-    progress.batch_rows += in_batches(
-        session,
-        store,
-        table,
-        relation=purge_plan.relation,
-        select=select,
-        remaining=purge_plan.expired,
-        params=purge_plan.params,
-        change_params=anonymised,
-        size=batch_size,
-        label="batch",
-        progress=progress,
-    )
+    """Delete (or anonymise) the removable rows left, walking the table (or each leaf
+    partition that may hold one) in block ranges, one committed transaction each."""
+    if table.relkind == "p":
+        relations = leaves_to_walk(session, store, table, cutoff)
+        plans = [plan(store, table, cutoff, protection, on=leaf) for leaf in relations]
+    else:
+        plans = [purge_plan]
+    for leaf_plan in plans:
+        progress.batch_rows += purge_relation(
+            session, store, table, leaf_plan, batch_size=batch_size, progress=progress
+        )
 
 
 def _survey_sql(survey_plan: Plan) -> sql.Composable:

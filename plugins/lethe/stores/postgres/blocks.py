@@ -1,0 +1,199 @@
+"""A purge's removals at the database's own pace: one server-side statement per short
+transaction, walking the table once in physical order (:func:`purge_relation`).
+
+Each transaction removes the removable rows of one range of heap blocks in one statement::
+
+    DELETE FROM <relation> WHERE ctid = ANY(ARRAY(
+        SELECT t.ctid FROM <relation> AS t ...
+        WHERE t.ctid >= '(lo,0)' AND t.ctid < '(hi,0)'
+          AND <expired> AND NOT <held> AND NOT <restricted>
+        LIMIT <batch_size>))
+
+(an ``UPDATE ... SET`` of the replacement values for an anonymising store). The range is
+read by a TID range scan and the rows are removed by a TID scan: no key travels through
+Python, no row is found twice through an index, no ``ORDER BY`` and no ``FOR UPDATE``
+(whose row locks wrote WAL of their own); the expiry test stays the policy's, so a NULL
+age never expires. The range grows or shrinks after every transaction toward
+:data:`TARGET_SECONDS`, so a transaction holds its locks about that long whatever the
+rows' width or the machine's speed; ``batch_size`` still bounds the rows one transaction
+removes (a range that reaches it is taken again). The walk ends at the relation's last
+block, read again at the end for rows added meanwhile; rows another session moves behind
+the walk wait for the next run.
+
+A partitioned table is walked leaf by leaf (a partition's ``ctid`` is its own); a leaf
+whose range starts at or after the latest cutoff cannot hold an expired row and is left
+alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from lethe.exceptions import StoreError
+from lethe.policy.models import Anonymise
+from lethe.stores.postgres.predicates import anonymised
+
+if TYPE_CHECKING:
+    from lethe.policy.models import PostgresStore
+    from lethe.stores.postgres.catalog import Table
+    from lethe.stores.postgres.connection import Progress, Session
+    from lethe.stores.postgres.plan import Plan
+
+log = logging.getLogger(__name__)
+
+#: How long one transaction should take (its row locks held); ranges adapt toward it.
+TARGET_SECONDS = 0.1
+#: The first range, in heap blocks (8 kB each: some hundreds of narrow rows).
+FIRST_BLOCKS = 8
+MIN_BLOCKS, MAX_BLOCKS = 1, 1 << 20
+#: A range grows or shrinks at most this much from one transaction to the next.
+MAX_STEP = 4.0
+#: Seconds between two INFO lines of a purge's progress (the first batch is logged).
+PROGRESS_INTERVAL = 10.0
+
+_BLOCKS_SQL = (
+    "SELECT pg_catalog.pg_relation_size(%(rel)s::regclass) "
+    "/ pg_catalog.current_setting('block_size')::bigint"
+)
+
+
+def purge_relation(
+    session: Session,
+    store: PostgresStore,
+    table: Table,
+    purge_plan: Plan,
+    *,
+    batch_size: int,
+    progress: Progress,
+) -> int:
+    """Remove (or anonymise) the removable rows of ``purge_plan.relation`` (a table or one
+    leaf partition), one block range per committed transaction.
+
+    :return: the rows removed or anonymised.
+    """
+    change = _change_sql(store, table, purge_plan)
+    name = purge_plan.relation.as_string(session.conn)
+    blocks = _blocks(session, name)
+    low, span, total = 0, FIRST_BLOCKS, 0
+    last_logged = time.monotonic()
+    while True:
+        if low >= blocks:
+            blocks = _blocks(session, name)  # rows added meanwhile
+            if low >= blocks:
+                return total
+        high = min(low + span, blocks)
+        progress.action = f"batch {progress.batches + 1}"
+        params = {
+            **purge_plan.params,
+            "lo": f"({low},0)",
+            "hi": f"({high},0)",
+            "limit": batch_size,
+        }
+        started = time.monotonic()
+        with session.cursor() as cur:
+            cur.execute(change, params)
+            changed, unchanged, last_block = cur.fetchone()
+            if unchanged:
+                raise StoreError(
+                    f"anonymising {store.table} left {unchanged} rows unchanged "
+                    f"(a replacement value does not round-trip in its column)"
+                )
+        session.commit()
+        elapsed = time.monotonic() - started
+        if changed:
+            progress.removed += changed
+            progress.batches += 1
+            total += changed
+            now = time.monotonic()
+            if progress.batches == 1 or now - last_logged >= PROGRESS_INTERVAL:
+                last_logged = now
+                log.info(
+                    "%s: batch %d done: %d rows in it, %d so far",
+                    store.table,
+                    progress.batches,
+                    changed,
+                    total,
+                )
+        span = _next_span(span, high - low, elapsed)
+        if changed < batch_size:
+            low = high
+        else:
+            # The range may hold more after the last row taken (a TID range scan reads in
+            # physical order): go on from that row's block (a delete's; an anonymisation
+            # takes its range again), and take less at a time.
+            low = max(low, last_block)
+            span = max(MIN_BLOCKS, min(span, (high - low) // 2))
+
+
+def _next_span(span: int, walked: int, elapsed: float) -> int:
+    """The next range: scaled toward :data:`TARGET_SECONDS` by what the last one took."""
+    if elapsed <= 0:
+        factor = MAX_STEP
+    else:
+        factor = min(MAX_STEP, max(1 / MAX_STEP, TARGET_SECONDS / elapsed))
+    # A short last range (the relation's end) says little: scale from what it walked.
+    basis = max(walked, 1) if walked < span else span
+    return int(min(MAX_BLOCKS, max(MIN_BLOCKS, basis * factor)))
+
+
+def _blocks(session: Session, relation: str) -> int:
+    with session.cursor() as cur:
+        cur.execute(_BLOCKS_SQL, {"rel": relation})
+        (blocks,) = cur.fetchone()
+    session.rollback()
+    return int(blocks)
+
+
+def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:
+    """The statement of one block range: a delete, or an anonymising update.
+
+    It answers one row: the rows changed, the rows an anonymisation left unchanged (a
+    replacement that does not round-trip in its column), and the block of the last row a
+    delete took (0 for an update, whose RETURNING sees the rows' new places).
+    """
+    rows = sql.SQL(
+        "SELECT t.ctid FROM {from_} "
+        "WHERE t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
+        "AND {expired} AND NOT {held} AND NOT {restricted} LIMIT {limit}"
+    ).format(
+        from_=purge_plan.from_,
+        lo=sql.Placeholder("lo"),
+        hi=sql.Placeholder("hi"),
+        expired=purge_plan.expired,
+        held=purge_plan.held,
+        restricted=purge_plan.restricted,
+        limit=sql.Placeholder("limit"),
+    )
+    summary = sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE NOT c.done), "
+        "coalesce(max(c.block), 0)::bigint FROM changed AS c"
+    )
+    if not isinstance(store.on_expiry, Anonymise):
+        return sql.SQL(
+            "WITH changed AS (DELETE FROM {} WHERE ctid = ANY(ARRAY({})) "
+            "RETURNING (ctid::text::point)[0] AS block, TRUE AS done) {}"
+        ).format(purge_plan.relation, rows, summary)
+    columns = list(store.on_expiry.anonymise)
+    params: dict[str, Any] = {}
+    done = anonymised(store, table, params)  # binds anon<i> as the plan did
+    return sql.SQL(
+        "WITH changed AS (UPDATE {relation} AS t SET {changes} "
+        "WHERE t.ctid = ANY(ARRAY({rows})) RETURNING 0 AS block, {done} AS done) {summary}"
+    ).format(
+        relation=purge_plan.relation,
+        changes=sql.SQL(", ").join(
+            sql.SQL("{} = CAST({} AS {})").format(
+                sql.Identifier(column),
+                sql.Placeholder(f"anon{index}"),
+                sql.SQL(table.columns[column].type),
+            )
+            for index, column in enumerate(columns)
+        ),
+        rows=rows,
+        done=done,
+        summary=summary,
+    )

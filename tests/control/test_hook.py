@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -184,3 +185,27 @@ def test_the_dags_take_their_rights_from_the_vocabulary(dagbag):
         if t.task_id.startswith("claim_")
     }
     assert claims == {f"claim_{route}": rights for route, rights in ROUTES.items()}
+
+
+# ------------------------------------------------------------ where the SQL may live
+
+ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "lethe"
+#: Modules allowed to read the control schema themselves: the hook's own package, and the
+#: Privacy page's and the compliance report's read-only queries.
+OWN_SQL = ("control/", "ui/queries.py", "report/")
+PRIVACY_SQL = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+privacy\.", re.IGNORECASE)
+
+
+def test_nothing_outside_the_control_package_runs_sql_on_the_privacy_schema():
+    offenders = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        relative = path.relative_to(ENGINE).as_posix()
+        if relative.startswith(OWN_SQL):
+            continue
+        text = path.read_text(encoding="utf-8")
+        raw_connection = relative.startswith(("operators/", "subjects/")) and (
+            "lethe.control import connect" in text
+        )
+        if PRIVACY_SQL.search(text) or raw_connection:
+            offenders.append(relative)
+    assert offenders == []

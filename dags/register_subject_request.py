@@ -34,9 +34,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from lethe.control.requests import RIGHTS
-from lethe.operators.requests import VERIFICATION_METHODS, RegisterSubjectRequestOperator
+from lethe.operators.intake import VERIFICATION_METHODS, RegisterSubjectRequestOperator
 from lethe.operators.wiring import UUID_PATTERN, identity_params
+from lethe.policy.vocabulary import REQUEST_RIGHTS
 
 _TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$"
 
@@ -53,7 +53,7 @@ with DAG(
         "right": Param(
             "access",
             type="string",
-            enum=list(RIGHTS),
+            enum=list(REQUEST_RIGHTS),
             title="Right",
         ),
         **identity_params(),

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from lethe.operators.requests import ReopenSubjectRequestOperator
+from lethe.operators.reopen import ReopenSubjectRequestOperator
 from lethe.operators.wiring import UUID_PATTERN
 
 with DAG(

@@ -39,6 +39,7 @@ from airflow.sdk import DAG, Param
 
 from lethe.operators.export import MAX_LINK_DAYS, SubjectExportOperator
 from lethe.operators.wiring import UUID_PATTERN, identity_params
+from lethe.policy.vocabulary import EXPORT_RIGHTS
 
 with DAG(
     dag_id="subject_export",
@@ -61,7 +62,7 @@ with DAG(
         "right": Param(
             "access",
             type="string",
-            enum=["access", "portability"],
+            enum=list(EXPORT_RIGHTS),
             title="Right",
             description="access: everything the subject may know about; portability: data "
             "processed on consent or to perform the contract.",

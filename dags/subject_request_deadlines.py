@@ -19,7 +19,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from lethe.notifiers import AlertEmailNotifier, OverdueRequestNotifier
-from lethe.operators.requests import (
+from lethe.operators.deadlines import (
     ExtendSubjectRequestDeadlineOperator,
     SubjectRequestDeadlineOperator,
 )

@@ -35,14 +35,11 @@ import pendulum
 from airflow.sdk import DAG, TriggerRule
 
 from lethe.notifiers import AlertEmailNotifier
+from lethe.operators.deadlines import LiftRestrictionsOperator
 from lethe.operators.export_trigger import SubjectExportTriggerOperator
-from lethe.operators.requests import (
-    ROUTES,
-    ClaimSubjectRequestsOperator,
-    LiftRestrictionsOperator,
-    SubjectRequestOperator,
-    SubjectRequestSensor,
-)
+from lethe.operators.pickup import ClaimSubjectRequestsOperator, SubjectRequestSensor
+from lethe.operators.rights import SubjectRequestOperator
+from lethe.policy.vocabulary import ROUTES
 
 with DAG(
     dag_id="subject_requests",

@@ -32,3 +32,24 @@ def new_database(stack, prefix: str = "scratch"):
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
+
+
+def control_hook(dsn: str):
+    """A :class:`~lethe.control.hook.PrivacyControlHook` on the database of the libpq URI
+    ``dsn`` (a database of a test's own), not on the ``lethe_control_db`` connection."""
+    from airflow.sdk import Connection
+    from psycopg.conninfo import conninfo_to_dict
+
+    from lethe.control.hook import PrivacyControlHook
+
+    parts = conninfo_to_dict(dsn)
+    connection = Connection(
+        conn_id="lethe_test_control",
+        conn_type="postgres",
+        host=parts.get("host"),
+        port=int(parts["port"]) if parts.get("port") else None,
+        login=parts.get("user"),
+        password=parts.get("password"),
+        schema=parts.get("dbname"),
+    )
+    return PrivacyControlHook(control_conn_id=connection.conn_id, connection=connection)

@@ -9,8 +9,9 @@ database (``dag_run.conf``), and the rendered template fields of its tasks
 - the operators read those values from the run's params when they execute, never through
   template fields, store them on the request row in the control schema, and pass on the
   request id only (:func:`form_identities`, :func:`form_text`);
-- the row records the run that registered it (:func:`find_intake_request`), so a retry of
-  that run answers the same request;
+- the row records the run that registered it
+  (:meth:`lethe.control.hook.PrivacyControlHook.find_intake_request`), so a retry of that
+  run answers the same request;
 - when the run ends (success or failure), the listener :mod:`lethe.listeners` replaces
   every value of the run's conf that is not in :data:`KEPT_FIELDS` with an empty or
   ``[redacted]`` value of the same type (:func:`redacted_conf`).
@@ -145,16 +146,3 @@ def redacted_conf(dag_id: str, conf: Mapping[str, Any] | None) -> dict[str, Any]
         return None
     result[REDACTED_KEY] = sorted(redacted)
     return result
-
-
-def find_intake_request(conn, dag_id: str, run_id: str) -> tuple[str, str] | None:
-    """(request id, right) of the request the run ``run_id`` of ``dag_id`` registered."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT request_id::text, request_right FROM privacy.subject_requests"
-            " WHERE intake_dag_id = %s AND intake_run_id = %s",
-            (dag_id, run_id),
-        )
-        row = cur.fetchone()
-    conn.rollback()
-    return (row[0], row[1]) if row else None

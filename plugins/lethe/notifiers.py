@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from lethe.connections import CONTROL_DB
-from lethe.control import connect
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,19 +39,16 @@ class OverdueRequestNotifier(BaseNotifier):
         self.control_conn_id = control_conn_id
 
     def notify(self, context: Context) -> None:
-        from lethe.control import ledger
+        from lethe.control.hook import PrivacyControlHook
+        from lethe.control.ledger import AuditEntry
 
         ti = context["ti"]
         log.error("Subject requests are overdue (%s.%s, run %s)", ti.dag_id, ti.task_id, ti.run_id)
-        with connect(self.control_conn_id) as conn:
-            ledger.record(
-                conn,
-                ledger.AuditEntry(
-                    action="deadline_alert",
-                    outcome="sent",
-                    **ledger.task_fields(ti),
-                ),
-            )
+        hook = PrivacyControlHook(control_conn_id=self.control_conn_id)
+        try:
+            hook.record(AuditEntry.for_task(ti, action="deadline_alert", outcome="sent"))
+        finally:
+            hook.close()
 
 
 #: The Airflow Variable (comma-separated addresses) read first for the alert recipients.

@@ -13,12 +13,13 @@ if TYPE_CHECKING:
 
 
 def _count_verified(conn_id: str) -> int:
+    from lethe.control.hook import PrivacyControlHook
 
-    from lethe.control import connect
-    from lethe.control.requests import count_verified
-
-    with connect(conn_id) as conn:
-        return count_verified(conn)
+    hook = PrivacyControlHook(control_conn_id=conn_id)
+    try:
+        return hook.count_verified()
+    finally:
+        hook.close()
 
 
 class SubjectRequestTrigger(BaseTrigger):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 
-import psycopg2
+import psycopg
 import pytest
 
 from lethe.control import ledger
@@ -15,7 +15,7 @@ from lethe.exceptions import ControlSchemaError
 
 @pytest.fixture
 def control_db(scratch_database):
-    conn = psycopg2.connect(scratch_database)
+    conn = psycopg.connect(scratch_database)
     apply_migrations(conn)
     yield conn
     conn.close()
@@ -42,7 +42,7 @@ class TestMigrations:
 
     def test_unused_customer_retention_settings_are_dropped(self, scratch_database):
         """0005 drops the table 0001 made (nothing read it), on a schema that has it."""
-        conn = psycopg2.connect(scratch_database)
+        conn = psycopg.connect(scratch_database)
         try:
             before = [m for m in discover() if m.version < 5]
             apply_migrations(conn, before)
@@ -64,7 +64,7 @@ class TestMigrations:
         errors: list[BaseException] = []
 
         def run() -> None:
-            conn = psycopg2.connect(scratch_database)
+            conn = psycopg.connect(scratch_database)
             try:
                 results.append(apply_migrations(conn))
             except BaseException as exc:  # surfaced below
@@ -92,7 +92,7 @@ class TestMigrations:
 
     def test_failed_migration_leaves_nothing_half_applied(self, control_db):
         broken = Migration(9999, "broken", "CREATE TABLE privacy.half (x int); SELECT 1/0;")
-        with pytest.raises(psycopg2.errors.DivisionByZero):
+        with pytest.raises(psycopg.errors.DivisionByZero):
             apply_migrations(control_db, [*discover(), broken])
         assert "half" not in _tables(control_db)
         with control_db.cursor() as cur:
@@ -105,7 +105,7 @@ class TestMigrations:
             discover(tmp_path)
 
     def test_restriction_and_hold_shapes_are_checked(self, control_db):
-        with control_db.cursor() as cur, pytest.raises(psycopg2.errors.CheckViolation):
+        with control_db.cursor() as cur, pytest.raises(psycopg.errors.CheckViolation):
             cur.execute(
                 "INSERT INTO privacy.legal_holds (identity_type, reason, placed_by)"
                 " VALUES ('email', 'case 12', 'legal')"
@@ -148,7 +148,7 @@ class TestAuditLedger:
     )
     def test_changes_are_refused(self, control_db, statement):
         ledger.record(control_db, _entry())
-        with control_db.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        with control_db.cursor() as cur, pytest.raises(psycopg.errors.InsufficientPrivilege):
             cur.execute(statement)
         control_db.rollback()
 
@@ -176,7 +176,7 @@ class TestAuditLedger:
 
     def test_concurrent_writers_form_one_chain(self, scratch_database, control_db):
         def write(n: int) -> None:
-            conn = psycopg2.connect(scratch_database)
+            conn = psycopg.connect(scratch_database)
             try:
                 for i in range(10):
                     ledger.record(conn, _entry(counts={"writer": n, "i": i}))

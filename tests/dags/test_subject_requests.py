@@ -22,7 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
 from lethe.control.requests import claim_verified
 from lethe.exceptions import StoreError
-from lethe.operators.requests import SubjectRequestOperator
+from lethe.operators.rights import SubjectRequestOperator
 from tests.dags.conftest import run_dag, task_states
 
 JAN = {"email": "jan.de.vries@bakkerij-klein.nl", "phone": "+31612345678"}
@@ -347,7 +347,7 @@ def test_a_restricted_subject_is_skipped_by_retention_until_the_request_is_decid
         " WHERE request_id = %s::uuid",
         (pending,),
     )
-    from lethe.subjects.actions import lift_resolved_restrictions
+    from lethe.control.request_records import lift_resolved_restrictions
 
     conn = psycopg2.connect(seeded.db.dsn)
     try:

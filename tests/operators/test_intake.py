@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-import psycopg2
+import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -19,13 +19,12 @@ from lethe.intake import (
     REDACTED,
     REDACTED_KEY,
     SENSITIVE_FIELDS,
-    find_intake_request,
     form_identities,
     identity_fields,
     redacted_conf,
 )
 from lethe.operators.export import SubjectExportOperator, link_expiry
-from lethe.operators.requests import RegisterSubjectRequestOperator
+from lethe.operators.intake import RegisterSubjectRequestOperator
 from lethe.operators.wiring import IDENTITY_TEMPLATES, identity_params
 
 FIELDS = identity_fields(IDENTITY_TEMPLATES)
@@ -168,7 +167,7 @@ def test_every_form_field_is_either_kept_or_redacted(dagbag, dag_id):
 
 @pytest.fixture
 def control(stack):
-    conn = psycopg2.connect(stack.postgres_dsn)
+    conn = psycopg.connect(stack.postgres_dsn)
     apply_migrations(conn)
     conn.autocommit = True
     yield conn
@@ -276,13 +275,13 @@ def test_the_export_form_path_refuses_without_echoing_and_registers_nothing(cont
 def test_the_export_form_path_finds_its_request_by_the_run_on_a_retry(control):
     operator = SubjectExportOperator(task_id="export_subject_data", request_id=None)
     context = _context({"phones": ["06-12345678"]}, dag_id="subject_export")
-    first = operator._subject(control, context)
+    first = operator._subject(context)
     # The retry's form values are already redacted: the run, not the form, finds it.
     context["params"] = {"phones": [], REDACTED_KEY: ["phones"]}
-    assert operator._subject(control, context) == first
+    assert operator._subject(context) == first
     assert first[2] == {"phone": frozenset({"+31612345678"})}
     assert len(_rows(control, context["ti"].run_id)) == 1
-    assert find_intake_request(control, "subject_export", context["ti"].run_id) == (
+    assert operator.hook.find_intake_request("subject_export", context["ti"].run_id) == (
         first[0],
         "access",
     )
@@ -332,4 +331,4 @@ def test_a_request_id_with_identities_is_refused_even_after_redaction(control):
     )
     context = _context({"emails": [], REDACTED_KEY: ["emails"]}, dag_id="subject_export")
     with pytest.raises(AirflowFailException, match="not both"):
-        operator._subject(control, context)
+        operator._subject(context)

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 
 import paramiko
-import psycopg2
+import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -17,17 +17,14 @@ from lethe.control.migrate import apply_migrations
 from lethe.control.requests import RequestError, is_transient
 from lethe.domain.identities import InvalidIdentity
 from lethe.exceptions import PolicyError, PurgeError, PurgeGuardError, StoreError
+from lethe.operators.deadlines import ExtendSubjectRequestDeadlineOperator
 from lethe.operators.export import SubjectExportOperator, portable_categories
 from lethe.operators.export_trigger import SubjectExportTriggerOperator
-from lethe.operators.requests import (
-    ClaimSubjectRequestsOperator,
-    ExtendSubjectRequestDeadlineOperator,
-    RegisterSubjectRequestOperator,
-    ReopenSubjectRequestOperator,
-    SubjectRequestOperator,
-    SubjectRequestSensor,
-    final_try,
-)
+from lethe.operators.intake import RegisterSubjectRequestOperator
+from lethe.operators.pickup import ClaimSubjectRequestsOperator, SubjectRequestSensor
+from lethe.operators.reopen import ReopenSubjectRequestOperator
+from lethe.operators.request_steps import final_try
+from lethe.operators.rights import SubjectRequestOperator
 from lethe.policy import load_catalog
 from lethe.triggers import SubjectRequestTrigger
 
@@ -61,7 +58,7 @@ def test_trigger_serialises_to_its_importable_class_path():
 
 @pytest.fixture
 def control(stack):
-    conn = psycopg2.connect(stack.postgres_dsn)
+    conn = psycopg.connect(stack.postgres_dsn)
     apply_migrations(conn)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -359,8 +356,8 @@ def _client_error(code: str, status: int):
 
 def _chained():
     try:
-        raise psycopg2.OperationalError("server closed the connection")
-    except psycopg2.OperationalError as cause:
+        raise psycopg.OperationalError("server closed the connection")
+    except psycopg.OperationalError as cause:
         try:
             raise RuntimeError("hook failed") from cause
         except RuntimeError as exc:
@@ -376,7 +373,7 @@ def _chained():
         (lambda: PurgeGuardError("stop"), False),
         (lambda: InvalidIdentity("phone: not a number"), False),
         (lambda: RequestError("no subject request"), False),
-        (lambda: psycopg2.OperationalError("could not connect"), True),
+        (lambda: psycopg.OperationalError("could not connect"), True),
         (lambda: paramiko.SSHException("banner"), True),
         (lambda: EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
         (lambda: _client_error("SlowDown", 503), True),

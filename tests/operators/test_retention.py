@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-import psycopg2
+import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -31,7 +31,7 @@ MOMENT = datetime(2026, 8, 31, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def control(stack):
-    conn = psycopg2.connect(stack.postgres_dsn)
+    conn = psycopg.connect(stack.postgres_dsn)
     apply_migrations(conn)
     yield conn
     conn.close()
@@ -52,6 +52,16 @@ class FakeAdapter(StoreAdapter):
             raise self._fail
         self.purged_with = (cutoff, protection)
         return PurgeResult(removed=self._survey.removable, batches=1)
+
+    # Subject requests never reach a retention operator's adapter.
+    def collect(self, subject, protection, package, *, include_files=True):
+        raise NotImplementedError
+
+    def erase(self, subject, protection):
+        raise NotImplementedError
+
+    def rectify(self, subject, changes, protection):
+        raise NotImplementedError
 
 
 def _context(run_id: str) -> dict:

@@ -22,6 +22,16 @@ def control(scratch_database):
     conn.close()
 
 
+@pytest.fixture
+def hook(control, scratch_database):
+    """The control schema's hook on the same scratch database."""
+    from tests.databases import control_hook
+
+    made = control_hook(scratch_database)
+    yield made
+    made.close()
+
+
 def _request(conn, right: str, related: str | None = None) -> str:
     with conn.cursor() as cur:
         cur.execute(
@@ -55,34 +65,34 @@ def _count(conn, sql: str) -> int:
     return n
 
 
-def test_restriction_covers_people_not_organisations_and_is_placed_once(control):
+def test_restriction_covers_people_not_organisations_and_is_placed_once(control, hook):
     erasure = _request(control, "erasure")
     restriction = _request(control, "restriction", related=erasure)
-    actions.restrict(control, restriction, erasure, RESOLUTION)
-    actions.restrict(control, restriction, erasure, RESOLUTION)  # a retried task
+    actions.restrict(hook, restriction, erasure, RESOLUTION)
+    actions.restrict(hook, restriction, erasure, RESOLUTION)  # a retried task
     rows = "SELECT count(*) FROM privacy.processing_restrictions WHERE lifted_at IS NULL"
     assert _count(control, rows) == 2  # e-mail and phone; never the whole customer
 
 
-def test_restrictions_are_lifted_once_the_related_request_is_decided(control):
+def test_restrictions_are_lifted_once_the_related_request_is_decided(control, hook):
     erasure = _request(control, "erasure")
     restriction = _request(control, "restriction", related=erasure)
-    actions.restrict(control, restriction, erasure, RESOLUTION)
-    assert actions.lift_resolved_restrictions(control) == []  # still pending
+    actions.restrict(hook, restriction, erasure, RESOLUTION)
+    assert hook.lift_resolved_restrictions() == []  # still pending
     with control.cursor() as cur:
         cur.execute(
             "UPDATE privacy.subject_requests SET status = 'refused' WHERE request_id = %s::uuid",
             (erasure,),
         )
     control.commit()
-    assert actions.lift_resolved_restrictions(control) == [(restriction, 2)]
-    assert actions.lift_resolved_restrictions(control) == []
+    assert hook.lift_resolved_restrictions() == [(restriction, 2)]
+    assert hook.lift_resolved_restrictions() == []
 
 
-def test_a_manual_task_is_opened_once(control):
+def test_a_manual_task_is_opened_once(control, hook):
     request_id = _request(control, "rectification")
     for _ in range(2):
-        actions.rectify(control, request_id, {}, None, RESOLUTION, protection_for=None)
+        actions.rectify(hook, request_id, {}, None, RESOLUTION, protection_for=None)
     assert _count(control, "SELECT count(*) FROM privacy.manual_tasks") == 1
 
 
@@ -140,11 +150,11 @@ def script(monkeypatch):
     return steps
 
 
-def _erase(control, request_id, category, resolution=RESOLUTION):
+def _erase(hook, request_id, category, resolution=RESOLUTION):
     from lethe.domain.protection import Protection
 
     return actions.erase(
-        control,
+        hook,
         request_id,
         Right.ERASURE,
         [_category(category) if isinstance(category, str) else category],
@@ -162,7 +172,9 @@ VISITOR = Resolution(
 )
 
 
-def test_a_store_failing_part_way_keeps_its_removals_and_the_retry_answers_erased(control, script):
+def test_a_store_failing_part_way_keeps_its_removals_and_the_retry_answers_erased(
+    control, hook, script
+):
     from lethe.control.requests import progress
     from lethe.domain.counts import EraseResult
     from lethe.exceptions import PurgeError
@@ -171,18 +183,18 @@ def test_a_store_failing_part_way_keeps_its_removals_and_the_retry_answers_erase
     script["telecom.web_visits"] = [EraseResult(removed=2), EraseResult()]
     script["telecom.web_cookies"] = [PurgeError("timeout", removed=5), EraseResult(removed=1)]
     with pytest.raises(PurgeError):
-        _erase(control, request_id, "web_statistics", VISITOR)
+        _erase(hook, request_id, "web_statistics", VISITOR)
     done = progress(control, request_id)["web_statistics"]
     assert done["postgres:lethe_telecom_db:telecom.web_visits"]["removed"] == 2
     assert done["postgres:lethe_telecom_db:telecom.web_cookies"]["removed"] == 5
     assert len(done) == 2  # the analytics exports were never reached
     # The retry finds the visits gone already: the outcome counts every try.
-    [outcome] = _erase(control, request_id, "web_statistics", VISITOR)
+    [outcome] = _erase(hook, request_id, "web_statistics", VISITOR)
     assert (outcome.outcome, outcome.items) == ("erased", 8)
     assert len(progress(control, request_id)["web_statistics"]) == 3
 
 
-def test_an_anonymising_store_s_partial_count_is_of_anonymised_rows(control, script):
+def test_an_anonymising_store_s_partial_count_is_of_anonymised_rows(control, hook, script):
     from lethe.control.requests import progress
     from lethe.exceptions import PurgeError
     from lethe.policy.models import Anonymise
@@ -195,20 +207,20 @@ def test_an_anonymising_store_s_partial_count_is_of_anonymised_rows(control, scr
     request_id = _request(control, "erasure")
     script["telecom.contact_persons"] = [PurgeError("lost", removed=3)]
     with pytest.raises(PurgeError):
-        _erase(control, request_id, category)
+        _erase(hook, request_id, category)
     [counts] = progress(control, request_id)["customer_contact_persons"].values()
     assert (counts["anonymised"], counts["removed"]) == (3, 0)
-    [outcome] = _erase(control, request_id, category)
+    [outcome] = _erase(hook, request_id, category)
     assert (outcome.outcome, outcome.items) == ("anonymised", 3)
 
 
-def test_held_items_count_as_they_are_now_not_once_per_try(control, script):
+def test_held_items_count_as_they_are_now_not_once_per_try(control, hook, script):
     from lethe.domain.counts import EraseResult
 
     request_id = _request(control, "erasure")
     script["telecom.usage_records"] = [EraseResult(withheld=2), EraseResult(withheld=2)]
-    _erase(control, request_id, "usage_records")
-    [outcome] = _erase(control, request_id, "usage_records")
+    _erase(hook, request_id, "usage_records")
+    [outcome] = _erase(hook, request_id, "usage_records")
     assert (outcome.outcome, outcome.reason_code) == ("kept", "legal_hold")
     with control.cursor() as cur:
         cur.execute("SELECT withheld FROM privacy.request_progress")
@@ -236,14 +248,14 @@ def test_a_request_found_nothing_only_when_no_store_it_searched_held_the_subject
     assert answer["summary"] == actions.RESULT_TEXT[answer["result"]]
 
 
-def test_a_retry_searches_with_what_the_first_try_resolved(control, monkeypatch):
+def test_a_retry_searches_with_what_the_first_try_resolved(control, hook, monkeypatch):
     """The first try's links may be erased by the retry: the saved resolution still counts."""
     request_id = _request(control, "erasure")
     given = {Identity.EMAIL: frozenset({"jan@example.nl"})}
     rounds = [RESOLUTION, Resolution({**given}, {}, ("email",), ())]
     monkeypatch.setattr("lethe.subjects.resolution.resolve", lambda g, c: rounds.pop(0))
-    first = actions.resolve_request(control, request_id, given, [])
-    second = actions.resolve_request(control, request_id, given, [])
+    first = actions.resolve_request(hook, request_id, given, [])
+    second = actions.resolve_request(hook, request_id, given, [])
     assert second.subject == first.subject == RESOLUTION.subject
     assert second.organisations == RESOLUTION.organisations
     assert second.resolved_types == ("customer_id", "phone")

@@ -1,4 +1,9 @@
-"""The privacy control schema: requests, holds, restrictions and the audit ledger."""
+"""The privacy control schema: requests, holds, restrictions and the audit ledger.
+
+The engine reaches it through :class:`lethe.control.hook.PrivacyControlHook`, one
+transaction per action. :func:`connect` hands out a plain connection for the migrations'
+command line, the Privacy page's queries and the compliance report.
+"""
 
 from __future__ import annotations
 

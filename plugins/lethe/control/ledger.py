@@ -1,7 +1,9 @@
 """The audit ledger: an append-only, hash-chained record of every removal, export and refusal.
 
 The database numbers and chains the entries (see migration 0001); this module writes them
-and checks the chain. Entries carry counts and ids, never personal data.
+and checks the chain (the SQL behind :class:`lethe.control.hook.PrivacyControlHook`).
+Entries are built by :meth:`AuditEntry.for_task` and carry counts and ids, never personal
+data.
 """
 
 from __future__ import annotations
@@ -66,6 +68,37 @@ class AuditEntry:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"audit count {name!r} must be an integer")
 
+    @classmethod
+    def for_task(
+        cls,
+        ti: Any,
+        *,
+        action: str,
+        outcome: str,
+        policy_family: str | None = None,
+        category_id: str | None = None,
+        store: str | None = None,
+        request_id: str | None = None,
+        counts: dict[str, int] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """The entry a task instance writes: its actor, DAG, run and task id (a mapped
+        instance's index included, :func:`task_fields`) and what it did.
+
+        The one way entries are built, so that every entry names its task the same way.
+        """
+        return cls(
+            action=action,
+            outcome=outcome,
+            **task_fields(ti),
+            policy_family=policy_family,
+            category_id=category_id,
+            store=store,
+            request_id=request_id,
+            counts=dict(counts or {}),
+            details=dict(details or {}),
+        )
+
 
 def task_fields(ti: Any) -> dict[str, str]:
     """``actor``, ``dag_id``, ``run_id`` and ``task_id`` of an entry a task instance writes;
@@ -80,14 +113,21 @@ def task_fields(ti: Any) -> dict[str, str]:
     }
 
 
-def record(conn, entry: AuditEntry) -> int:
-    """Append ``entry`` to the ledger and commit; return its entry id."""
+def append(conn, entry: AuditEntry) -> int:
+    """Append ``entry`` to the ledger without committing (the caller's transaction writes
+    it together with what it records); return its entry id."""
     values = [getattr(entry, name) for name in _COLUMNS]
     with conn.cursor() as cur:
         cur.execute(
             _INSERT, (*values, json.dumps(entry.counts), json.dumps(entry.details, default=str))
         )
         (entry_id,) = cur.fetchone()
+    return entry_id
+
+
+def record(conn, entry: AuditEntry) -> int:
+    """Append ``entry`` to the ledger and commit; return its entry id."""
+    entry_id = append(conn, entry)
     conn.commit()
     return entry_id
 

@@ -2,6 +2,10 @@
 
 Identities are personal data: they live on the request row only. Everything that flows
 through Airflow (XComs, logs, the ledger) carries the request id instead.
+
+The functions here are the SQL and row mapping behind
+:class:`lethe.control.hook.PrivacyControlHook`, which runs each in a transaction of its
+own; code outside ``lethe.control`` calls the hook, not these.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lethe.domain.identities import as_json, normalise_all
 from lethe.exceptions import LetheError, StoreError
+from lethe.policy.vocabulary import REQUEST_RIGHTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -29,15 +34,8 @@ TRANSITIONS = {
     "refused": set(),
 }
 
-RIGHTS = (
-    "access",
-    "rectification",
-    "erasure",
-    "restriction",
-    "portability",
-    "objection",
-    "withdraw_consent",
-)
+#: The rights a request may exercise: the policy layer's one vocabulary.
+RIGHTS = REQUEST_RIGHTS
 
 
 class RequestError(LetheError):
@@ -328,7 +326,6 @@ def reopen(conn, request_id: str, *, reason: str) -> None:
 #: not answer now". Named here and imported only when a try has failed: a task that runs
 #: well never pays for importing all of them.
 _TRANSIENT_NAMES = {
-    "psycopg2": ("OperationalError", "InterfaceError"),
     "psycopg": ("OperationalError", "InterfaceError"),
     "paramiko.ssh_exception": ("SSHException", "NoValidConnectionsError"),
     "botocore.exceptions": ("ConnectionError", "HTTPClientError"),
@@ -357,7 +354,7 @@ def is_transient(exc: BaseException) -> bool:
 
     Transient: :class:`~lethe.exceptions.StoreError` and its subclasses (a store that could
     not be reached or failed part-way), and the connection errors of the hooks' clients as
-    they surface (psycopg2/psycopg ``OperationalError``, paramiko SSH errors, botocore
+    they surface (psycopg ``OperationalError``, paramiko SSH errors, botocore
     connection and timeout errors, S3 throttling and 5xx codes), also as the cause of
     another error. Any other lethe error (a malformed identity, a policy error, an unknown
     request, a purge guard stop) is not: it fails the same way every time.
@@ -470,3 +467,76 @@ def save_resolution(
             (json.dumps(saved), request_id),
         )
     conn.commit()
+
+
+# ------------------------------------------------------------------------------- intake
+
+
+def find_intake_request(conn, dag_id: str, run_id: str) -> tuple[str, str] | None:
+    """(request id, right) of the request the run ``run_id`` of ``dag_id`` registered."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT request_id::text, request_right FROM privacy.subject_requests"
+            " WHERE intake_dag_id = %s AND intake_run_id = %s",
+            (dag_id, run_id),
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    return (row[0], row[1]) if row else None
+
+
+def right_and_status(conn, request_id: str) -> tuple[str, str] | None:
+    """(right, status) of a request, or None when there is no such request."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT request_right, status FROM privacy.subject_requests"
+            " WHERE request_id = %s::uuid",
+            (request_id,),
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    return (row[0], row[1]) if row else None
+
+
+def insert_verified(
+    conn,
+    *,
+    right: str,
+    identities: Mapping[Identity, Iterable[str]],
+    verified_by: str,
+    verification_method: str,
+    verified_at: datetime,
+    details: str | None,
+    related_request_id: str | None,
+    corrections: Mapping[str, Any] | None,
+    intake: tuple[str, str],
+    source: str = "register_subject_request",
+) -> str:
+    """Insert a verified request (not committed: the caller commits it with its ledger
+    entry).
+
+    :param intake: (dag_id, run_id) of the form run registering it, so its retries find it.
+    :return: the new request id.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO privacy.subject_requests (request_right, status, identities,"
+            " source, verified_by, verification_method, verified_at, details,"
+            " related_request_id, corrections, received_at, intake_dag_id, intake_run_id)"
+            " VALUES (%s, 'verified', %s::jsonb, %s, %s, %s, %s,"
+            " %s, %s::uuid, %s::jsonb, now(), %s, %s) RETURNING request_id::text",
+            (
+                right,
+                json.dumps(as_json(identities)),
+                source,
+                verified_by,
+                verification_method,
+                verified_at,
+                details,
+                related_request_id,
+                None if corrections is None else json.dumps(corrections),
+                *intake,
+            ),
+        )
+        (request_id,) = cur.fetchone()
+    return request_id

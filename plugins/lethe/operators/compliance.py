@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
-from lethe.control import connect
+from lethe.control.ledger import AuditEntry
 from lethe.operators.retention import as_bool, run_moment
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from lethe.control.hook import PrivacyControlHook
 
 
 class RetentionComplianceOperator(BaseOperator):
@@ -48,28 +51,32 @@ class RetentionComplianceOperator(BaseOperator):
         self.control_conn_id = control_conn_id
         self.policy_dir = policy_dir
 
+    @cached_property
+    def hook(self) -> PrivacyControlHook:
+        """The control schema, through its hook."""
+        from lethe.control.hook import PrivacyControlHook
+
+        return PrivacyControlHook(control_conn_id=self.control_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.control import ledger
-        from lethe.control.protection import load_protection
         from lethe.policy import load_catalog
         from lethe.retention import check_category
 
         dry_run = as_bool(self.dry_run, "dry_run")
         moment = run_moment(context)
         family = load_catalog(self.policy_dir).family(self.family_id)
-        with connect(self.control_conn_id) as control:
+        try:
             statuses = [
-                check_category(category, moment, load_protection(control, category))
+                check_category(category, moment, self.hook.protection(category))
                 for category in family.categories
             ]
             rows = [{**asdict(s), "compliant": s.compliant} for s in statuses]
             out_of_policy = [row for row in rows if not row["compliant"]]
-            ledger.record(
-                control,
-                ledger.AuditEntry(
+            self.hook.record(
+                AuditEntry.for_task(
+                    context["ti"],
                     action="compliance_check",
                     outcome="out_of_policy" if out_of_policy else "ok",
-                    **ledger.task_fields(context["ti"]),
                     policy_family=self.family_id,
                     counts={
                         "categories": len(rows),
@@ -81,8 +88,10 @@ class RetentionComplianceOperator(BaseOperator):
                         "dry_run": dry_run,
                         "categories": {r["category_id"]: r["compliant"] for r in rows},
                     },
-                ),
+                )
             )
+        finally:
+            self.hook.close()
 
         for row in rows:
             # %s only: statement_row is None for derived data (subject exports); no

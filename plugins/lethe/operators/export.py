@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -21,19 +22,20 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB, OBJECT_STORE
-from lethe.control import connect
+from lethe.control.ledger import AuditEntry
 from lethe.exceptions import LetheError
 from lethe.operators.retention import as_bool
+from lethe.policy.vocabulary import EXPORT_RIGHTS
 from lethe.ui.links import RequestPageLink
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Context
 
+    from lethe.control.hook import PrivacyControlHook
     from lethe.policy.models import Category
     from lethe.policy.vocabulary import Identity
 
-EXPORT_RIGHTS = ("access", "portability")
 #: A presigned S3 link (signature version 4) is valid for at most seven days.
 MAX_LINK_DAYS = 7
 EXPORT_BUCKET = "lethe-exports"
@@ -124,6 +126,13 @@ class SubjectExportOperator(BaseOperator):
         self.control_conn_id = control_conn_id
         self.policy_dir = policy_dir
 
+    @cached_property
+    def hook(self) -> PrivacyControlHook:
+        """The control schema, through its hook."""
+        from lethe.control.hook import PrivacyControlHook
+
+        return PrivacyControlHook(control_conn_id=self.control_conn_id)
+
     def _s3(self) -> S3Hook:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -131,38 +140,42 @@ class SubjectExportOperator(BaseOperator):
         return S3Hook(aws_conn_id=self.export_conn_id, config={"signature_version": "s3v4"})
 
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._answer(context)
+        finally:
+            self.hook.close()
+
+    def _answer(self, context: Context) -> dict[str, Any]:
         from lethe.domain.identities import InvalidIdentity
 
         days = self._link_days()
         include_files = as_bool(self.include_recordings, "include_recordings")
         if self.file_format not in ("json", "csv"):
             raise AirflowFailException("file_format must be json or csv")
-        from lethe.operators.requests import refuse_malformed, settle_failure
+        from lethe.operators.request_steps import refuse_malformed, settle_failure
 
-        with connect(self.control_conn_id) as control:
-            try:
-                request_id, right, identities = self._subject(control, context)
-            except InvalidIdentity as exc:
-                if self.request_id:  # a stored request: refused as on every route
-                    raise refuse_malformed(control, context, str(self.request_id), exc) from None
-                raise AirflowFailException(str(exc)) from None
-            except LetheError as exc:
-                raise AirflowFailException(str(exc)) from None
-            self.log.info("Export for request %s (%s)", request_id, right)
-            try:
-                return self._export(
-                    control, context, request_id, right, identities, days, include_files
-                )
-            except Exception as exc:
-                # A store or the bucket briefly unreachable: Airflow tries again and the
-                # request stays in_progress; the last try, or an error that cannot pass,
-                # fails the request with the reason.
-                failed = settle_failure(
-                    control, context, request_id, action="export", exc=exc, retries=self.retries
-                )
-                if failed is None:
-                    raise
-                raise failed from exc
+        control = self.hook
+        try:
+            request_id, right, identities = self._subject(context)
+        except InvalidIdentity as exc:
+            if self.request_id:  # a stored request: refused as on every route
+                raise refuse_malformed(control, context, str(self.request_id), exc) from None
+            raise AirflowFailException(str(exc)) from None
+        except LetheError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("Export for request %s (%s)", request_id, right)
+        try:
+            return self._export(context, request_id, right, identities, days, include_files)
+        except Exception as exc:
+            # A store or the bucket briefly unreachable: Airflow tries again and the
+            # request stays in_progress; the last try, or an error that cannot pass,
+            # fails the request with the reason.
+            failed = settle_failure(
+                control, context, request_id, action="export", exc=exc, retries=self.retries
+            )
+            if failed is None:
+                raise
+            raise failed from exc
 
     def _link_days(self) -> int:
         try:
@@ -173,15 +186,13 @@ class SubjectExportOperator(BaseOperator):
             raise AirflowFailException(f"link_expiry_days must be 1 to {MAX_LINK_DAYS}")
         return days
 
-    def _subject(
-        self, control, context: Context
-    ) -> tuple[str, str, dict[Identity, frozenset[str]]]:
+    def _subject(self, context: Context) -> tuple[str, str, dict[Identity, frozenset[str]]]:
         """(request id, right, identities) of the subject to export."""
-        from lethe.control.requests import load_request, register_request
         from lethe.domain.identities import InvalidIdentity, normalise_all
-        from lethe.intake import find_intake_request, form_identities, identity_fields
+        from lethe.intake import form_identities, identity_fields
         from lethe.operators.wiring import IDENTITY_TEMPLATES
 
+        control = self.hook
         fields = dict(self.identity_fields or identity_fields(IDENTITY_TEMPLATES))
         ti = context["ti"]
         if self.request_id:
@@ -191,7 +202,7 @@ class SubjectExportOperator(BaseOperator):
                 given = True  # given, and redacted since: still not both
             if given:
                 raise AirflowFailException("give a request id or identities, not both")
-            request = load_request(control, str(self.request_id))
+            request = control.load_request(str(self.request_id))
             if request.right not in EXPORT_RIGHTS:
                 raise AirflowFailException(
                     f"request {request.request_id} is a {request.right} request, not access or "
@@ -200,15 +211,14 @@ class SubjectExportOperator(BaseOperator):
             return request.request_id, request.right, request.identities
         # A retry of this run answers the request its first try registered (found by the
         # run, not by the form: the form's values may be redacted by now).
-        earlier = find_intake_request(control, ti.dag_id, ti.run_id)
+        earlier = control.find_intake_request(ti.dag_id, ti.run_id)
         if earlier:
-            request = load_request(control, earlier[0])
+            request = control.load_request(earlier[0])
             return request.request_id, request.right, request.identities
         if self.right not in EXPORT_RIGHTS:
             raise AirflowFailException("right must be access or portability")
         given = form_identities(context["params"], fields)
-        request_id = register_request(
-            control,
+        request_id = control.register_request(
             right=str(self.right),
             identities=given,
             source="subject_export_form",
@@ -221,7 +231,6 @@ class SubjectExportOperator(BaseOperator):
 
     def _export(
         self,
-        control,
         context: Context,
         request_id: str,
         right: str,
@@ -229,9 +238,6 @@ class SubjectExportOperator(BaseOperator):
         days: int,
         include_files: bool,
     ) -> dict[str, Any]:
-        from lethe.control import ledger
-        from lethe.control.protection import load_protection
-        from lethe.control.requests import record_export
         from lethe.export.package import ExportPackage
         from lethe.export.summary import render_summary
         from lethe.policy import load_catalog
@@ -239,6 +245,7 @@ class SubjectExportOperator(BaseOperator):
         from lethe.subjects.actions import refer
         from lethe.subjects.resolution import resolve
 
+        control = self.hook
         catalog = load_catalog(self.policy_dir)
         included, referred = portable_categories(catalog.categories(), right)
         resolution = resolve(identities, catalog.categories())
@@ -249,7 +256,7 @@ class SubjectExportOperator(BaseOperator):
         try:
             for category in included:
                 package.include(category)
-                protection = load_protection(control, category)
+                protection = control.protection(category)
                 for store in category.stores:
                     adapter = adapter_for(store, category)
                     with adapter.session():
@@ -287,8 +294,7 @@ class SubjectExportOperator(BaseOperator):
         finally:
             package.cleanup()
 
-        record_export(
-            control,
+        control.record_handover(
             request_id,
             key=key,
             sha256=sha256,
@@ -307,13 +313,11 @@ class SubjectExportOperator(BaseOperator):
             "withheld": withheld,
         }
         location = urlunsplit(urlsplit(link)._replace(query="", fragment=""))
-        ti = context["ti"]
-        ledger.record(
-            control,
-            ledger.AuditEntry(
+        control.record(
+            AuditEntry.for_task(
+                context["ti"],
                 action="export",
                 outcome="ok",
-                **ledger.task_fields(ti),
                 request_id=request_id,
                 counts=totals,
                 details={
@@ -330,7 +334,7 @@ class SubjectExportOperator(BaseOperator):
                     "identity_types_used": resolution.types_used,
                     "resolved_identity_types": list(resolution.resolved_types),
                 },
-            ),
+            )
         )
         self.log.info(
             "Export %s delivered: %d categories, %d rows, %d files; link expires %s",
@@ -394,16 +398,18 @@ def link_expiry(link: str) -> datetime:
 
 
 def _complete(
-    control, request_id: str, right: str, types_used: list[str], sha256: str, expires: datetime
+    control: PrivacyControlHook,
+    request_id: str,
+    right: str,
+    types_used: list[str],
+    sha256: str,
+    expires: datetime,
 ) -> None:
     """Complete the request the export answered (a rerun of a completed one changes nothing
     but the handover it already recorded)."""
-    from lethe.control.requests import load_request, transition
-
-    if load_request(control, request_id).status != "in_progress":
+    if control.load_request(request_id).status != "in_progress":
         return
-    transition(
-        control,
+    control.transition(
         request_id,
         to="completed",
         reason="export delivered",

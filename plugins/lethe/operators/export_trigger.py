@@ -1,23 +1,26 @@
 """Hand an access or portability request to the ``subject_export`` DAG.
 
-Apart from :mod:`lethe.operators.requests` because it subclasses the standard provider's
+A module of its own because it subclasses the standard provider's
 ``TriggerDagRunOperator``, whose import costs about a second in a task process that has
-not loaded Airflow's core models: the other subject-request DAGs' tasks need not pay it.
-``lethe.operators.requests.SubjectExportTriggerOperator`` still resolves to it.
+not loaded Airflow's core models: the other subject-request operators (intake, pickup,
+rights, deadlines, reopen) never import it.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from lethe.connections import CONTROL_DB
-from lethe.control import connect
-from lethe.operators.requests import _record, load_or_refuse
+from lethe.control.ledger import AuditEntry
+from lethe.operators.request_steps import load_or_refuse
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from lethe.control.hook import PrivacyControlHook
 
 
 class SubjectExportTriggerOperator(TriggerDagRunOperator):
@@ -39,18 +42,28 @@ class SubjectExportTriggerOperator(TriggerDagRunOperator):
         self.request_id = request_id
         self.control_conn_id = control_conn_id
 
+    @cached_property
+    def hook(self) -> PrivacyControlHook:
+        """The control schema, through its hook."""
+        from lethe.control.hook import PrivacyControlHook
+
+        return PrivacyControlHook(control_conn_id=self.control_conn_id)
+
     def execute(self, context: Context) -> Any:
         self.conf = {"request_id": str(self.request_id)}
-        with connect(self.control_conn_id) as control:
+        try:
             # Checked before the hand-over, as on every route: a malformed request is
             # refused here with the reason, not left in_progress by a failing export.
-            load_or_refuse(control, context, str(self.request_id))
-            _record(
-                control,
-                context,
-                action="export_requested",
-                outcome="ok",
-                request_id=str(self.request_id),
-                details={"dag_id": self.trigger_dag_id},
+            load_or_refuse(self.hook, context, str(self.request_id))
+            self.hook.record(
+                AuditEntry.for_task(
+                    context["ti"],
+                    action="export_requested",
+                    outcome="ok",
+                    request_id=str(self.request_id),
+                    details={"dag_id": self.trigger_dag_id},
+                )
             )
+        finally:
+            self.hook.close()
         return super().execute(context)

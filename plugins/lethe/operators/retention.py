@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
-from lethe.control import connect
+from lethe.control.ledger import AuditEntry
 from lethe.domain.labels import store_label
 from lethe.exceptions import LetheError, PurgeError, PurgeGuardError
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from lethe.control.hook import PrivacyControlHook
     from lethe.domain.counts import Survey
     from lethe.domain.cutoffs import Cutoff
     from lethe.policy.models import Category, PolicyFamily
@@ -149,6 +150,13 @@ class BaseRetentionOperator(BaseOperator):
 
     # --- I/O, through hooks ------------------------------------------------------------
 
+    @cached_property
+    def hook(self) -> PrivacyControlHook:
+        """The control schema, through its hook."""
+        from lethe.control.hook import PrivacyControlHook
+
+        return PrivacyControlHook(control_conn_id=self.control_conn_id)
+
     def adapter_options(self) -> dict[str, Any]:
         """Options of this store kind's adapter."""
         return {}
@@ -171,17 +179,17 @@ class BaseRetentionOperator(BaseOperator):
         label = store_label(self.store)
         # What the failure entry can say: set as the run gets further.
         self._progress: dict[str, Any] = {"phase": "cutoff", "written": False}
-        with connect(self.control_conn_id) as control:
-            try:
-                return self._run(control, context, moment, started, label, dry_run, override)
-            except Exception as exc:
-                if not self._progress["written"]:
-                    self._record_failure(control, context, exc, dry_run, override, started)
-                raise
+        try:
+            return self._run(context, moment, started, label, dry_run, override)
+        except Exception as exc:
+            if not self._progress["written"]:
+                self._record_failure(context, exc, dry_run, override, started)
+            raise
+        finally:
+            self.hook.close()
 
     def _run(
         self,
-        control,
         context: Context,
         moment: datetime,
         started: float,
@@ -189,14 +197,13 @@ class BaseRetentionOperator(BaseOperator):
         dry_run: bool,
         override: bool,
     ) -> dict[str, Any]:
-        from lethe.control.protection import load_protection
         from lethe.retention import resolve_cutoff, unchecked_identities
 
         progress = self._progress
         cutoff = resolve_cutoff(self.category, moment)
         progress["cutoff"] = cutoff.default.isoformat()
         progress["phase"] = "protection"
-        protection = load_protection(control, self.category)
+        protection = self.hook.protection(self.category)
         progress["phase"] = "survey"
         adapter = self.make_adapter()
         with adapter.session():
@@ -220,16 +227,16 @@ class BaseRetentionOperator(BaseOperator):
                 if stop is not None:
                     self.log.warning("Dry run: this purge would stop: %s", stop)
                 outcome = "ok" if stop is None else "would_stop"
-                return self._finish(control, entry, "dry_run", outcome, survey, 0, started, stop)
+                return self._finish(context, entry, "dry_run", outcome, survey, 0, started, stop)
             if stop is not None:
-                self._finish(control, entry, "purge", "stopped", survey, 0, started, stop)
+                self._finish(context, entry, "purge", "stopped", survey, 0, started, stop)
                 raise AirflowFailException(str(stop)) from stop
             progress["phase"] = "purge"
             try:
                 result = adapter.purge(cutoff, protection)
             except PurgeError as exc:
                 entry["counts"]["failed"] = exc.failed
-                self._finish(control, entry, "purge", "failed", survey, exc.removed, started, exc)
+                self._finish(context, entry, "purge", "failed", survey, exc.removed, started, exc)
                 raise
             entry["counts"].update(
                 {
@@ -239,7 +246,7 @@ class BaseRetentionOperator(BaseOperator):
                     "directories_removed": result.directories_removed,
                 }
             )
-            return self._finish(control, entry, "purge", "ok", survey, result.removed, started)
+            return self._finish(context, entry, "purge", "ok", survey, result.removed, started)
 
     def _stop_reason(
         self,
@@ -279,7 +286,6 @@ class BaseRetentionOperator(BaseOperator):
 
     def _record_failure(
         self,
-        control,
         context: Context,
         error: Exception,
         dry_run: bool,
@@ -293,8 +299,6 @@ class BaseRetentionOperator(BaseOperator):
         and only the type (and SQLSTATE) of any other, whose text may quote stored values.
         Failing to write it must not hide the error itself.
         """
-        from lethe.control import ledger
-
         progress = self._progress
         if isinstance(error, LetheError | AirflowFailException):
             reason = str(error)
@@ -313,17 +317,17 @@ class BaseRetentionOperator(BaseOperator):
         if override:
             details["override_reason"] = self.override_reason
         try:
-            ledger.record(
-                control,
-                ledger.AuditEntry(
+            self.hook.record(
+                AuditEntry.for_task(
+                    context["ti"],
                     action="dry_run" if dry_run else "purge",
                     outcome="failed",
-                    **self._entry_head(context),
+                    **self._entry_head(),
                     # Survey counts when the failure came after them; never a guessed
                     # "removed" (an unexpected purge error may have removed some).
                     counts=progress.get("counts", {}),
                     details=details,
-                ),
+                )
             )
         except Exception as exc:  # the original error is what the task must report
             self.log.warning(
@@ -366,7 +370,7 @@ class BaseRetentionOperator(BaseOperator):
         if override:
             details["override_reason"] = self.override_reason
         return {
-            **self._entry_head(context),
+            **self._entry_head(),
             "counts": {
                 "total": survey.total,
                 "matched": survey.expired,
@@ -376,13 +380,10 @@ class BaseRetentionOperator(BaseOperator):
             "details": details,
         }
 
-    def _entry_head(self, context: Context) -> dict[str, Any]:
-        """Who wrote a ledger entry and about which store: the task instance, the policy
-        family, the category and the store's label."""
-        from lethe.control import ledger
-
+    def _entry_head(self) -> dict[str, Any]:
+        """What a ledger entry is about: the policy family, the category and the store's
+        label (the task instance that wrote it is added by :meth:`AuditEntry.for_task`)."""
         return {
-            **ledger.task_fields(context["ti"]),
             "policy_family": self.family_id,
             "category_id": self.category_id,
             "store": store_label(self.store),
@@ -390,7 +391,7 @@ class BaseRetentionOperator(BaseOperator):
 
     def _finish(
         self,
-        control,
+        context: Context,
         entry: dict[str, Any],
         action: str,
         outcome: str,
@@ -399,13 +400,13 @@ class BaseRetentionOperator(BaseOperator):
         started: float,
         error: Exception | None = None,
     ) -> dict[str, Any]:
-        from lethe.control import ledger
-
         entry["counts"]["removed"] = removed
         entry["details"]["duration_ms"] = round((time.monotonic() - started) * 1000)
         if error is not None:
             entry["details"]["reason"] = str(error)
-        ledger.record(control, ledger.AuditEntry(action=action, outcome=outcome, **entry))
+        self.hook.record(
+            AuditEntry.for_task(context["ti"], action=action, outcome=outcome, **entry)
+        )
         self._progress["written"] = True
         summary = {
             "category_id": self.category_id,

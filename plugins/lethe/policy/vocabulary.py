@@ -58,6 +58,21 @@ class Right(StrEnum):
     WITHDRAW_CONSENT = "withdraw_consent"
 
 
+#: Every right a subject request may exercise, in canonical order (the control schema's
+#: CHECK on ``privacy.subject_requests.request_right`` lists exactly these; a test checks).
+REQUEST_RIGHTS: tuple[str, ...] = tuple(right.value for right in Right)
+#: The rights answered by an export of the subject's data (the ``subject_export`` DAG).
+EXPORT_RIGHTS: tuple[str, ...] = (Right.ACCESS.value, Right.PORTABILITY.value)
+#: The routes of the ``subject_requests`` DAG (task ids ``claim_<route>`` and ``<route>``)
+#: and the rights each carries out; every request right has exactly one route.
+ROUTES: dict[str, tuple[str, ...]] = {
+    "export": EXPORT_RIGHTS,
+    "erase": (Right.ERASURE.value, Right.OBJECTION.value, Right.WITHDRAW_CONSENT.value),
+    "restrict": (Right.RESTRICTION.value,),
+    "rectify": (Right.RECTIFICATION.value,),
+}
+
+
 class Identity(StrEnum):
     """A kind of value that identifies a data subject in a store."""
 

@@ -5,6 +5,9 @@ Each action returns one :class:`Outcome` per category. The answer to the subject
 from them in neutral words: it never reveals a legal hold or a lawful-interception duty
 beyond what the privacy statement itself says. The real reason is kept for the ledger
 (``reason_code``).
+
+What an action records in the control schema goes through the
+:class:`~lethe.control.hook.PrivacyControlHook` it is given (``control``): no SQL here.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from lethe.policy.vocabulary import Controller, Identity, LegalBasis, Right
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from lethe.control.hook import PrivacyControlHook
     from lethe.policy.models import Category
     from lethe.subjects.resolution import Resolution
 
@@ -117,7 +121,10 @@ def answer(right: str, resolution: Resolution, outcomes: Iterable[Outcome]) -> d
 
 
 def resolve_request(
-    control, request_id: str, given: Mapping[Identity, frozenset[str]], categories
+    control: PrivacyControlHook,
+    request_id: str,
+    given: Mapping[Identity, frozenset[str]],
+    categories,
 ) -> Resolution:
     """Resolve the subject's identities, merged with what earlier tries of the request
     resolved, and keep the result on the request for later tries.
@@ -126,11 +133,10 @@ def resolve_request(
     contact person whose row named their phone number): without the saved resolution a
     retry would search by fewer identities, miss data and answer "nothing found".
     """
-    from lethe.control.requests import load_resolution, save_resolution
     from lethe.subjects.resolution import Resolution, resolve
 
     fresh = resolve(given, categories)
-    saved = load_resolution(control, request_id)
+    saved = control.load_resolution(request_id)
 
     def merged(now: Mapping[Identity, frozenset[str]], key: str) -> dict[Identity, frozenset[str]]:
         union = {identity: set(values) for identity, values in now.items()}
@@ -140,7 +146,7 @@ def resolve_request(
 
     subject = merged(fresh.subject, "subject")
     organisations = merged(fresh.organisations, "organisations")
-    save_resolution(control, request_id, subject=subject, organisations=organisations)
+    control.save_resolution(request_id, subject=subject, organisations=organisations)
     return Resolution(
         subject=subject,
         organisations=organisations,
@@ -177,22 +183,17 @@ def _subject_in(category: Category, subject: Mapping[Any, frozenset[str]]) -> bo
     return any(identity in subject for identity in category.identities)
 
 
-def refer(control, request_id: str, category: Category, resolution: Resolution) -> Outcome:
+def refer(
+    control: PrivacyControlHook, request_id: str, category: Category, resolution: Resolution
+) -> Outcome:
     """Record that a request about client-controlled data goes to the customer."""
     customers = sorted(resolution.organisations.get(Identity.CUSTOMER_ID, ())) or [None]
-    with control.cursor() as cur:
-        for customer in customers:
-            cur.execute(
-                "INSERT INTO privacy.referrals (request_id, category_id, customer_id)"
-                " VALUES (%s::uuid, %s, %s) ON CONFLICT DO NOTHING",
-                (request_id, category.id, customer),
-            )
-    control.commit()
+    control.refer(request_id, category.id, customers)
     return Outcome(category.id, category.title, "referred", reason_code="client_controller")
 
 
 def erase(
-    control,
+    control: PrivacyControlHook,
     request_id: str,
     right: Right,
     categories: Iterable[Category],
@@ -216,7 +217,6 @@ def erase(
 
     :param protection_for: category -> Protection (holds and restrictions now in force).
     """
-    from lethe.control.requests import add_progress, progress
     from lethe.stores import adapter_for
 
     outcomes: list[Outcome] = []
@@ -249,8 +249,7 @@ def erase(
             except Exception as exc:
                 _add_partial(control, request_id, category.id, store, exc)
                 raise
-            add_progress(
-                control,
+            control.add_progress(
                 request_id,
                 category.id,
                 label,
@@ -261,14 +260,15 @@ def erase(
                 redacted=result.redacted,
                 withheld=result.withheld,
             )
-        totals = progress(control, request_id).get(category.id, {})
+        totals = control.progress(request_id).get(category.id, {})
         outcomes.append(erase_outcome(category, totals.values()))
     return outcomes
 
 
-def _add_partial(control, request_id: str, category_id: str, store: Any, exc: Exception) -> None:
+def _add_partial(
+    control: PrivacyControlHook, request_id: str, category_id: str, store: Any, exc: Exception
+) -> None:
     """Add what a store that failed part-way had removed (when its error says so)."""
-    from lethe.control.requests import add_progress
     from lethe.policy.models import Anonymise
 
     removed = getattr(exc, "removed", 0) or 0
@@ -277,8 +277,7 @@ def _add_partial(control, request_id: str, category_id: str, store: Any, exc: Ex
     # An anonymising store's partial count is of rows anonymised, not deleted.
     kind = "anonymised" if isinstance(getattr(store, "on_expiry", None), Anonymise) else "removed"
     try:
-        control.rollback()
-        add_progress(control, request_id, category_id, store_label(store), **{kind: removed})
+        control.add_progress(request_id, category_id, store_label(store), **{kind: removed})
     except Exception as record_exc:  # the store's error matters more; it goes on below
         log.warning(
             "Could not record the partial erasure of %s: %s",
@@ -306,21 +305,18 @@ def erase_outcome(category: Category, stores: Iterable[Mapping[str, int]]) -> Ou
     return Outcome(category.id, category.title, "erased", touched)
 
 
-def record_consent_withdrawal(control, request_id: str, resolution: Resolution) -> int:
+def record_consent_withdrawal(
+    control: PrivacyControlHook, request_id: str, resolution: Resolution
+) -> int:
     """Keep the withdrawal per identity, so consent-based processing can check it."""
     rows = [(k.value, v) for k, values in resolution.subject.items() for v in sorted(values)]
-    with control.cursor() as cur:
-        for identity_type, value in rows:
-            cur.execute(
-                "INSERT INTO privacy.consent_withdrawals (request_id, identity_type,"
-                " identity_value) VALUES (%s::uuid, %s, %s) ON CONFLICT DO NOTHING",
-                (request_id, identity_type, value),
-            )
-    control.commit()
+    control.record_consent_withdrawals(request_id, rows)
     return len(rows)
 
 
-def restrict(control, request_id: str, related_id: str, resolution: Resolution) -> int:
+def restrict(
+    control: PrivacyControlHook, request_id: str, related_id: str, resolution: Resolution
+) -> int:
     """Restrict processing of every person identity of the subject until ``related_id``
     (the rectification, erasure or objection being decided) is resolved.
 
@@ -328,60 +324,18 @@ def restrict(control, request_id: str, related_id: str, resolution: Resolution) 
     """
     from lethe.subjects.resolution import ORGANISATION_IDENTITIES
 
-    placed = 0
-    with control.cursor() as cur:
-        for identity, values in sorted(resolution.subject.items()):
-            if identity in ORGANISATION_IDENTITIES:
-                continue  # a restriction is about a person, never a whole organisation
-            for value in sorted(values):
-                # A retried task finds its own restrictions in place and adds none.
-                cur.execute(
-                    "INSERT INTO privacy.processing_restrictions (identity_type,"
-                    " identity_value, request_id, reason)"
-                    " SELECT %s, %s, %s::uuid, %s WHERE NOT EXISTS ("
-                    "   SELECT 1 FROM privacy.processing_restrictions"
-                    "   WHERE request_id = %s::uuid AND identity_type = %s"
-                    "     AND identity_value = %s AND lifted_at IS NULL)",
-                    (
-                        identity.value,
-                        value,
-                        request_id,
-                        f"pending request {related_id}",
-                        request_id,
-                        identity.value,
-                        value,
-                    ),
-                )
-                placed += 1
-    control.commit()
-    return placed
-
-
-def lift_resolved_restrictions(control) -> list[tuple[str, int]]:
-    """Lift restrictions whose related request was completed, refused or failed.
-
-    :return: (restriction request id, restrictions lifted) per restriction request.
-    """
-    with control.cursor() as cur:
-        cur.execute(
-            "UPDATE privacy.processing_restrictions pr"
-            " SET lifted_at = now(), lifted_reason = 'related request ' || rel.status"
-            " FROM privacy.subject_requests r"
-            " JOIN privacy.subject_requests rel ON rel.request_id = r.related_request_id"
-            " WHERE pr.request_id = r.request_id AND pr.lifted_at IS NULL"
-            "   AND rel.status IN ('completed', 'refused', 'failed')"
-            " RETURNING pr.request_id::text"
-        )
-        lifted = [row[0] for row in cur.fetchall()]
-    control.commit()
-    counts: dict[str, int] = {}
-    for request_id in lifted:
-        counts[request_id] = counts.get(request_id, 0) + 1
-    return sorted(counts.items())
+    # A restriction is about a person, never a whole organisation.
+    people = [
+        (identity.value, value)
+        for identity, values in sorted(resolution.subject.items())
+        if identity not in ORGANISATION_IDENTITIES
+        for value in sorted(values)
+    ]
+    return control.place_restrictions(request_id, related_id, people)
 
 
 def rectify(
-    control,
+    control: PrivacyControlHook,
     request_id: str,
     categories_by_id: Mapping[str, Category],
     corrections: Mapping[str, Mapping[str, Any]] | None,
@@ -400,15 +354,15 @@ def rectify(
     from lethe.stores import adapter_for
 
     if not corrections:
-        _manual_task(control, request_id, "rectification", "apply the correction described")
+        control.open_manual_task(request_id, "rectification", "apply the correction described")
         return [Outcome("*", "Your correction", "manual_review", reason_code="unstructured")], {}
     outcomes: list[Outcome] = []
     hashes: dict[str, Any] = {}
     for category_id, changes in sorted(corrections.items()):
         category = categories_by_id.get(category_id)
         if category is None or not category.has_right(Right.RECTIFICATION):
-            _manual_task(
-                control, request_id, "rectification", f"correction of category {category_id}"
+            control.open_manual_task(
+                request_id, "rectification", f"correction of category {category_id}"
             )
             title = category.title if category else category_id
             outcomes.append(
@@ -421,8 +375,8 @@ def rectify(
         rectifiable = {c for s in category.stores for c in getattr(s, "rectifiable", ())}
         manual = sorted(set(changes) - rectifiable)
         for column in manual:
-            _manual_task(
-                control, request_id, "rectification", f"correction of {category_id}.{column}"
+            control.open_manual_task(
+                request_id, "rectification", f"correction of {category_id}.{column}"
             )
         rows = withheld = 0
         protection = holds_only(protection_for(category))
@@ -447,15 +401,3 @@ def rectify(
         else:
             outcomes.append(Outcome(category_id, category.title, "nothing_found", 0))
     return outcomes, hashes
-
-
-def _manual_task(control, request_id: str, kind: str, description: str) -> None:
-    """Open a manual task, once: a retried request does not open it again."""
-    with control.cursor() as cur:
-        cur.execute(
-            "INSERT INTO privacy.manual_tasks (request_id, kind, description)"
-            " SELECT %s::uuid, %s, %s WHERE NOT EXISTS (SELECT 1 FROM privacy.manual_tasks"
-            " WHERE request_id = %s::uuid AND kind = %s AND description = %s)",
-            (request_id, kind, description, request_id, kind, description),
-        )
-    control.commit()

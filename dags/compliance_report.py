@@ -19,7 +19,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from lethe.notifiers import AlertEmailNotifier
-from lethe.report.operator import ComplianceReportOperator
+from lethe.operators.report import ComplianceReportOperator
 
 with DAG(
     dag_id="compliance_report",

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from lethe import listeners
-from lethe.ui.links import URL_PREFIX, RequestPageLink
+from lethe.operators.links import URL_PREFIX, RequestPageLink
 
 
 class _PrivacyApps:

@@ -144,13 +144,13 @@ def test_the_page_serves_the_latest_stored_report(report, api_client, token):
     ],
 )
 def test_expired_report_keys(key, expired):
-    from lethe.report.operator import expired_report_keys
+    from lethe.report.keys import expired_report_keys
 
     assert expired_report_keys([key], LOGICAL_DATE) == ([key] if expired else [])
 
 
 def test_latest_report_key_picks_the_newest_of_its_kind():
-    from lethe.report.operator import latest_report_key
+    from lethe.report.keys import latest_report_key
 
     keys = [
         "reports/2026/10/31/compliance-report.html",

@@ -24,9 +24,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from lethe.connections import CONTROL_DB, OBJECT_STORE
 from lethe.control.ledger import AuditEntry
 from lethe.exceptions import LetheError
+from lethe.export import EXPORT_BUCKET
+from lethe.operators.links import RequestPageLink
 from lethe.operators.retention import as_bool
 from lethe.policy.vocabulary import EXPORT_RIGHTS
-from lethe.ui.links import RequestPageLink
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 #: A presigned S3 link (signature version 4) is valid for at most seven days.
 MAX_LINK_DAYS = 7
-EXPORT_BUCKET = "lethe-exports"
 
 
 def portable_categories(categories, right: str) -> tuple[list[Category], list[Category]]:

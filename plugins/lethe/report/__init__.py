@@ -3,7 +3,7 @@
 :mod:`lethe.report.status` gathers the rows (the retention survey of
 :func:`lethe.retention.check_category` plus each category's last run from the audit
 ledger); :mod:`lethe.report.render` turns them into a self-contained HTML page (inline CSS
-and SVG chart) and CSV; :mod:`lethe.report.operator` stores both in S3 under ``reports/``
+and SVG chart) and CSV; :mod:`lethe.operators.report` stores both in S3 under ``reports/``
 for the daily ``compliance_report`` DAG. The Privacy page (:mod:`lethe.ui`) shows the same
 rows. Everything here is counts, ids and dates: no personal data.
 """

@@ -142,7 +142,7 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
 def request_page(request_id: str) -> HTMLResponse:
     """One subject request: dates, status and its export's hand-over; never identities."""
     from lethe.control import connect
-    from lethe.operators.export import EXPORT_BUCKET
+    from lethe.export import EXPORT_BUCKET
     from lethe.ui.queries import request_detail
 
     if not _UUID.match(request_id):

@@ -71,7 +71,7 @@ def request_detail(control, request_id: str) -> RequestDetail | None:
 
 def latest_report(hook: Any, bucket: str, suffix: str) -> tuple[str, bytes] | None:
     """The newest stored report ending in ``suffix`` (``.html`` or ``.csv``): key, body."""
-    from lethe.report.operator import REPORT_PREFIX, latest_report_key
+    from lethe.report.keys import REPORT_PREFIX, latest_report_key
 
     if not hook.check_for_bucket(bucket):
         return None

@@ -1,5 +1,6 @@
-"""Deleting (or anonymising) rows in bounded batches, one short transaction each; the
-mechanics a purge and a subject's erasure share (:func:`in_batches`).
+"""Deleting (or anonymising) one subject's rows in bounded batches, one short transaction
+each (:func:`in_batches`, for an erasure; a purge walks block ranges instead, see
+:mod:`~lethe.stores.postgres.blocks`).
 
 Each batch reads the next keys in a ``SELECT ... LIMIT ... FOR UPDATE`` the caller
 writes, then deletes or anonymises exactly those rows through typed ``unnest`` key

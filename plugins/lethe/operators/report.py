@@ -1,56 +1,23 @@
-"""The daily compliance report: survey every category, store the HTML and CSV in S3.
-
-Reports hold counts, ids and dates only (no personal data), so they are not a category of
-the privacy statement; they are kept :data:`REPORT_RETENTION_DAYS` days under ``reports/``
-in the export bucket (the subject_exports policy governs only ``exports/``), and each run
-removes the reports older than that.
-"""
+"""The daily compliance report's task: survey every category, store the HTML and CSV in S3
+(:mod:`lethe.report` renders them; :mod:`lethe.report.keys` names and expires them)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from lethe.connections import CONTROL_DB, OBJECT_STORE
-from lethe.control import connect
+from lethe.control.hook import PrivacyControlHook
+from lethe.control.ledger import AuditEntry
 from lethe.operators.retention import run_moment
 from lethe.report import REPORT_BUCKET, REPORT_PREFIX
+from lethe.report.keys import expired_report_keys, report_keys
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Context
-
-#: How long a report is kept: a year and a month, so last year's same month is at hand.
-REPORT_RETENTION_DAYS = 400
-_REPORT_KEY = re.compile(r"^reports/(\d{4})/(\d{2})/(\d{2})/compliance-report\.(?:html|csv)$")
-
-
-def report_keys(moment: datetime) -> tuple[str, str]:
-    """The HTML and CSV keys of the report for ``moment``'s day (UTC)."""
-    day = moment.astimezone(UTC).strftime("%Y/%m/%d")
-    base = f"{REPORT_PREFIX}{day}/compliance-report"
-    return f"{base}.html", f"{base}.csv"
-
-
-def latest_report_key(keys: list[str], suffix: str = ".html") -> str | None:
-    """The newest report key ending in ``suffix`` among ``keys`` (dates sort as text)."""
-    found = sorted(k for k in keys if _REPORT_KEY.match(k) and k.endswith(suffix))
-    return found[-1] if found else None
-
-
-def expired_report_keys(keys: list[str], moment: datetime) -> list[str]:
-    """The report keys dated more than :data:`REPORT_RETENTION_DAYS` days before ``moment``."""
-    oldest_kept = (moment.astimezone(UTC) - timedelta(days=REPORT_RETENTION_DAYS)).date()
-    expired = []
-    for key in keys:
-        match = _REPORT_KEY.match(key)
-        if match and datetime(*map(int, match.groups()), tzinfo=UTC).date() < oldest_kept:
-            expired.append(key)
-    return sorted(expired)
 
 
 class ComplianceReportOperator(BaseOperator):
@@ -92,17 +59,21 @@ class ComplianceReportOperator(BaseOperator):
 
         return S3Hook(aws_conn_id=self.s3_conn_id)
 
+    @cached_property
+    def control(self) -> PrivacyControlHook:
+        return PrivacyControlHook(control_conn_id=self.control_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
-        from lethe.control import ledger
         from lethe.policy import load_catalog
         from lethe.report.render import report_html, to_csv
         from lethe.report.status import ledger_chain, survey_rows
 
         moment = run_moment(context)
         catalog = load_catalog(self.policy_dir)
-        with connect(self.control_conn_id) as control:
-            rows = survey_rows(catalog, moment, control)
-            _, _, chain = ledger_chain(control)
+        try:
+            with self.control.transaction() as control:  # reads only
+                rows = survey_rows(catalog, moment, control)
+                _, _, chain = ledger_chain(control)
             html_key, csv_key = report_keys(moment)
             self.hook.load_string(
                 report_html(rows, moment, chain),
@@ -118,12 +89,11 @@ class ComplianceReportOperator(BaseOperator):
             if expired:
                 self.hook.delete_objects(bucket=self.report_bucket, keys=expired)
             out_of_policy = [row.status.category_id for row in rows if not row.compliant]
-            ledger.record(
-                control,
-                ledger.AuditEntry(
+            self.control.record(
+                AuditEntry.for_task(
+                    context["ti"],
                     action="compliance_report",
                     outcome="ok",
-                    **ledger.task_fields(context["ti"]),
                     counts={
                         "categories": len(rows),
                         "out_of_policy": len(out_of_policy),
@@ -134,8 +104,10 @@ class ComplianceReportOperator(BaseOperator):
                         "csv_key": csv_key,
                         "bucket": self.report_bucket,
                     },
-                ),
+                )
             )
+        finally:
+            self.control.close()
         self.log.info(
             "Compliance report for %s: %s categories, %s out of policy (%s); stored "
             "s3://%s/%s and %s; %s old reports removed",

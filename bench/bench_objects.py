@@ -562,7 +562,7 @@ def measure(case: Case, counter: RequestCounter, rounds: int) -> Row:
     ]
     if case.name == "sftp":
         notes.append(
-            f"{len(case.expired) / lethe_s:,.0f} vs {len(case.expired) / baseline_s:,.0f} files "
+            f"{len(case.expired) / lethe_s:,.0f} vs {len(case.expired) / baseline_s:,.0f} "
             f"expired files/s end to end; naive: {baseline_runs[-1]['stats']:,} stats"
         )
     else:

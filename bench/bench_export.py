@@ -4,6 +4,7 @@ Usage (from the project root)::
 
     .venv/bin/python bench/bench_export.py                  # 0.5M and 2M-row tables, ~5 min
     .venv/bin/python bench/bench_export.py --tables 2000000,8000000 --big-subject 1000000
+    .venv/bin/python bench/bench_export.py --quick          # a smoke run
 
 Starts an embedded PostgreSQL in a temporary directory and builds two databases with the
 reference schema, present at once, whose ``telecom.usage_records`` (partitioned by month)
@@ -64,6 +65,14 @@ SMALL_SUBJECT = "+31600000001"
 BIG_SUBJECT = "+31600000002"
 #: A number nobody has, for the warm-up export.
 NOBODY = "+31699999999"
+#: ``--quick``: sizes for a smoke run (``make bench BENCH_ARGS=--quick``).
+QUICK = {
+    "tables": "50000,200000",
+    "subject": 5_000,
+    "big_subject": 20_000,
+    "rounds": 2,
+    "memory_rounds": 2,
+}
 TIME_TARGET = 1.3
 MEMORY_TARGET = 1.5
 MIB = 1024 * 1024
@@ -472,7 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tracemalloc", action="store_true", help="also the Python heap's peak (slower)"
     )
     parser.add_argument("--measure-memory", metavar="PHONE", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: small sizes, 2 rounds (~2 minutes)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:  # the quick sizes, unless given explicitly
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     os.environ.setdefault("LETHE_POLICY_DIR", str(ROOT / "include" / "policies"))
     if args.measure_memory:
         import logging

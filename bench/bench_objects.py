@@ -4,6 +4,7 @@ Usage (from the project root)::
 
     .venv/bin/python bench/bench_objects.py                      # the sizes, 3 rounds
     .venv/bin/python bench/bench_objects.py --keys 500 --files 1000 --cases s3,sftp
+    .venv/bin/python bench/bench_objects.py --quick              # a smoke run
 
 Starts the embedded SFTP server (asyncssh) and S3 server (moto) of ``lethe_dev.stack`` in a
 process of their own (as a remote server would be, so they do not share this process's
@@ -89,6 +90,8 @@ BASELINE_NAME = {
     "s3-versioned": "per-key deletes of every version",
     "sftp": "one stat + remove per file",
 }
+#: ``--quick``: sizes for a smoke run (``make bench BENCH_ARGS=--quick``).
+QUICK = {"keys": 200, "young_keys": 100, "files": 300, "young_files": 100, "rounds": 2}
 LI_SERVICES = ("email", "telephony", "internet")
 #: Objects put to S3 at once while seeding (seeding is not timed).
 SEED_THREADS = 8
@@ -604,7 +607,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the servers in threads of this process (as the tests do)",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: small sizes, 2 rounds (~2 minutes)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:  # the quick sizes, unless given explicitly
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     names = [n for n in args.cases.split(",") if n]
     unknown = set(names) - set(STORES)
     if unknown:

@@ -40,6 +40,9 @@ row's notes, per round.
 
 The servers are Python (moto answers a 1,000-key page in ~0.5 s, where S3 is estimated at
 50-100 ms): the ratios, and the request counts, carry over better than the times.
+
+(A little over 600 lines: the servers, the items and both sides of three stores stay in
+the one script, which runs alone as ``bench/run.py`` runs it.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control import connect
+from lethe.exceptions import not_retried
 from lethe.operators.retention import as_bool, run_moment
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class RetentionComplianceOperator(BaseOperator):
         self.control_conn_id = control_conn_id
         self.policy_dir = policy_dir
 
+    @not_retried()
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.control import ledger
         from lethe.control.protection import load_protection

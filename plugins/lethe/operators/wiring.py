@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from lethe.policy.models import PolicyFamily
 
 #: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
-#: stop or a policy error (AirflowFailException) is not. A task's last failure is mailed.
+#: stop, a policy that does not load and an undefined connection are not (the operators
+#: raise AirflowFailException: lethe.exceptions.not_retried). A task's last failure is mailed.
 RETENTION_DEFAULT_ARGS = {
     "owner": "privacy-engineering",
     "retries": 2,

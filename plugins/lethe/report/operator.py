@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 
 from lethe.connections import CONTROL_DB, OBJECT_STORE
 from lethe.control import connect
+from lethe.exceptions import not_retried
 from lethe.operators.retention import run_moment
 from lethe.report import REPORT_BUCKET, REPORT_PREFIX
 
@@ -92,6 +93,7 @@ class ComplianceReportOperator(BaseOperator):
 
         return S3Hook(aws_conn_id=self.s3_conn_id)
 
+    @not_retried()
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.control import ledger
         from lethe.policy import load_catalog

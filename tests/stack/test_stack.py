@@ -435,6 +435,7 @@ def test_a_stale_postmaster_pid_never_signals_the_process_now_holding_it(tmp_pat
                 assert conn.execute("SELECT 1").fetchone() == (1,)
         finally:
             again.stop()
+        assert not port_open(again.port), "the real server was not stopped"
         assert sleeper.poll() is None, "the unrelated process was signalled"
     finally:
         sleeper.kill()

@@ -10,11 +10,11 @@ processing restriction stay.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
+    RETENTION_START_DATE,
     retention_params,
     retention_policy,
     retention_tasks,
@@ -29,7 +29,7 @@ with DAG(
     dag_id="retention_usage_records",
     description=policy.description,
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
+    start_date=RETENTION_START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=policy.doc_md,

@@ -7,11 +7,11 @@ expired date prefixes are listed.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG
 
 from lethe.operators.wiring import (
     RETENTION_DEFAULT_ARGS,
+    RETENTION_START_DATE,
     retention_params,
     retention_policy,
     retention_tasks,
@@ -26,7 +26,7 @@ with DAG(
     dag_id="retention_website",
     description=policy.description,
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Amsterdam"),
+    start_date=RETENTION_START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=policy.doc_md,

@@ -17,11 +17,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from lethe import connections
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -541,10 +545,14 @@ run()
 """
 
 
-@pytest.fixture(scope="module")
-def fab_home(tmp_path_factory) -> dict[str, str]:
-    """Environment of a throwaway AIRFLOW_HOME with the FAB auth manager, as in the compose
-    stack, and its own SQLite metadata database, migrated (FAB's tables included)."""
+@pytest.fixture(scope="module", autouse=True)
+def _fab_migration(request, tmp_path_factory) -> Iterator[tuple[dict[str, str], Any] | None]:
+    """Starts migrating the FAB home's metadata database when the module starts, when a
+    selected test needs it: the migration (the slowest part of the FAB test) then runs
+    while this module's other tests wait on their own subprocesses."""
+    if not any("fab_home" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     home = tmp_path_factory.mktemp("fab-home")
     env = {
         **os.environ,
@@ -555,9 +563,27 @@ def fab_home(tmp_path_factory) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(PRIVACY_ACCESS.parent)]),
     }
     airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run(
-        [str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
-    )
+    with (home / "migrate.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(airflow), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield env, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def fab_home(_fab_migration) -> dict[str, str]:
+    """Environment of a throwaway AIRFLOW_HOME with the FAB auth manager, as in the compose
+    stack, and its own SQLite metadata database, migrated (FAB's tables included)."""
+    assert _fab_migration is not None
+    env, process = _fab_migration
+    code = process.wait(timeout=300)
+    log = Path(env["AIRFLOW_HOME"]) / "migrate.log"
+    assert code == 0, log.read_text(errors="replace")
     return env
 
 

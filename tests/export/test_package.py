@@ -89,6 +89,48 @@ def test_csv_has_one_file_per_category_with_a_source_column(tmp_path, catalog):
     assert rows[2] == ["telecom.web_cookies", "", "", "", "9", "statistical"]
 
 
+def test_csv_cells_never_open_as_formulas_and_numbers_stay_numbers(tmp_path, catalog):
+    """OWASP CSV injection: text starting with = + - @ tab or CR gets a leading quote; a
+    number (or text that is exactly a plain number) is written as it is. JSON is untouched."""
+    stored = {
+        "link": '=HYPERLINK("http://evil.example","klik")',
+        "phone": "+31612345678",
+        "at": "@SUM(A1:A9)",
+        "dash": "-2+3+cmd|' /C calc'!A0",
+        "tab": "\t=1+1",
+        "cr": "\r=1+1",
+        "inner": "a=b",
+        "negative_int": -12,
+        "negative_text": "-0.5",
+        "negative_decimal": Decimal("-1.50"),
+        "nested": ["=1+1"],
+    }
+    for fmt in ("csv", "json"):
+        package = ExportPackage(tmp_path / fmt, fmt=fmt)
+        web = catalog.category("web_statistics")
+        with package.rows(web, web.stores[0], list(stored)) as rows:
+            rows.write(stored)
+        package.finish(tmp_path / f"{fmt}.zip", header=HEADER, summary="")
+    with zipfile.ZipFile(tmp_path / "csv.zip") as archive:
+        text = archive.read("data/web_statistics.csv").decode()
+    header, cells = list(csv.reader(io.StringIO(text, newline="")))
+    got = dict(zip(header, cells, strict=True))
+    assert got["link"] == '\'=HYPERLINK("http://evil.example","klik")'
+    assert got["phone"] == "'+31612345678"
+    assert got["at"] == "'@SUM(A1:A9)"
+    assert got["dash"] == "'-2+3+cmd|' /C calc'!A0"
+    assert got["tab"] == "'\t=1+1"
+    assert got["cr"] == "'\r=1+1"
+    assert got["inner"] == "a=b"
+    assert (got["negative_int"], got["negative_text"]) == ("-12", "-0.5")
+    assert got["negative_decimal"] == "-1.50"
+    assert got["nested"] == '["=1+1"]'  # JSON text: starts with [
+    with zipfile.ZipFile(tmp_path / "json.zip") as archive:
+        (source,) = json.loads(archive.read("data/web_statistics.json"))["sources"]
+    assert source["rows"][0]["link"] == stored["link"]
+    assert source["rows"][0]["phone"] == "+31612345678"
+
+
 @pytest.mark.parametrize("name", ["../escape.wav", "/etc/passwd", ""])
 def test_file_names_cannot_escape(tmp_path, catalog, name):
     package = ExportPackage(tmp_path / "work")

@@ -401,3 +401,39 @@ class TestFailureOnTheWay:
         assert entry["details"]["phase"] == "purge"
         assert entry["counts"]["matched"] == 3
         assert "removed" not in entry["counts"]
+
+
+class TestNotRetried:
+    """What no retry fixes fails the task at once (AirflowFailException): an undefined
+    connection and a policy catalog that does not load; a store error is still retried."""
+
+    def test_an_undefined_control_connection_is_not_retried(self):
+        op = _operator(FakeAdapter(Survey(total=10, expired=3)), control_conn_id="lethe_nowhere")
+        with pytest.raises(AirflowFailException, match=r"lethe_nowhere") as caught:
+            op.execute(_context("no-control-conn"))
+        assert type(caught.value.__cause__).__name__ == "AirflowNotFoundException"
+
+    def test_an_undefined_store_connection_is_recorded_and_not_retried(self, control, monkeypatch):
+        from lethe import connections
+
+        monkeypatch.delenv(connections.env_var_name(connections.TELECOM_DB))
+        op = PostgresRetentionOperator(
+            task_id="purge_postgres", family_id="usage_records", category_id="usage_records"
+        )
+        with pytest.raises(AirflowFailException, match=connections.TELECOM_DB):
+            op.execute(_context("no-store-conn"))
+        (entry,) = _logged(control, "no-store-conn")
+        assert (entry["outcome"], entry["details"]["phase"]) == ("failed", "survey")
+        assert "AirflowNotFoundException" in entry["details"]["reason"]
+
+    def test_an_unreachable_store_is_still_retried(self):
+        error = StoreError("cannot connect to PostgreSQL through connection 'x': OperationalError")
+        with pytest.raises(StoreError):
+            _operator(BrokenSurvey(error)).execute(_context("store-down"))
+
+    def test_a_policy_that_does_not_load_is_not_retried(self, tmp_path):
+        (tmp_path / "broken.yaml").write_text("family: broken\ncategories: []\n")
+        op = _operator(FakeAdapter(Survey(total=10, expired=3)), policy_dir=str(tmp_path))
+        with pytest.raises(AirflowFailException, match=r"broken\.yaml") as caught:
+            op.execute(_context("policy-broken"))
+        assert type(caught.value.__cause__).__name__ == "PolicyError"

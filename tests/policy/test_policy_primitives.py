@@ -59,6 +59,17 @@ def test_parse_refuses_zero(text):
         Duration.parse(text)
 
 
+@pytest.mark.parametrize("text", ["P101Y", "P100Y1D", "P1201M", "P36525D", "P5300W", "P9999999Y"])
+def test_parse_refuses_more_than_a_hundred_years(text):
+    with pytest.raises(ValueError, match="is longer than 100 years"):
+        Duration.parse(text)
+
+
+@pytest.mark.parametrize("text", ["P100Y", "P1200M", "P99Y11M30D", "P36524D"])
+def test_parse_accepts_up_to_a_hundred_years(text):
+    assert not Duration.parse(text).exceeds(Duration(years=100))
+
+
 def test_parse_refuses_non_strings():
     with pytest.raises(ValueError, match="got int 90"):
         Duration.parse(90)

@@ -111,6 +111,30 @@ def test_retention_zero_duration(workspace, text):
     workspace.expect_error(ref, "retention", "is zero")
 
 
+@pytest.mark.parametrize("text", ["P101Y", "P1000Y", "P99999D"])
+def test_retention_longer_than_a_hundred_years(workspace, text):
+    ref = workspace.find_category(lambda c: isinstance(c["retention"], str))
+    workspace.edit_category(ref, lambda c: c.update(retention=text))
+    workspace.expect_error(ref, "retention", "is longer than 100 years")
+
+
+def test_retention_grace_longer_than_a_hundred_years(workspace):
+    ref = workspace.find_category(
+        lambda c: isinstance(c["retention"], dict) and "grace" in c["retention"]
+    )
+    workspace.edit_category(ref, lambda c: c["retention"].update(grace="P200Y"))
+    workspace.expect_error(ref, "retention.grace", "is longer than 100 years")
+
+
+@pytest.mark.parametrize("text", ["P0D", "-P30D", "P-30D"])
+def test_retention_grace_zero_or_negative(workspace, text):
+    ref = workspace.find_category(
+        lambda c: isinstance(c["retention"], dict) and "grace" in c["retention"]
+    )
+    workspace.edit_category(ref, lambda c: c["retention"].update(grace=text))
+    workspace.expect_error(ref, "retention.grace", "ISO-8601 duration" if "-" in text else "zero")
+
+
 def test_retention_time_components(workspace):
     ref = workspace.find_category(
         lambda c: isinstance(c["retention"], dict) and "grace" in c["retention"]

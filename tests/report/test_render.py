@@ -75,3 +75,10 @@ def test_csv_rows_follow_the_table_and_keep_derived_data_last():
     assert parsed[0]["last_run_outcome"] == "ok, stopped 1 (dry run)"
     assert (parsed[1]["statement_row"], parsed[1]["compliant"]) == ("", "no")
     assert re.findall(r'data-category="(\w+)"', rows_table(rows)) == ["a", "derived"]
+
+
+def test_csv_cells_never_open_as_formulas_and_numbers_stay_numbers():
+    rows = [row("future", title='=HYPERLINK("http://evil.example")', oldest=-24)]
+    (parsed,) = csv.DictReader(io.StringIO(to_csv(rows)))
+    assert parsed["title"] == '\'=HYPERLINK("http://evil.example")'
+    assert parsed["oldest_age_days"] == "-24"  # an int: a number, not a formula

@@ -71,18 +71,6 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen] = {}
         self.killed: set[str] = set()
 
-    def run(self, *args: str, timeout: float = 300) -> None:
-        """An airflow command to completion (output in logs/<args[0]>.log)."""
-        with (self.logs / f"{args[0]}.log").open("ab") as out:
-            subprocess.run(
-                [AIRFLOW, *args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=True,
-                timeout=timeout,
-            )
-
     def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> None:
         """``airflow <args>`` in the background, in a process group of its own."""
         out = (self.logs / f"{name}.log").open("ab")
@@ -94,6 +82,13 @@ class Cluster:
             start_new_session=True,
         )
         out.close()
+
+    def finish(self, name: str, timeout: float) -> None:
+        """Wait for the background command ``name`` to end; fail unless it succeeded."""
+        code = self.processes[name].wait(timeout=timeout)  # on timeout, stop() ends it
+        process = self.processes.pop(name)
+        if code != 0:
+            raise subprocess.CalledProcessError(code, process.args, self.log_text(name))
 
     def start_worker(self, name: str, queue: str) -> None:
         """A Celery worker named ``name@<host>`` serving ``queue``, one task at a time."""

@@ -189,7 +189,7 @@ class Scaleout:
             state = self.run_state(run_id)
             return state if state in ("success", "failed") else None
 
-        return wait_for(f"run {run_id}", finished, timeout=RUN_TIMEOUT, interval=1)
+        return wait_for(f"run {run_id}", finished, timeout=RUN_TIMEOUT, interval=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -233,15 +233,20 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-        # A killed worker's task is found within seconds, not the default 5 minutes.
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        # A killed worker's task is found within seconds, not the default 5 minutes: live
+        # tasks heartbeat every second (default 5), so 10 s without one leaves a loaded
+        # machine 9 s of slack before a live task would be taken for lost.
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
         "PATH": os.pathsep.join([str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")]),
     }
     cluster = Cluster(state_dir, env)
+    # The metadata database migrates (the longest step) while the stores are prepared.
+    cluster.start("db-migrate", "db", "migrate")
 
     conn = psycopg2.connect(stack.postgres_dsn)
     apply_reference_schema_on(conn)
@@ -253,7 +258,7 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
     meta = psycopg2.connect(metadata_db)
     meta.autocommit = True
     try:
-        cluster.run("db", "migrate")
+        cluster.finish("db-migrate", timeout=300)
         cluster.start("api-server", "api-server", "--port", str(api_port))
         cluster.start("scheduler", "scheduler")
         cluster.start("dag-processor", "dag-processor")
@@ -272,7 +277,7 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
                 and dag_is_serialized(meta)
             )
 
-        wait_for("the api-server, both workers and the parsed DAG", ready, START_TIMEOUT, 1)
+        wait_for("the api-server, both workers and the parsed DAG", ready, START_TIMEOUT, 0.2)
         yield Scaleout(
             cluster=cluster,
             api=api,
@@ -425,7 +430,9 @@ def test_a_killed_workers_task_is_retried_on_the_other(scaleout):
                 (waiting,) = cur.fetchone()
             return ti if waiting else None
 
-        victim = wait_for("the web_visits purge to wait on its lock", blocked_task, RUN_TIMEOUT)
+        victim = wait_for(
+            "the web_visits purge to wait on its lock", blocked_task, RUN_TIMEOUT, interval=0.2
+        )
         killed = victim["hostname"]
         assert killed in WORKERS
         scaleout.cluster.kill(killed)

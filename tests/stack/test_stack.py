@@ -297,7 +297,10 @@ def test_s3_versioned_bucket_through_the_hook_client(stack):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins"))
+    # This checkout's engine and development kit, not the ones the venv was installed from.
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "devkit")])
+    )
     return subprocess.run(
         [sys.executable, "-m", "lethe_dev.stack", *args],
         cwd=cwd,
@@ -371,3 +374,69 @@ def test_cli_up_env_down(tmp_path):
     after = _cli("env", "--state-dir", str(state_dir), cwd=tmp_path)
     assert after.returncode == 1
     assert "not up" in after.stderr
+
+
+def test_cli_down_ends_the_sessions_of_clients_still_connected(tmp_path):
+    """A client with an open transaction does not hold `down` up: its session is ended
+    (rolled back), the command exits 0 within seconds and the server is gone."""
+    state_dir = tmp_path / "busy-stack"
+    up = _cli("up", "--state-dir", str(state_dir), cwd=tmp_path)
+    assert up.returncode == 0, up.stderr + up.stdout
+    state = json.loads((state_dir / "stack.json").read_text())
+    client = psycopg.connect(state["postgres_dsn"])
+    try:
+        client.execute("CREATE TABLE held (id int)")
+        client.execute("INSERT INTO held VALUES (1)")  # the transaction stays open
+        started = time.monotonic()
+        down = _cli("down", "--state-dir", str(state_dir), cwd=tmp_path)
+        took = time.monotonic() - started
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert took < 30, f"down took {took:.1f} s"
+        assert not _alive(state["pid"])
+        assert not (state_dir / "postgres" / "data" / "postmaster.pid").exists()
+        with pytest.raises(psycopg.OperationalError):
+            client.execute("SELECT 1")
+    finally:
+        client.close()
+        _cli("down", "--state-dir", str(state_dir), cwd=tmp_path)
+
+
+def test_a_stale_postmaster_pid_never_signals_the_process_now_holding_it(tmp_path):
+    """A server killed long ago leaves postmaster.pid naming its PID; that PID now belongs to
+    an unrelated process of the same account (a `sleep` here). Neither cleaning up leftovers
+    nor starting sends it anything; the stale file is removed and the server comes up."""
+    from lethe_dev.stack.postgres import _server_account
+
+    first = EmbeddedPostgres(tmp_path / "pg")
+    first.start()  # a data directory made and used by a real server
+    first.stop()
+    account = _server_account()  # as root, the server runs as this account; the sleep too
+    as_account = (
+        {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
+    )
+    sleeper = subprocess.Popen(["sleep", "120"], **as_account)
+    try:
+        pid_file = first.data_dir / "postmaster.pid"
+        pid_file.write_text(f"{sleeper.pid}\n{first.data_dir}\n1700000000\n5432\n\n\n")
+        if account:
+            os.chown(pid_file, account.pw_uid, account.pw_gid)
+
+        assert EmbeddedPostgres(tmp_path / "pg").stop_leftover() is False
+        assert sleeper.poll() is None
+        assert not pid_file.exists()
+
+        pid_file.write_text(f"{sleeper.pid}\n{first.data_dir}\n1700000000\n5432\n\n\n")
+        if account:
+            os.chown(pid_file, account.pw_uid, account.pw_gid)
+        again = EmbeddedPostgres(tmp_path / "pg")
+        again.start()
+        try:
+            with psycopg.connect(again.dsn) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            again.stop()
+        assert not port_open(again.port), "the real server was not stopped"
+        assert sleeper.poll() is None, "the unrelated process was signalled"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

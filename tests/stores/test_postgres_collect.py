@@ -424,9 +424,15 @@ def test_a_held_address_withholds_the_device(catalog, devices):
 # ============================================================================== streaming
 
 
+#: The subject whose rows the streaming tests collect, and one with a fifth as many.
+BIG_VISITOR, BIG_ROWS = "visitor-000001", 12_000
+SMALL_VISITOR, SMALL_ROWS = "visitor-small", 2_000
+
+
 @pytest.fixture(scope="module")
 def visits(db):
-    """100 000 visits of one visitor (about 40 MB as Python rows), and a few of another."""
+    """12 000 visits of one visitor (about 12 MB as Python rows), 2 000 of another and 100
+    of a third ("other-visitor")."""
     db.run(
         """CREATE TABLE {s}.web_visits (
             visit_id bigint PRIMARY KEY, visitor_id text NOT NULL, ip_address inet,
@@ -434,31 +440,40 @@ def visits(db):
     )
     db.run("CREATE INDEX ON {s}.web_visits (visitor_id)")
     db.run(
-        "INSERT INTO {s}.web_visits SELECT g, CASE WHEN g % 1000 = 0 THEN 'other-visitor' "
-        "ELSE 'visitor-000001' END, '192.0.2.7', repeat('Mozilla/5.0 ', 20), "
+        "INSERT INTO {s}.web_visits SELECT g, CASE WHEN g <= 100 THEN 'other-visitor' "  # noqa: S608
+        f"WHEN g <= {100 + SMALL_ROWS} THEN '{SMALL_VISITOR}' ELSE '{BIG_VISITOR}' END, "
+        "'192.0.2.7', repeat('Mozilla/5.0 ', 20), "
         "'/tarieven/' || g, timestamptz '2024-01-01 00:00+00' + g * interval '1 second' "
-        "FROM generate_series(1, 100100) AS g"
+        f"FROM generate_series(1, {100 + SMALL_ROWS + BIG_ROWS}) AS g"
     )
     db.run("ANALYZE {s}.web_visits")
-    return 100_100 - 100
+    return BIG_ROWS
 
 
-def test_peak_memory_does_not_grow_with_the_subjects_rows(catalog, visits):
-    adapter = adapter_for(catalog, "web_statistics", "web_visits")
+def _peak_of_collect(adapter, visitor: str) -> tuple[CollectResult, MemorySink, int]:
+    """Collect ``visitor``'s rows into a sink that keeps none; the peak traced memory."""
     sink = MemorySink(keep=False)
     gc.collect()
     tracemalloc.start()
     try:
-        result = adapter.collect(
-            {Identity.VISITOR_ID: frozenset({"visitor-000001"})}, Protection(), sink
-        )
+        result = adapter.collect({Identity.VISITOR_ID: frozenset({visitor})}, Protection(), sink)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert result == CollectResult(rows=visits)
-    assert sink.written == visits
-    # Each row is ~400 bytes of data (~1 KB as Python objects): 40-100 MB if held at once.
-    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    return result, sink, peak
+
+
+def test_peak_memory_does_not_grow_with_the_subjects_rows(catalog, visits):
+    adapter = adapter_for(catalog, "web_statistics", "web_visits")
+    small, small_sink, small_peak = _peak_of_collect(adapter, SMALL_VISITOR)
+    big, big_sink, big_peak = _peak_of_collect(adapter, BIG_VISITOR)
+    assert (small, small_sink.written) == (CollectResult(rows=SMALL_ROWS), SMALL_ROWS)
+    assert (big, big_sink.written) == (CollectResult(rows=visits), visits)
+    # Each row is ~400 bytes of data (~1 KB as Python objects): the 10 000 more rows of
+    # the second subject would add ~10 MB if held at once; the peak stays where it was.
+    mb = 1024 * 1024
+    assert big_peak < small_peak + 2 * mb, f"{small_peak / mb:.1f} -> {big_peak / mb:.1f} MB"
+    assert big_peak < 8 * mb, f"peak {big_peak / mb:.1f} MB"
 
 
 def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch):
@@ -491,9 +506,9 @@ def test_rows_reach_the_sink_batch_by_batch(catalog, visits, db, monkeypatch):
 
     sink = MemorySink(fail_after=1200, on_first_row=server_side)
     with pytest.raises(SinkFull):  # the sink's own error passes unchanged
-        adapter.collect({Identity.VISITOR_ID: frozenset({"visitor-000001"})}, Protection(), sink)
+        adapter.collect({Identity.VISITOR_ID: frozenset({BIG_VISITOR})}, Protection(), sink)
     assert sink.written == 1200
-    assert fetched == [500, 500, 500]  # 1 500 of 100 000 rows ever left the server
+    assert fetched == [500, 500, 500]  # 1 500 of 12 000 rows ever left the server
     assert len(seen) == 1
     assert "500" in seen[0]
     # The connection was released: a new collect works.

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from lethe import connections
 from lethe_dev.stack.postgres import EXTERNAL_DSN_ENV, EmbeddedPostgres, ExternalPostgres
-from lethe_dev.stack.s3 import EmbeddedS3Server
-from lethe_dev.stack.sftp import EmbeddedSFTPServer
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from lethe_dev.stack.s3 import EmbeddedS3Server
+    from lethe_dev.stack.sftp import EmbeddedSFTPServer
 
 __all__ = ["EmbeddedStack"]
 
@@ -56,8 +57,15 @@ class EmbeddedStack:
         self.postgres: EmbeddedPostgres | ExternalPostgres = (
             ExternalPostgres(dsn) if dsn else EmbeddedPostgres(self.state_dir / "postgres")
         )
-        self.sftp = EmbeddedSFTPServer(self.state_dir / "sftp-root", self.state_dir / "sftp")
-        self.s3 = EmbeddedS3Server()
+        # Imported here: asyncssh and moto take seconds to import, and the command line's
+        # env, status and down (which import this package) need neither.
+        from lethe_dev.stack.s3 import EmbeddedS3Server
+        from lethe_dev.stack.sftp import EmbeddedSFTPServer
+
+        self.sftp: EmbeddedSFTPServer = EmbeddedSFTPServer(
+            self.state_dir / "sftp-root", self.state_dir / "sftp"
+        )
+        self.s3: EmbeddedS3Server = EmbeddedS3Server()
         self._started = False
 
     @property

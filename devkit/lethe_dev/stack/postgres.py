@@ -143,6 +143,25 @@ def _server_account() -> pwd.struct_passwd | None:
     return pwd.getpwnam("pgserver")
 
 
+def _is_postgres_of(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a live ``postgres`` process started on ``data_dir``."""
+    import psutil  # an Airflow dependency; imported only when a data directory is checked
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        command = process.cmdline()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied as e:  # whose it is cannot be told: touch neither it nor the file
+        raise StackError(f"cannot tell whether process {pid} is a PostgreSQL server") from e
+    if not command or Path(command[0]).name != "postgres":
+        return False
+    # pg_ctl starts it as `postgres -D <data_dir> ...`, the directory as we gave it.
+    return str(data_dir) in command or str(data_dir.resolve()) in command
+
+
 def _make_traversable(path: Path, uid: int) -> None:
     """Let ``uid`` reach ``path``: add the search bit for others where a parent lacks it."""
     for directory in [path, *path.parents]:
@@ -300,13 +319,41 @@ class EmbeddedPostgres(_PostgresTarget):
         _make_traversable(self.bin_dir, self._account.pw_uid)
 
     def _stop_leftover_server(self) -> bool:
-        if (self.data_dir / "postmaster.pid").exists() and self._pg_ctl_status():
+        if self._server_pid() is not None and self._pg_ctl_status():
             log.warning(
                 "A PostgreSQL server from an earlier run uses %s: stopping it", self.data_dir
             )
             self._pg_ctl_stop()
             return True
         return False
+
+    def _server_pid(self) -> int | None:
+        """The PID of the live PostgreSQL server of this data directory (``postmaster.pid``).
+
+        A PID is reused once its process has ended (a server killed long ago, a reboot): a
+        ``postmaster.pid`` whose PID is gone, or is now some other process (not ``postgres``
+        with this data directory on its command line), is stale. It is removed, so that the
+        server can start again, and nothing is ever sent to that process: ``pg_ctl stop``
+        would signal whatever process holds the PID now.
+        """
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            first_line = pid_file.read_text(errors="replace").split("\n", 1)[0]
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StackError(f"cannot read {pid_file}: {e}") from e
+        pid = int(first_line) if first_line.strip().isdigit() else None
+        if pid is not None and _is_postgres_of(pid, self.data_dir):
+            return pid
+        log.warning(
+            "%s names process %s, which is not a PostgreSQL server of this data directory: "
+            "the file is stale; removing it (nothing is sent to that process)",
+            pid_file,
+            pid,
+        )
+        pid_file.unlink(missing_ok=True)
+        return None
 
     def _initdb(self) -> None:
         version_file = self.data_dir / "PG_VERSION"
@@ -407,6 +454,8 @@ class EmbeddedPostgres(_PostgresTarget):
         return code == 0
 
     def _pg_ctl_stop(self, *, missing_ok: bool = False) -> None:
+        if self._server_pid() is None:
+            return  # no server of ours runs: there is nothing to signal
         code, output = self._run(
             ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
             timeout=90,

@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
+from lethe.domain.cells import safe_cell
 from lethe.exceptions import LetheError
 
 if TYPE_CHECKING:
@@ -290,10 +291,12 @@ def _write_csv(out: _HashingWriter, part: _CategoryPart) -> None:
     writer.writerow(["source", *columns])
     for source in part.sources:
         for row in _spooled(source):
-            writer.writerow([source.name, *(_cell(row.get(c)) for c in columns)])
+            writer.writerow([safe_cell(source.name), *(_cell(row.get(c)) for c in columns)])
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: nested values as JSON, nothing as empty, formulas neutralised
+    (:func:`lethe.domain.cells.safe_cell`)."""
     if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else value
+        return safe_cell(json.dumps(value, ensure_ascii=False))
+    return "" if value is None else safe_cell(value)

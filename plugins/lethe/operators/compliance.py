@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control.ledger import AuditEntry
+from lethe.exceptions import not_retried
 from lethe.operators.retention import as_bool, run_moment
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class RetentionComplianceOperator(BaseOperator):
 
         return PrivacyControlHook(control_conn_id=self.control_conn_id)
 
+    @not_retried()
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.policy import load_catalog
         from lethe.retention import check_category

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from lethe.connections import CONTROL_DB, OBJECT_STORE
 from lethe.control.hook import PrivacyControlHook
 from lethe.control.ledger import AuditEntry
+from lethe.exceptions import not_retried
 from lethe.operators.retention import run_moment
 from lethe.report import REPORT_BUCKET, REPORT_PREFIX
 from lethe.report.keys import expired_report_keys, report_keys
@@ -63,6 +64,7 @@ class ComplianceReportOperator(BaseOperator):
     def control(self) -> PrivacyControlHook:
         return PrivacyControlHook(control_conn_id=self.control_conn_id)
 
+    @not_retried()
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.policy import load_catalog
         from lethe.report.render import report_html, to_csv

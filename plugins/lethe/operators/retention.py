@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from lethe.connections import CONTROL_DB
 from lethe.control.ledger import AuditEntry
 from lethe.domain.labels import store_label
-from lethe.exceptions import LetheError, PurgeError, PurgeGuardError
+from lethe.exceptions import LetheError, PurgeError, PurgeGuardError, not_retried
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -169,6 +169,7 @@ class BaseRetentionOperator(BaseOperator):
 
     # --- the run -----------------------------------------------------------------------
 
+    @not_retried()
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool(self.dry_run, "dry_run")
         override = as_bool(self.override_guard, "override_guard")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.sdk import Param, TriggerRule
 
 from lethe.domain.identities import (
@@ -37,8 +38,16 @@ if TYPE_CHECKING:
 
     from lethe.policy.models import PolicyFamily
 
+#: The retention DAGs' start date, far enough back that a run for any logical date a
+#: person may trigger (a dry run as of last year) has its tasks. Airflow creates no task
+#: instance for a logical date before its task's start date (which is the DAG's) and then
+#: marks the empty run successful: a purge that silently did nothing. With catchup off,
+#: the schedule is unaffected (the first scheduled run is the latest interval).
+RETENTION_START_DATE = pendulum.datetime(2000, 1, 1, tz="Europe/Amsterdam")
+
 #: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
-#: stop or a policy error (AirflowFailException) is not. A task's last failure is mailed.
+#: stop, a policy that does not load and an undefined connection are not (the operators
+#: raise AirflowFailException: lethe.exceptions.not_retried). A task's last failure is mailed.
 RETENTION_DEFAULT_ARGS = {
     "owner": "privacy-engineering",
     "retries": 2,

@@ -37,6 +37,9 @@ _DURATION_EXAMPLES = "e.g. P90D, P6M, P1Y, P1Y6M"
 # Average lengths, used only to compare durations that mix months and days.
 _DAYS_PER_YEAR = 365.2425
 _DAYS_PER_MONTH = _DAYS_PER_YEAR / 12
+#: The longest duration a policy may write: longer is a typo (P1000Y for P10Y), and a
+#: cutoff that far back falls outside the calendar (year 1) at run time.
+MAX_YEARS = 100
 
 
 def _plural(count: int, unit: str) -> str:
@@ -50,7 +53,8 @@ class Duration:
     Written ``P90D``, ``P6M``, ``P1Y``, ``P3Y``, ``P1Y6M`` or ``P2W`` (two weeks are kept as
     14 days). Months of 12 or more are carried into years, so ``P18M == P1Y6M``. Time
     components (``PT12H``) are refused: retention is counted in calendar days. A duration
-    is never zero or negative.
+    is never zero or negative, and one written in a policy is at most :data:`MAX_YEARS`
+    (100) years.
 
     Arithmetic is calendar arithmetic: :meth:`before` moves back whole years and months
     first, then days. A day the target month lacks is clamped to that month's last day:
@@ -78,7 +82,8 @@ class Duration:
         """Parse an ISO-8601 duration such as ``P90D``.
 
         :param text: the duration as written in a policy file
-        :raises ValueError: if it is malformed, has time components or is zero
+        :raises ValueError: if it is malformed, has time components, is zero or is longer
+            than :data:`MAX_YEARS` years
         """
         if not isinstance(text, str):
             raise ValueError(
@@ -100,7 +105,12 @@ class Duration:
             raise ValueError(f"{text!r} is not an ISO-8601 duration ({_DURATION_EXAMPLES})")
         if not any(parts.values()):
             raise ValueError(f"{text!r} is zero; a retention period must be longer than zero")
-        return cls(**parts)
+        duration = cls(**parts)
+        if duration.exceeds(cls(years=MAX_YEARS)):
+            raise ValueError(
+                f"{text!r} is longer than {MAX_YEARS} years, the longest period a policy may set"
+            )
+        return duration
 
     def __str__(self) -> str:
         text = "P"

@@ -11,6 +11,8 @@ import io
 from html import escape
 from typing import TYPE_CHECKING
 
+from lethe.domain.cells import safe_cell
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
@@ -61,32 +63,32 @@ def verdict(row: RowStatus) -> str:
 
 
 def to_csv(rows: Sequence[RowStatus]) -> str:
-    """The rows as CSV (header :data:`CSV_COLUMNS`; stores separated by ``;``)."""
+    """The rows as CSV (header :data:`CSV_COLUMNS`; stores separated by ``;``); no cell
+    opens as a formula in a spreadsheet (:func:`lethe.domain.cells.safe_cell`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         status, run = row.status, row.last_run
-        writer.writerow(
-            [
-                "" if status.statement_row is None else status.statement_row,
-                status.category_id,
-                row.family_id,
-                row.title,
-                ";".join(row.stores),
-                status.limit,
-                "" if row.limit_days is None else row.limit_days,
-                status.items,
-                "" if status.oldest_age_days is None else status.oldest_age_days,
-                status.expired_remaining,
-                status.protected,
-                "yes" if row.compliant else "no",
-                run.dag_id if run else "",
-                run.run_id if run else "",
-                run.recorded_at.isoformat() if run else "",
-                (run.outcome + (" (dry run)" if run.dry_run else "")) if run else "",
-            ]
-        )
+        cells = [
+            "" if status.statement_row is None else status.statement_row,
+            status.category_id,
+            row.family_id,
+            row.title,
+            ";".join(row.stores),
+            status.limit,
+            "" if row.limit_days is None else row.limit_days,
+            status.items,
+            "" if status.oldest_age_days is None else status.oldest_age_days,
+            status.expired_remaining,
+            status.protected,
+            "yes" if row.compliant else "no",
+            run.dag_id if run else "",
+            run.run_id if run else "",
+            run.recorded_at.isoformat() if run else "",
+            (run.outcome + (" (dry run)" if run.dry_run else "")) if run else "",
+        ]
+        writer.writerow([safe_cell(cell) for cell in cells])
     return out.getvalue()
 
 

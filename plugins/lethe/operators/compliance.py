@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lethe.connections import CONTROL_DB
 from lethe.control.ledger import AuditEntry
-from lethe.exceptions import not_retried
+from lethe.operators.failures import not_retried
 from lethe.operators.retention import as_bool, run_moment
 
 if TYPE_CHECKING:

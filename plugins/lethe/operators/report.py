@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from lethe.connections import CONTROL_DB, OBJECT_STORE
 from lethe.control.hook import PrivacyControlHook
 from lethe.control.ledger import AuditEntry
-from lethe.exceptions import not_retried
+from lethe.operators.failures import not_retried
 from lethe.operators.retention import run_moment
 from lethe.report import REPORT_BUCKET, REPORT_PREFIX
 from lethe.report.keys import expired_report_keys, report_keys

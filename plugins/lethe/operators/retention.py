@@ -21,7 +21,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from lethe.connections import CONTROL_DB
 from lethe.control.ledger import AuditEntry
 from lethe.domain.labels import store_label
-from lethe.exceptions import LetheError, PurgeError, PurgeGuardError, not_retried
+from lethe.exceptions import LetheError, PurgeError, PurgeGuardError
+from lethe.operators.failures import not_retried
 
 if TYPE_CHECKING:
     from datetime import datetime

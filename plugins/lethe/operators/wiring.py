@@ -47,7 +47,8 @@ RETENTION_START_DATE = pendulum.datetime(2000, 1, 1, tz="Europe/Amsterdam")
 
 #: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
 #: stop, a policy that does not load and an undefined connection are not (the operators
-#: raise AirflowFailException: lethe.exceptions.not_retried). A task's last failure is mailed.
+#: raise AirflowFailException: lethe.operators.failures.not_retried). A task's last failure
+#: is mailed.
 RETENTION_DEFAULT_ARGS = {
     "owner": "privacy-engineering",
     "retries": 2,

@@ -75,3 +75,22 @@ def test_csv_rows_follow_the_table_and_keep_derived_data_last():
     assert parsed[0]["last_run_outcome"] == "ok, stopped 1 (dry run)"
     assert (parsed[1]["statement_row"], parsed[1]["compliant"]) == ("", "no")
     assert re.findall(r'data-category="(\w+)"', rows_table(rows)) == ["a", "derived"]
+
+
+def test_an_age_whose_retention_starts_later_shows_as_not_started_never_negative():
+    # Until the service ends (+30 days): the oldest contract's service ends in 24 days.
+    rows = [
+        row("ends_later", limit_days=30, oldest=-24),
+        row("running", limit_days=None, oldest=-3),
+    ]
+    table, svg = rows_table(rows), chart_svg(rows)
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [r["oldest_age_days"] for r in parsed] == ["not started", "not started"]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+    assert cells.count("not started") == 2
+    assert "not started (limit 30 d)" in svg
+    assert "not started (service runs)" in svg
+    for text in (table, svg, to_csv(rows)):
+        assert not re.search(r"-\d+ d\b|>-\d+<|,-\d+,", text)
+    # Today's age of a retention that started today is 0 days, not "not started".
+    assert "0 d of 30 d" in chart_svg([row("today", limit_days=30, oldest=0)])

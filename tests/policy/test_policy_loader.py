@@ -112,6 +112,19 @@ def test_duplicate_yaml_key(workspace):
     assert "found duplicate key 'version'" in message
 
 
+def test_the_policy_files_are_parsed_by_libyaml_when_pyyaml_has_it():
+    # Every task process loads the catalog when it parses its DAG file: the C parser is
+    # several times faster than the pure-Python one (same safe constructor).
+    import yaml
+
+    from lethe.policy.loader import _UniqueKeyLoader
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    assert issubclass(_UniqueKeyLoader, yaml.CSafeLoader)
+    assert issubclass(_UniqueKeyLoader, yaml.constructor.SafeConstructor)
+
+
 def test_empty_file(workspace):
     family = workspace.families()[0]
     (workspace.directory / f"{family}.yaml").write_text("# nothing\n", encoding="utf-8")

@@ -78,7 +78,26 @@ def test_csv_rows_follow_the_table_and_keep_derived_data_last():
 
 
 def test_csv_cells_never_open_as_formulas_and_numbers_stay_numbers():
-    rows = [row("future", title='=HYPERLINK("http://evil.example")', oldest=-24)]
+    rows = [row("future", title='=HYPERLINK("http://evil.example")', oldest=24)]
     (parsed,) = csv.DictReader(io.StringIO(to_csv(rows)))
     assert parsed["title"] == '\'=HYPERLINK("http://evil.example")'
-    assert parsed["oldest_age_days"] == "-24"  # an int: a number, not a formula
+    assert parsed["oldest_age_days"] == "24"  # an int: a number, not a formula
+
+
+def test_an_age_whose_retention_starts_later_shows_as_not_started_never_negative():
+    # Until the service ends (+30 days): the oldest contract's service ends in 24 days.
+    rows = [
+        row("ends_later", limit_days=30, oldest=-24),
+        row("running", limit_days=None, oldest=-3),
+    ]
+    table, svg = rows_table(rows), chart_svg(rows)
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [r["oldest_age_days"] for r in parsed] == ["not started", "not started"]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+    assert cells.count("not started") == 2
+    assert "not started (limit 30 d)" in svg
+    assert "not started (service runs)" in svg
+    for text in (table, svg, to_csv(rows)):
+        assert not re.search(r"-\d+ d\b|>-\d+<|,-\d+,", text)
+    # Today's age of a retention that started today is 0 days, not "not started".
+    assert "0 d of 30 d" in chart_svg([row("today", limit_days=30, oldest=0)])

@@ -2,6 +2,11 @@
 
 Nothing is fetched when the page is opened: no scripts, fonts, images or style sheets from
 elsewhere, so it can be mailed, archived or opened offline. Every value is escaped.
+
+An item's age is counted from the moment its retention starts: for "until the service
+ends" that is the end of the service, which may lie ahead (a contract with an end date in
+the future). Such an age is shown as :data:`NOT_STARTED`, never as a negative number of
+days.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from lethe.report.status import RowStatus
+
+#: What the report shows as the oldest age when the oldest item's retention has not started
+#: yet (its start, e.g. the end of the service, lies ahead of the survey).
+NOT_STARTED = "not started"
 
 #: The CSV's columns, in order (one line per category, same order as the HTML table).
 CSV_COLUMNS = (
@@ -57,6 +66,15 @@ def _row_label(row: RowStatus) -> str:
     return "-" if number is None else str(number)
 
 
+def oldest_age(row: RowStatus) -> str:
+    """The oldest item's age as shown: days, ``-`` when empty, :data:`NOT_STARTED` when
+    its retention starts after the survey (a negative age)."""
+    age = row.status.oldest_age_days
+    if age is None:
+        return "-"
+    return NOT_STARTED if age < 0 else str(age)
+
+
 def verdict(row: RowStatus) -> str:
     """``compliant`` or ``OUT OF POLICY`` (what the compliance check logs)."""
     return "compliant" if row.compliant else "OUT OF POLICY"
@@ -79,7 +97,7 @@ def to_csv(rows: Sequence[RowStatus]) -> str:
             status.limit,
             "" if row.limit_days is None else row.limit_days,
             status.items,
-            "" if status.oldest_age_days is None else status.oldest_age_days,
+            "" if status.oldest_age_days is None else oldest_age(row),
             status.expired_remaining,
             status.protected,
             "yes" if row.compliant else "no",
@@ -128,6 +146,8 @@ def chart_svg(rows: Sequence[RowStatus]) -> str:
             )
         if age is None:
             text = "empty"
+        elif age < 0:
+            text = f"{NOT_STARTED} (limit {limit} d)" if limit else f"{NOT_STARTED} (service runs)"
         elif limit is None:
             text = f"{age} d (until service end)"
         else:
@@ -155,7 +175,7 @@ def rows_table(rows: Sequence[RowStatus]) -> str:
     for row in rows:
         status, run = row.status, row.last_run
         stores = "".join(f"<li>{escape(store)}</li>" for store in row.stores)
-        oldest = "-" if status.oldest_age_days is None else str(status.oldest_age_days)
+        oldest = oldest_age(row)
         if run is None:
             last, outcome = '<span class="muted">none recorded</span>', "-"
         else:

@@ -7,7 +7,7 @@ characters (no ``/``), or for one of the values a policy lists for it. A placeho
 repeat and then matches the same value.
 
 The policy model validates and matches whole keys with it
-(:meth:`lethe.policy.models.S3Store.match`); the S3 adapter matches one ``/``-segment at a
+(:meth:`lethe.policy.s3_store.S3Store.match`); the S3 adapter matches one ``/``-segment at a
 time with some values already known while it walks a bucket by date. Date parts match
 ASCII digits only (``[0-9]``, never ``\\d``, which also takes other scripts' digits that
 ``int()`` would read as a year).

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from lethe.connections import CONTROL_DB, OBJECT_STORE
-from lethe.control.hook import PrivacyControlHook
 from lethe.control.ledger import AuditEntry
 from lethe.operators.failures import not_retried
 from lethe.operators.retention import run_moment
@@ -19,6 +18,8 @@ from lethe.report.keys import expired_report_keys, report_keys
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Context
+
+    from lethe.control.hook import PrivacyControlHook
 
 
 class ComplianceReportOperator(BaseOperator):
@@ -62,6 +63,9 @@ class ComplianceReportOperator(BaseOperator):
 
     @cached_property
     def control(self) -> PrivacyControlHook:
+        """The control schema, through its hook."""
+        from lethe.control.hook import PrivacyControlHook
+
         return PrivacyControlHook(control_conn_id=self.control_conn_id)
 
     @not_retried()

@@ -43,7 +43,9 @@ $(PY):
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -r requirements.txt -r requirements-dev.txt
+	@# Bytecode compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, so without it
+	@# every process (each Airflow task, each DAG file parse) compiles Airflow from source.
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements.txt -r requirements-dev.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 

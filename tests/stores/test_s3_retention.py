@@ -624,3 +624,36 @@ def test_a_key_rewritten_since_it_was_listed_is_not_removed(catalog, client, buc
 
     assert (result.removed, result.details["gone_meanwhile"]) == (1, 1)
     assert object_keys(client, bucket) == {keys[0]}  # the next run judges it again
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
+def test_a_purge_after_its_survey_in_one_session_does_not_list_again(
+    hook, catalog, client, bucket, calls, versioned
+):
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    held = export_key(datetime(2024, 1, 15))
+    gone = [export_key(datetime(2024, 1, day)) for day in (2, 3)]
+    young = export_key(datetime(2024, 3, 11))
+    put_object(client, bucket, held, _visits("2024-01-15", "v-held"))
+    for key in gone:
+        put_object(client, bucket, key, _visits("2024-01-02", "v-1"))
+        put_object(client, bucket, key, _visits("2024-01-02", "v-2"))  # a second version
+    put_object(client, bucket, young, _visits("2024-03-11", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket, versioned=versioned)
+    protection = Protection(held={Identity.VISITOR_ID: frozenset({"v-held"})})
+    cutoff = Cutoff(default=datetime(2024, 3, 10, tzinfo=UTC))
+
+    with adapter.session():
+        survey = adapter.survey(cutoff, protection)
+        surveyed = len(calls)
+        result = adapter.purge(cutoff, protection)
+
+    assert (survey.total, survey.expired, survey.held, survey.removable) == (4, 3, 1, 2)
+    purge_calls = [op for op, _ in calls[surveyed:]]
+    assert purge_calls == ["DeleteObjects"]  # no listing, no object read again
+    assert (result.removed, result.details["held"], result.details["list_calls"]) == (2, 1, 0)
+    assert result.versions_removed == (4 if versioned else 0)
+    assert object_keys(client, bucket) == {held, young}
+    if versioned:
+        assert _versions(client, bucket) == {held: 1, young: 1}

@@ -326,3 +326,46 @@ def test_unsafe_names_are_refused(name):
 def test_safe_names_are_joined_under_the_directory():
     assert join_remote("/recordings/support", "2024") == "/recordings/support/2024"
     assert join_remote("/recordings/support/", "..wav") == "/recordings/support/..wav"
+
+
+def test_a_purge_after_its_survey_in_one_session_removes_what_the_survey_judged(
+    hook, catalog, tree, monkeypatch
+):
+    """No second walk: the purge removes what the survey judged removable in the listings it
+    read, reports the survey's counts, and counts a file gone meanwhile as already absent."""
+    old = [
+        tree.file(support_name(datetime(2024, 3, day, tzinfo=UTC), "+31611111111", f"o{day}"))
+        for day in (1, 2, 3)
+    ]
+    held = tree.file(support_name(datetime(2024, 3, 4, tzinfo=UTC), "+31622222222", "h"))
+    young = tree.file(support_name(CUTOFF + SECOND, "+31611111111", "y"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    protection = Protection(held={Identity.PHONE: frozenset({"+31622222222"})})
+    cutoff = Cutoff(default=CUTOFF)
+    listed: list[str] = []
+
+    with adapter.session() as sftp:
+        original = sftp.listdir_attr
+
+        def listing(path):
+            listed.append(path)
+            return original(path)
+
+        monkeypatch.setattr(sftp, "listdir_attr", listing)
+        survey = adapter.survey(cutoff, protection)
+        walked = len(listed)
+        (tree.local / old[0]).unlink()  # another run got there first
+        result = adapter.purge(cutoff, protection)
+        monkeypatch.undo()
+
+    assert (survey.total, survey.expired, survey.held) == (5, 4, 1)
+    assert walked > 0
+    assert len(listed) == walked  # the purge listed nothing
+    assert (result.removed, result.details["already_absent"]) == (2, 1)
+    assert (result.details["expired"], result.details["held"]) == (4, 1)
+    assert tree.files() == {held, young}
+    # A purge with another cutoff does not take the survey's verdicts.
+    with adapter.session():
+        adapter.survey(Cutoff(default=CUTOFF + timedelta(days=30)), protection)
+        assert adapter.purge(cutoff, protection).removed == 0
+    assert tree.files() == {held, young}

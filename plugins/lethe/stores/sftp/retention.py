@@ -11,8 +11,9 @@ Speed: the removes are pipelined over the session
 (:class:`~lethe.stores.sftp.access.RemovePipeline`), and the emptied directories are
 removed, bottom-up, once every answer is in. A purge that follows a survey with the same
 cutoff and protection in one :meth:`~lethe.stores.sftp.adapter.SFTPRetentionAdapter.session`
-(as the retention task runs them) judges the directory listings the survey read instead
-of walking the tree again (at most :data:`MEMO_LIMIT` entries are kept). A file removed
+(as the retention task runs them) removes what the survey judged removable in the
+listings it read instead of walking and judging the tree again (at most
+:data:`MEMO_LIMIT` entries are kept), and reports the survey's counts. A file removed
 meanwhile is answered "no such file" and counted as already absent, never as removed; one
 added meanwhile waits for the next run; a directory that filled up again is kept.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lethe.domain.counts import PurgeResult
@@ -53,15 +54,21 @@ _YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removab
 #: The most directory entries a survey keeps for the purge that follows it.
 MEMO_LIMIT = 500_000
 
+#: A directory's entries and, aligned with them, the survey's verdict on each (None for
+#: what is not a regular file with a safe name).
+_Listing = tuple["list[SFTPAttributes]", "list[str | None]"]
+
 
 @dataclass
 class SurveyMemo:
-    """The directory listings a survey read, for the purge that follows it in a session."""
+    """The directory listings a survey read and its verdict on each file, for the purge
+    that follows it in a session."""
 
     cutoff: Cutoff
     protection: Protection
-    listings: dict[str, list[SFTPAttributes]] = field(default_factory=dict)
+    listings: dict[str, _Listing] = field(default_factory=dict)
     entries: int = 0
+    tally: SftpTally | None = None
 
 
 class MemoBox:
@@ -104,7 +111,7 @@ class SftpRetention(SftpAccess):
 
     memo_box: MemoBox | None = None
     _memo: SurveyMemo | None = None
-    _replay: dict[str, list[SFTPAttributes]] | None = None
+    _replay: dict[str, _Listing] | None = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them."""
@@ -116,6 +123,7 @@ class SftpRetention(SftpAccess):
             self.check_root(sftp)
             self._walk(sftp, self.store.root, "", cutoff, protection, tally, pipeline=None)
         if self.memo_box is not None and self._memo is not None:
+            self._memo.tally = replace(tally, errors=dict(tally.errors))
             self.memo_box.memo = self._memo
         self._memo = None
         self._log("Surveyed", tally)
@@ -131,7 +139,10 @@ class SftpRetention(SftpAccess):
         :raises PurgeError: when some files could not be removed (with the counts).
         """
         tally = SftpTally()
-        self._replay = self._take_memo(cutoff, protection)
+        memo = self._take_memo(cutoff, protection)
+        if memo is not None and memo.tally is not None:
+            tally = replace(memo.tally, errors={})
+            self._replay = memo.listings
         with self.session() as sftp:
             self.check_root(sftp)
             pipeline = RemovePipeline(sftp, self.store)
@@ -170,30 +181,30 @@ class SftpRetention(SftpAccess):
             },
         )
 
-    def _take_memo(
-        self, cutoff: Cutoff, protection: Protection
-    ) -> dict[str, list[SFTPAttributes]] | None:
-        """The session survey's listings if they answer this purge (used once), else None."""
+    def _take_memo(self, cutoff: Cutoff, protection: Protection) -> SurveyMemo | None:
+        """The session survey's memo if it answers this purge (used once), else None."""
         if self.memo_box is None:
             return None
         memo, self.memo_box.memo = self.memo_box.memo, None
         if memo is None or memo.cutoff != cutoff or memo.protection != protection:
             return None
-        return memo.listings
+        return memo
 
-    def _listing(self, sftp: SFTPClient, directory: str, relative: str) -> list[SFTPAttributes]:
-        """A directory's entries: the survey's listing when the purge replays it, else
-        read now (and kept for the purge when a survey runs in a session)."""
+    def _listing(self, sftp: SFTPClient, directory: str, relative: str) -> _Listing:
+        """A directory's entries and the verdicts on them: the survey's when the purge
+        replays it (verdicts given), else read now with no verdict yet (the list is
+        filled by the walk, and kept for the purge when a survey runs in a session)."""
         if self._replay is not None:
-            return self._replay.pop(directory, [])
+            return self._replay.pop(directory, ([], []))
         entries = self.list_entries(sftp, directory, is_root=not relative)
+        listing: _Listing = (entries, [])
         if self._memo is not None:
             self._memo.entries += len(entries)
             if self._memo.entries > MEMO_LIMIT:
                 self._memo = None  # too large to keep: the purge walks for itself
             else:
-                self._memo.listings[directory] = entries
-        return entries
+                self._memo.listings[directory] = listing
+        return listing
 
     def _walk(
         self,
@@ -211,13 +222,17 @@ class SftpRetention(SftpAccess):
 
         :return: the directory, its subdirectories and what is left in it.
         """
-        entries = self._listing(sftp, directory, relative)
+        entries, verdicts = self._listing(sftp, directory, relative)
+        replayed = bool(verdicts)  # the survey judged these: its counts are the tally's
         node = _Directory(directory, relative, remaining=len(entries))
         subdirectories: list[tuple[str, str]] = []
-        for entry in entries:
+        for index, entry in enumerate(entries):
             name = entry.filename
+            if not replayed:
+                verdicts.append(None)
             if not safe_name(name):
-                tally.unsafe += 1
+                if not replayed:
+                    tally.unsafe += 1
                 continue
             mode = entry.st_mode or 0
             path = join_remote(directory, name)
@@ -228,7 +243,10 @@ class SftpRetention(SftpAccess):
                 continue
             if not stat.S_ISREG(mode):
                 continue  # links, devices, sockets: never followed, never touched
-            verdict = self._judge(rel_path, entry, cutoff, protection, tally)
+            if replayed:
+                verdict = verdicts[index]
+            else:
+                verdict = verdicts[index] = self._judge(rel_path, entry, cutoff, protection, tally)
             if verdict != _REMOVABLE or pipeline is None:
                 continue
             pipeline.remove(path, lambda error, node=node: node.gone(error, tally))

@@ -369,3 +369,26 @@ def test_a_purge_after_its_survey_in_one_session_removes_what_the_survey_judged(
         adapter.survey(Cutoff(default=CUTOFF + timedelta(days=30)), protection)
         assert adapter.purge(cutoff, protection).removed == 0
     assert tree.files() == {held, young}
+
+
+def test_remove_pipeline_falls_back_to_one_remove_at_a_time(catalog):
+    store = next(s for s in catalog.category("support_call_recordings").stores)
+
+    class PlainClient:  # an SFTP client without paramiko's request numbering
+        removed: list[str] = []
+
+        def remove(self, path):
+            if path == "/b":
+                raise FileNotFoundError(2, "No such file")
+            self.removed.append(path)
+
+    outcomes: dict[str, object] = {}
+    pipeline = RemovePipeline(PlainClient(), store)
+    for path in ("/a", "/b", "/c"):
+        pipeline.remove(path, lambda error, path=path: outcomes.__setitem__(path, error))
+    pipeline.drain()
+
+    assert PlainClient.removed == ["/a", "/c"]
+    assert outcomes["/a"] is None
+    assert outcomes["/c"] is None
+    assert isinstance(outcomes["/b"], FileNotFoundError)

@@ -235,6 +235,9 @@ class RemovePipeline:
         """Send the remove of ``path``; ``done`` gets its outcome once answered."""
         from paramiko.sftp import CMD_REMOVE
 
+        if not hasattr(self.sftp, "_async_request"):  # a client without it: one at a time
+            self._remove_now(path, done)
+            return
         try:
             while len(self._waiting) >= self.window:
                 self.sftp._read_response()
@@ -242,6 +245,16 @@ class RemovePipeline:
         except Exception as e:
             raise self._session_failed(e) from e
         self._waiting[number] = done
+
+    def _remove_now(self, path: str, done: Callable[[OSError | None], None]) -> None:
+        try:
+            self.sftp.remove(path)
+        except OSError as e:
+            done(e)
+            return
+        except Exception as e:
+            raise self._session_failed(e) from e
+        done(None)
 
     def drain(self) -> None:
         """Wait for every answer still outstanding."""

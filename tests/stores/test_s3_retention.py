@@ -7,8 +7,10 @@ prefixes were listed to find them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -518,3 +520,140 @@ def test_unreachable_endpoint_raises_store_error_naming_the_connection(catalog, 
     assert "lethe-unreachable" in str(caught.value)
     with pytest.raises(StoreError, match="lethe_dead_s3"):
         adapter.purge(Cutoff(default=datetime(2024, 1, 1, tzinfo=UTC)), Protection())
+
+
+# --- concurrent purges: only what existed is counted (issue 13) ---------------------------------
+
+
+def _conditional_deletes(client, lock, sent=None):
+    """Make ``client`` answer DeleteObjects as S3 does for entries with an ``ETag`` (a
+    conditional delete, S3 since 2025-09): deleted only while the key is there with that
+    ETag, else a per-key ``NoSuchKey`` or ``PreconditionFailed`` error. moto ignores the
+    element (it deletes unconditionally and reports every key deleted); the check and the
+    delete happen under ``lock``, as one request is atomic on S3."""
+    original = client.delete_objects
+
+    def conditional(**params):
+        with lock:
+            bucket = params["Bucket"]
+            objects, errors = [], []
+            for entry in params["Delete"]["Objects"]:
+                if sent is not None:
+                    sent.append(entry)
+                if "ETag" in entry and "VersionId" not in entry:
+                    try:
+                        etag = client.head_object(Bucket=bucket, Key=entry["Key"])["ETag"]
+                    except client.exceptions.ClientError:
+                        errors.append({"Key": entry["Key"], "Code": "NoSuchKey"})
+                        continue
+                    if etag != entry["ETag"]:
+                        errors.append({"Key": entry["Key"], "Code": "PreconditionFailed"})
+                        continue
+                objects.append({k: v for k, v in entry.items() if k != "ETag"})
+            response = {"Errors": errors}
+            if objects:
+                delete = {**params["Delete"], "Objects": objects}
+                answer = original(**{**params, "Delete": delete})
+                response["Errors"] += answer.get("Errors", [])
+            return response
+
+    client.delete_objects = conditional
+
+
+@pytest.mark.parametrize("in_session", [True, False], ids=["survey-then-purge", "purge-only"])
+def test_two_concurrent_purges_together_count_exactly_what_existed(
+    catalog, client, bucket, in_session
+):
+    keys = [f"bulk/2024/01/{day:02d}/{n:04d}.json" for day in (1, 2) for n in range(300)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda key: put_object(client, bucket, key, b"{}"), keys))
+    young = "bulk/2024/02/01/young.json"
+    put_object(client, bucket, young, b"{}")
+    category = catalog.category("web_statistics")
+    store = S3Store(
+        kind="s3",
+        conn_id=connections.OBJECT_STORE,
+        bucket=bucket,
+        prefix="bulk/",
+        key_layout="bulk/{yyyy}/{mm}/{dd}/{n}.json",
+        time_from="key",
+    )
+    lock = threading.Lock()
+    sent: list[dict] = []
+    adapters = []
+    for _ in range(2):
+        hook = s3_hook()
+        _conditional_deletes(hook.get_conn(), lock, sent)
+        adapters.append(S3RetentionAdapter(hook=hook, store=store, category=category))
+    cutoff = Cutoff(default=datetime(2024, 1, 10, tzinfo=UTC))
+    start = threading.Barrier(2)
+
+    def purge(adapter):
+        with contextlib.ExitStack() as stack:
+            if in_session:
+                stack.enter_context(adapter.session())
+                assert adapter.survey(cutoff, Protection()).expired == len(keys)
+            start.wait()
+            return adapter.purge(cutoff, Protection())
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(purge, adapters))
+
+    assert sum(r.removed for r in results) == len(keys)
+    if in_session:  # each purge tried every key its survey found: removed or gone meanwhile
+        assert [r.removed + r.details["gone_meanwhile"] for r in results] == [len(keys)] * 2
+    assert object_keys(client, bucket) == {young}
+    # Every key was sent with the ETag it was listed with.
+    assert len(sent) >= len(keys)
+    assert all(entry.get("ETag") for entry in sent)
+
+
+def test_a_key_rewritten_since_it_was_listed_is_not_removed(catalog, client, bucket):
+    keys = [export_key(datetime(2024, 1, day)) for day in (1, 2)]
+    for key in keys:
+        put_object(client, bucket, key, _visits("2024-01-01", "v-1"))
+    hook = s3_hook()
+    _conditional_deletes(hook.get_conn(), threading.Lock())
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
+    cutoff = Cutoff(default=datetime(2024, 2, 1, tzinfo=UTC))
+
+    with adapter.session():
+        assert adapter.survey(cutoff, Protection()).removable == 2
+        put_object(client, bucket, keys[0], _visits("2024-01-01", "v-2"))  # rewritten meanwhile
+        result = adapter.purge(cutoff, Protection())
+
+    assert (result.removed, result.details["gone_meanwhile"]) == (1, 1)
+    assert object_keys(client, bucket) == {keys[0]}  # the next run judges it again
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
+def test_a_purge_after_its_survey_in_one_session_does_not_list_again(
+    hook, catalog, client, bucket, calls, versioned
+):
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    held = export_key(datetime(2024, 1, 15))
+    gone = [export_key(datetime(2024, 1, day)) for day in (2, 3)]
+    young = export_key(datetime(2024, 3, 11))
+    put_object(client, bucket, held, _visits("2024-01-15", "v-held"))
+    for key in gone:
+        put_object(client, bucket, key, _visits("2024-01-02", "v-1"))
+        put_object(client, bucket, key, _visits("2024-01-02", "v-2"))  # a second version
+    put_object(client, bucket, young, _visits("2024-03-11", "v-1"))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket, versioned=versioned)
+    protection = Protection(held={Identity.VISITOR_ID: frozenset({"v-held"})})
+    cutoff = Cutoff(default=datetime(2024, 3, 10, tzinfo=UTC))
+
+    with adapter.session():
+        survey = adapter.survey(cutoff, protection)
+        surveyed = len(calls)
+        result = adapter.purge(cutoff, protection)
+
+    assert (survey.total, survey.expired, survey.held, survey.removable) == (4, 3, 1, 2)
+    purge_calls = [op for op, _ in calls[surveyed:]]
+    assert purge_calls == ["DeleteObjects"]  # no listing, no object read again
+    assert (result.removed, result.details["held"], result.details["list_calls"]) == (2, 1, 0)
+    assert result.versions_removed == (4 if versioned else 0)
+    assert object_keys(client, bucket) == {held, young}
+    if versioned:
+        assert _versions(client, bucket) == {held: 1, young: 1}

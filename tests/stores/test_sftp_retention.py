@@ -17,6 +17,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Identity, SftpStore
 from lethe.stores.sftp import SFTPRetentionAdapter, join_remote, safe_name
+from lethe.stores.sftp.access import RemovePipeline
 from tests.stores.conftest import Tree, sftp_adapter, sftp_hook, stamp, support_name
 
 CUTOFF = datetime(2024, 4, 1, 12, 0, 0, tzinfo=UTC)
@@ -238,24 +239,20 @@ def test_survey_and_purge_share_one_session_when_nested(hook, catalog, tree, con
     assert len(connects) == 4  # unnested: one session each
 
 
-def test_already_absent_is_success(hook, catalog, tree):
+def test_already_absent_is_success(hook, catalog, tree, monkeypatch):
     first = tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31612345678", "a"))
     second = tree.file(support_name(datetime(2023, 1, 5, 1, tzinfo=UTC), "+31612345678", "b"))
     adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    original = RemovePipeline.remove
 
-    with adapter.session() as sftp:
-        original = sftp.remove
+    def raced(pipeline, path, done):
+        if path.endswith("_a.wav"):
+            (tree.local / first).unlink()  # another run got there first
+        return original(pipeline, path, done)
 
-        def raced(path):
-            if path.endswith("_a.wav"):
-                (tree.local / first).unlink()  # another run got there first
-            return original(path)
-
-        sftp.remove = raced
-        try:
-            result = adapter.purge(Cutoff(default=CUTOFF), Protection())
-        finally:
-            del sftp.remove
+    monkeypatch.setattr(RemovePipeline, "remove", raced)
+    with adapter.session():
+        result = adapter.purge(Cutoff(default=CUTOFF), Protection())
     assert result.removed == 1
     assert result.details["already_absent"] == 1
     assert result.directories_removed == 3  # 2023/01/05, 2023/01 and 2023
@@ -263,26 +260,22 @@ def test_already_absent_is_success(hook, catalog, tree):
     assert second not in tree.files()
 
 
-def test_failures_on_some_files_are_counted_and_the_rest_removed(hook, catalog, tree):
+def test_failures_on_some_files_are_counted_and_the_rest_removed(hook, catalog, tree, monkeypatch):
     failing = tree.file(support_name(datetime(2023, 1, 5, tzinfo=UTC), "+31699999999", "a"))
     for n in range(3):
         tree.file(support_name(datetime(2023, 1, 6, n, tzinfo=UTC), "+31612345678", f"b{n}"))
     adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    original = RemovePipeline.remove
 
-    with adapter.session() as sftp:
-        original = sftp.remove
+    def refusing(pipeline, path, done):
+        if "+31699999999" in path:
+            done(PermissionError(13, "Permission denied"))  # the server's answer
+            return None
+        return original(pipeline, path, done)
 
-        def refusing(path):
-            if "+31699999999" in path:
-                raise PermissionError(13, "Permission denied")
-            return original(path)
-
-        sftp.remove = refusing
-        try:
-            with pytest.raises(PurgeError) as caught:
-                adapter.purge(Cutoff(default=CUTOFF), Protection())
-        finally:
-            del sftp.remove
+    monkeypatch.setattr(RemovePipeline, "remove", refusing)
+    with adapter.session(), pytest.raises(PurgeError) as caught:
+        adapter.purge(Cutoff(default=CUTOFF), Protection())
     assert (caught.value.removed, caught.value.failed) == (3, 1)
     message = str(caught.value)
     assert "+316" not in message
@@ -333,3 +326,69 @@ def test_unsafe_names_are_refused(name):
 def test_safe_names_are_joined_under_the_directory():
     assert join_remote("/recordings/support", "2024") == "/recordings/support/2024"
     assert join_remote("/recordings/support/", "..wav") == "/recordings/support/..wav"
+
+
+def test_a_purge_after_its_survey_in_one_session_removes_what_the_survey_judged(
+    hook, catalog, tree, monkeypatch
+):
+    """No second walk: the purge removes what the survey judged removable in the listings it
+    read, reports the survey's counts, and counts a file gone meanwhile as already absent."""
+    old = [
+        tree.file(support_name(datetime(2024, 3, day, tzinfo=UTC), "+31611111111", f"o{day}"))
+        for day in (1, 2, 3)
+    ]
+    held = tree.file(support_name(datetime(2024, 3, 4, tzinfo=UTC), "+31622222222", "h"))
+    young = tree.file(support_name(CUTOFF + SECOND, "+31611111111", "y"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    protection = Protection(held={Identity.PHONE: frozenset({"+31622222222"})})
+    cutoff = Cutoff(default=CUTOFF)
+    listed: list[str] = []
+
+    with adapter.session() as sftp:
+        original = sftp.listdir_attr
+
+        def listing(path):
+            listed.append(path)
+            return original(path)
+
+        monkeypatch.setattr(sftp, "listdir_attr", listing)
+        survey = adapter.survey(cutoff, protection)
+        walked = len(listed)
+        (tree.local / old[0]).unlink()  # another run got there first
+        result = adapter.purge(cutoff, protection)
+        monkeypatch.undo()
+
+    assert (survey.total, survey.expired, survey.held) == (5, 4, 1)
+    assert walked > 0
+    assert len(listed) == walked  # the purge listed nothing
+    assert (result.removed, result.details["already_absent"]) == (2, 1)
+    assert (result.details["expired"], result.details["held"]) == (4, 1)
+    assert tree.files() == {held, young}
+    # A purge with another cutoff does not take the survey's verdicts.
+    with adapter.session():
+        adapter.survey(Cutoff(default=CUTOFF + timedelta(days=30)), protection)
+        assert adapter.purge(cutoff, protection).removed == 0
+    assert tree.files() == {held, young}
+
+
+def test_remove_pipeline_falls_back_to_one_remove_at_a_time(catalog):
+    store = next(s for s in catalog.category("support_call_recordings").stores)
+
+    class PlainClient:  # an SFTP client without paramiko's request numbering
+        removed: list[str] = []
+
+        def remove(self, path):
+            if path == "/b":
+                raise FileNotFoundError(2, "No such file")
+            self.removed.append(path)
+
+    outcomes: dict[str, object] = {}
+    pipeline = RemovePipeline(PlainClient(), store)
+    for path in ("/a", "/b", "/c"):
+        pipeline.remove(path, lambda error, path=path: outcomes.__setitem__(path, error))
+    pipeline.drain()
+
+    assert PlainClient.removed == ["/a", "/c"]
+    assert outcomes["/a"] is None
+    assert outcomes["/c"] is None
+    assert isinstance(outcomes["/b"], FileNotFoundError)

@@ -42,6 +42,8 @@ class S3Tally(SurveyTally):
     unreadable: int = 0
     unmatched: int = 0
     removed: int = 0
+    #: Listed keys another run (or anyone) removed or rewrote before this one's delete.
+    gone_meanwhile: int = 0
     versions_removed: int = 0
     failed: int = 0
     batches: int = 0

@@ -3,20 +3,23 @@
 Survey and purge are :mod:`lethe.stores.s3.retention`'s, collect is
 :mod:`lethe.stores.s3.collect`'s and erase :mod:`lethe.stores.s3.erasure`'s; each builds
 on :class:`~lethe.stores.s3.access.S3Access` (client, listings, rows) and is created per
-call, so nothing is connected before an operation runs.
+call, so nothing is connected before an operation runs. Inside :meth:`session` a survey
+leaves what it found for the purge that follows it (see
+:mod:`lethe.stores.s3.retention`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, TypeVar
 
 from lethe.stores.base import NoRectifiableColumns, StoreAdapter
 from lethe.stores.s3.collect import S3Collect
 from lethe.stores.s3.erasure import S3Erasure
-from lethe.stores.s3.retention import S3Retention
+from lethe.stores.s3.retention import MemoBox, S3Retention
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -47,20 +50,34 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         super().__init__(category=category)
         self.hook = hook
         self.store = store
+        self._memo_box: MemoBox | None = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One survey-then-purge: the purge may delete what the survey found instead of
+        listing again (same cutoff and protection only). Re-entrant."""
+        if self._memo_box is not None:
+            yield
+            return
+        self._memo_box = MemoBox()
+        try:
+            yield
+        finally:
+            self._memo_box = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired and the protected ones.
 
         See :meth:`~lethe.stores.s3.retention.S3Retention.survey`.
         """
-        return self._part(S3Retention).survey(cutoff, protection)
+        return self._retention().survey(cutoff, protection)
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
         """Delete every expired, unprotected object (every version, if versioned).
 
         See :meth:`~lethe.stores.s3.retention.S3Retention.purge`.
         """
-        return self._part(S3Retention).purge(cutoff, protection)
+        return self._retention().purge(cutoff, protection)
 
     def collect(
         self,
@@ -84,6 +101,11 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         See :meth:`~lethe.stores.s3.erasure.S3Erasure.erase`.
         """
         return self._part(S3Erasure).erase(subject, protection)
+
+    def _retention(self) -> S3Retention:
+        retention = self._part(S3Retention)
+        retention.memo_box = self._memo_box
+        return retention
 
     def _part(self, kind: type[_Part]) -> _Part:
         """The operation's implementation over this adapter's hook, store and page size."""

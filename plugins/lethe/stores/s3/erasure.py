@@ -149,6 +149,7 @@ class S3Erasure(S3Listing):
                             self._erase_object(obj["Key"], wanted, protection, deleter, work)
             deleter.close()
         except StoreError as e:
+            deleter.abandon()  # the DeleteObjects calls in flight are answered and counted
             removed = tally.removed + work.rows
             if not (removed or work.rewritten or tally.batches) and not isinstance(e, PurgeError):
                 raise  # nothing was changed: the plain store error says it all

@@ -170,10 +170,3 @@ class S3Listing(S3Access):
                 yield key, pending.pop(key)
         for key in sorted(pending):
             yield key, pending.pop(key)
-
-    def readable_versions(self, key: str, tally: S3Tally) -> list[str | None]:
-        """The version ids of ``key`` that hold data (delete markers left out)."""
-        found: list[str | None] = []
-        for page in self.pages("list_object_versions", tally, Prefix=key):
-            found.extend(v["VersionId"] for v in page.get("Versions", ()) if v["Key"] == key)
-        return found

@@ -1,11 +1,22 @@
 """Retention on an S3 store: survey and purge.
 
-*Survey* lists every object under the store's prefix (paginated ``ListObjectsV2``) and
-counts those whose key fits the layout. *Purge* lists only the prefixes that can hold
-expired objects (:meth:`~lethe.stores.s3.listing.S3Listing.expired_listings`); expired
-objects go in ``DeleteObjects`` calls of at most 1000 keys
+*Survey* lists every object under the store's prefix (paginated ``ListObjectsV2``; in a
+versioned bucket ``ListObjectVersions``, which also gives every version a purge removes
+and a protection check reads) and counts the current objects whose key fits the layout.
+*Purge* lists only the prefixes that can hold expired objects
+(:meth:`~lethe.stores.s3.listing.S3Listing.expired_listings`: discovery listings first,
+then the expired prefixes, :data:`LISTING_THREADS` at a time); expired objects go in
+``DeleteObjects`` calls of at most 1000 keys, several in flight
 (:class:`~lethe.stores.s3.deletion.Deleter`); per-key errors are collected, the rest is
 still tried, and the purge ends with a :class:`~lethe.exceptions.PurgeError`.
+
+A purge that follows a survey with the same cutoff and protection in one
+:meth:`~lethe.stores.s3.adapter.S3RetentionAdapter.session` (as the retention task runs
+them) does not list again: it deletes what the survey found removable (in a plain
+bucket each key on the condition that it still has the ETag the survey listed:
+:mod:`~lethe.stores.s3.deletion` says what is counted when another run removed it
+meanwhile) and reports the survey's counts. At most :data:`MEMO_LIMIT` keys are
+remembered; a survey that found more leaves the purge to list for itself.
 
 Age and expiry: with ``time_from: key`` an object covers the period its date parts name
 and has expired when the whole period ended by the cutoff (``end <= cutoff``); its age, for
@@ -31,6 +42,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import TYPE_CHECKING
 
@@ -45,7 +59,7 @@ from lethe.stores.s3.deletion import Deleter
 from lethe.stores.s3.listing import S3Listing
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from lethe.domain.counts import Survey
@@ -63,18 +77,62 @@ _HELD, _RESTRICTED, _REMOVABLE, _UNREADABLE = (
 )
 
 
+#: Expired prefixes a purge lists at once.
+LISTING_THREADS = 4
+#: The most removable keys a survey remembers for the purge that follows it.
+MEMO_LIMIT = 200_000
+
+
 class _Unreadable(Exception):
     """An object's rows could not be read to check them for protected values."""
 
 
+#: A key a purge may remove: key, version ids (None: the current object), whether it is
+#: an object now (counts as removed), the ETag it was listed with (plain buckets).
+_Removable = tuple[str, "list[str | None] | None", bool, "str | None"]
+
+
+@dataclass
+class SurveyMemo:
+    """What a survey found, for the purge that follows it in a session.
+
+    :param cutoff: the survey's cutoff; a purge with another one lists for itself.
+    :param protection: the survey's protection; likewise.
+    :param tally: the survey's counts.
+    :param removable: each expired key that may go (with its versions, if versioned).
+    :param unreadable_gone: expired keys without a current object whose old versions
+        could not be checked for protected values (the purge keeps and reports them).
+    """
+
+    cutoff: Cutoff
+    protection: Protection
+    tally: S3Tally
+    removable: list[_Removable]
+    unreadable_gone: int = 0
+
+
+class MemoBox:
+    """Where a survey leaves its :class:`SurveyMemo` for a purge (one per session)."""
+
+    def __init__(self) -> None:
+        self.memo: SurveyMemo | None = None
+
+
 class S3Retention(S3Listing):
-    """Survey and purge the objects of one store."""
+    """Survey and purge the objects of one store.
+
+    :attr memo_box: set by the adapter inside a session: where the survey leaves what it
+        found for the purge.
+    """
+
+    memo_box: MemoBox | None = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired ones and the protected ones.
 
         Only current objects are counted. An expired one is read for protected values; in
-        a versioned bucket every version of its key is read, as the purge does, so an
+        a versioned bucket every version of its key is read (one version listing gives
+        them all), as the purge does, so an
         object kept because an older version names a held identity counts as held here
         too (and the compliance check does not report it as overdue). Unreadable expired
         objects (checked for protected values but not parseable) are counted as held: a
@@ -83,17 +141,40 @@ class S3Retention(S3Listing):
         tally = S3Tally()
         threshold = cutoff.earliest
         relevant = self._relevant(protection)
-        for page in self.pages("list_objects_v2", tally, Prefix=self.store.prefix):
-            for obj in page.get("Contents", ()):
-                judged = self._judge(obj["Key"], obj.get("LastModified"), threshold, tally)
-                if judged is None or not judged[1]:
-                    continue
-                versions: list[str | None] = [None]
-                if self.store.versioned and relevant and not protection.category_held:
-                    versions = self.readable_versions(obj["Key"], tally) or [None]
-                verdict = self._protect(obj["Key"], versions, protection, relevant)
-                self._count(verdict, judged[0], tally)
+        if self.memo_box is not None:
+            self.memo_box.memo = None
+        memo = SurveyMemo(cutoff, protection, tally, []) if self.memo_box is not None else None
+
+        def keep(entry: _Removable) -> None:
+            nonlocal memo
+            if memo is not None:
+                memo.removable.append(entry)
+                if len(memo.removable) > MEMO_LIMIT:
+                    memo = None  # too many to keep: the purge lists for itself
+
+        if self.store.versioned:
+            lock = threading.Lock()
+            gone = S3Tally()  # what the purge would count of keys that are not objects now
+            for key, versions in self.keys_with_versions(tally, {"Prefix": self.store.prefix}):
+                self._key_versions(
+                    key, versions, threshold, protection, relevant, tally, lock, keep, gone=gone
+                )
+            if memo is not None:
+                memo.unreadable_gone = gone.unreadable
+        else:
+            for page in self.pages("list_objects_v2", tally, Prefix=self.store.prefix):
+                for obj in page.get("Contents", ()):
+                    judged = self._judge(obj["Key"], obj.get("LastModified"), threshold, tally)
+                    if judged is None or not judged[1]:
+                        continue
+                    verdict = self._protect(obj["Key"], [None], protection, relevant)
+                    self._count(verdict, judged[0], tally)
+                    if verdict == _REMOVABLE:
+                        keep((obj["Key"], None, True, obj.get("ETag")))
         self._log("Surveyed", tally)
+        if memo is not None and self.memo_box is not None:
+            memo.tally = replace(tally)
+            self.memo_box.memo = memo
         return tally.survey()
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
@@ -102,20 +183,31 @@ class S3Retention(S3Listing):
         :raises StoreError: when the bucket cannot be listed (nothing was deleted yet).
         :raises PurgeError: when some deletions failed, after trying all the others.
         """
+        memo = self._take_memo(cutoff, protection)
         tally = S3Tally()
+        if memo is not None:
+            tally = replace(memo.tally, list_calls=0)
+            tally.unreadable += memo.unreadable_gone
         threshold = cutoff.earliest
         relevant = self._relevant(protection)
         deleter = Deleter(self, tally)
         try:
-            for listing in self.expired_listings(threshold, tally):
-                if self.store.versioned:
-                    self._purge_versions(listing, threshold, protection, relevant, deleter)
-                else:
-                    self._purge_objects(listing, threshold, protection, relevant, deleter)
+            if memo is not None:
+                for key, version_ids, live, etag in memo.removable:
+                    deleter.add(key, version_ids or [None], live=live, etag=etag)
+            else:
+                listings = list(self.expired_listings(threshold, tally))
+                purge_one = self._purge_versions if self.store.versioned else self._purge_objects
+                self._each_listing(
+                    listings,
+                    lambda listing: purge_one(listing, threshold, protection, relevant, deleter),
+                )
             deleter.close()
         except PurgeError:
+            deleter.abandon()
             raise
         except StoreError as e:
+            deleter.abandon()
             if tally.batches == 0:
                 raise  # nothing was deleted: the plain store error says it all
             raise PurgeError(
@@ -144,8 +236,34 @@ class S3Retention(S3Listing):
                 "restricted": tally.restricted,
                 "unmatched": tally.unmatched,
                 "list_calls": tally.list_calls,
+                "gone_meanwhile": tally.gone_meanwhile,
             },
         )
+
+    def _take_memo(self, cutoff: Cutoff, protection: Protection) -> SurveyMemo | None:
+        """The session's survey memo if it answers this purge (used once), else None."""
+        if self.memo_box is None:
+            return None
+        memo, self.memo_box.memo = self.memo_box.memo, None
+        if memo is None or memo.cutoff != cutoff or memo.protection != protection:
+            return None
+        return memo
+
+    def _each_listing(self, listings: list[Listing], work: Callable[[Listing], None]) -> None:
+        """Run ``work`` on every listing, :data:`LISTING_THREADS` at a time; the first
+        error stops the listings not yet started and is raised once the others are done."""
+        if len(listings) <= 1:
+            for listing in listings:
+                work(listing)
+            return
+        with ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="lethe-s3-list") as pool:
+            futures = [pool.submit(work, listing) for listing in listings]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.cancel()
+            for future in futures:
+                if not future.cancelled() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
 
     def _purge_objects(
         self,
@@ -155,16 +273,23 @@ class S3Retention(S3Listing):
         relevant: Mapping[Identity, frozenset[str]],
         deleter: Deleter,
     ) -> None:
-        for page in self.pages("list_objects_v2", deleter.tally, **listing.params()):
-            for obj in page.get("Contents", ()):
-                key = obj["Key"]
-                judged = self._judge(key, obj.get("LastModified"), threshold, deleter.tally)
-                if judged is None or not judged[1]:
-                    continue
-                verdict = self._protect(key, [None], protection, relevant)
-                self._count(verdict, judged[0], deleter.tally)
-                if verdict == _REMOVABLE:
-                    deleter.add(key, [None], live=True)
+        calls = S3Tally()  # this thread's listing calls, added to the purge's at the end
+        try:
+            for page in self.pages("list_objects_v2", calls, **listing.params()):
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"]
+                    with deleter.lock:
+                        judged = self._judge(key, obj.get("LastModified"), threshold, deleter.tally)
+                    if judged is None or not judged[1]:
+                        continue
+                    verdict = self._protect(key, [None], protection, relevant)
+                    with deleter.lock:
+                        self._count(verdict, judged[0], deleter.tally)
+                    if verdict == _REMOVABLE:
+                        deleter.add(key, [None], live=True, etag=obj.get("ETag"))
+        finally:
+            with deleter.lock:
+                deleter.tally.list_calls += calls.list_calls
 
     def _purge_versions(
         self,
@@ -174,8 +299,13 @@ class S3Retention(S3Listing):
         relevant: Mapping[Identity, frozenset[str]],
         deleter: Deleter,
     ) -> None:
-        for key, versions in self.keys_with_versions(deleter.tally, listing.params()):
-            self._purge_key_versions(key, versions, threshold, protection, relevant, deleter)
+        calls = S3Tally()  # this thread's listing calls, added to the purge's at the end
+        try:
+            for key, versions in self.keys_with_versions(calls, listing.params()):
+                self._purge_key_versions(key, versions, threshold, protection, relevant, deleter)
+        finally:
+            with deleter.lock:
+                deleter.tally.list_calls += calls.list_calls
 
     def _purge_key_versions(
         self,
@@ -186,27 +316,56 @@ class S3Retention(S3Listing):
         relevant: Mapping[Identity, frozenset[str]],
         deleter: Deleter,
     ) -> None:
+        def delete(entry: _Removable) -> None:
+            deleter.add(entry[0], entry[1] or [None], live=entry[2])
+
+        tally = deleter.tally
+        self._key_versions(
+            key, versions, threshold, protection, relevant, tally, deleter.lock, delete, gone=tally
+        )
+
+    def _key_versions(
+        self,
+        key: str,
+        versions: list[tuple[Version, datetime | None]],
+        threshold: datetime,
+        protection: Protection,
+        relevant: Mapping[Identity, frozenset[str]],
+        tally: S3Tally,
+        lock: threading.Lock | threading.RLock,
+        removable: Callable[[_Removable], None],
+        *,
+        gone: S3Tally,
+    ) -> None:
+        """Judge one key of a versioned bucket with all its versions and delete markers.
+
+        A key with a current object is counted in ``tally``; one without (only old
+        versions and delete markers left) is not an object now and is not counted, but
+        what is left of it goes when it has expired (an unreadable one is counted in
+        ``gone``). A removable key is handed to ``removable`` with every version id.
+        """
         live = any(v.is_latest and not v.delete_marker for v, _ in versions)
         if self.store.time_from == KeyTimeSource.LAST_MODIFIED:
             # Every version must be older than the cutoff, the newest one included.
             modified = max((at for _, at in versions if at is not None), default=None)
         else:
             modified = None
-        tally = deleter.tally
-        if live:
-            judged = self._judge(key, modified, threshold, tally)
-        else:
-            judged = self._judge(key, modified, threshold, S3Tally())  # not an object now
+        with lock:
+            if live:
+                judged = self._judge(key, modified, threshold, tally)
+            else:
+                judged = self._judge(key, modified, threshold, S3Tally())  # not an object now
         if judged is None or not judged[1]:
             return
         readable = [v.version_id for v, _ in versions if not v.delete_marker]
         verdict = self._protect(key, readable, protection, relevant)
-        if live:
-            self._count(verdict, judged[0], tally)
-        elif verdict == _UNREADABLE:
-            tally.unreadable += 1
+        with lock:
+            if live:
+                self._count(verdict, judged[0], tally)
+            elif verdict == _UNREADABLE:
+                gone.unreadable += 1
         if verdict == _REMOVABLE:
-            deleter.add(key, [v.version_id for v, _ in versions], live=live)
+            removable((key, [v.version_id for v, _ in versions], live, None))
 
     def _judge(
         self, key: str, last_modified: datetime | None, threshold: datetime, tally: S3Tally
@@ -326,7 +485,7 @@ class S3Retention(S3Listing):
         log.info(
             "%s s3 store %s:%s of category %s: %d objects, %d expired (%d held, %d "
             "restricted, %d unreadable), %d removed, %d versions removed, %d failed, "
-            "%d DeleteObjects calls, %d listing calls, %d unmatched",
+            "%d DeleteObjects calls, %d listing calls, %d unmatched, %d gone meanwhile",
             what,
             self.store.conn_id,
             self.store.location,
@@ -342,4 +501,5 @@ class S3Retention(S3Listing):
             tally.batches,
             tally.list_calls,
             tally.unmatched,
+            tally.gone_meanwhile,
         )

@@ -5,7 +5,10 @@ re-entrant: wrap several calls in :meth:`SftpAccess.session` (or the hook's own
 ``get_managed_conn()``) and they share one SSH session. Directories are read with
 listings that carry the attributes of every entry (one round trip per directory, no
 per-file ``stat``); names that are not one safe path component, links and special files
-are passed over, never followed or touched.
+are passed over, never followed or touched. A purge removes files through a
+:class:`RemovePipeline`: up to :data:`REMOVE_WINDOW` removes are sent over the session
+before the first answer is read (SFTP numbers its requests, so the answers are matched
+to them), instead of one round trip per file.
 
 Messages and logs carry counts, the connection id and the store's root; never a file name
 (names hold phone numbers).
@@ -17,19 +20,23 @@ import contextlib
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lethe.domain.counts import SurveyTally
 from lethe.exceptions import StoreError
 from lethe.policy.vocabulary import FileTimeSource
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import SFTPAttributes, SFTPClient
 
     from lethe.policy.models import Category, PathMatch, SftpStore
+
+
+#: Removes a purge sends before it waits for the oldest answer.
+REMOVE_WINDOW = 64
 
 
 def safe_name(name: str) -> bool:
@@ -203,3 +210,82 @@ class SftpAccess:
             return False
         tally.directories_removed += 1
         return True
+
+
+class RemovePipeline:
+    """File removes over one SFTP session, sent without waiting for each answer.
+
+    Up to ``window`` removes are outstanding; sending one more first reads an answer.
+    Each answer goes to the ``done`` callback given with its path: None when the file was
+    removed, the :class:`OSError` the server answered otherwise (``FileNotFoundError``
+    when it was already gone). Paramiko has no public asynchronous remove: this uses its
+    request numbering (``_async_request``/``_read_response``, as its own prefetch does).
+
+    :raises StoreError: (from :meth:`remove` and :meth:`drain`) when the session itself
+        fails; answers not yet read are then lost, and the caller reports what it counted.
+    """
+
+    def __init__(self, sftp: SFTPClient, store: SftpStore, *, window: int = REMOVE_WINDOW) -> None:
+        self.sftp = sftp
+        self.store = store
+        self.window = window
+        self._waiting: dict[int, Callable[[OSError | None], None]] = {}
+
+    def remove(self, path: str, done: Callable[[OSError | None], None]) -> None:
+        """Send the remove of ``path``; ``done`` gets its outcome once answered."""
+        from paramiko.sftp import CMD_REMOVE
+
+        if not hasattr(self.sftp, "_async_request"):  # a client without it: one at a time
+            self._remove_now(path, done)
+            return
+        try:
+            while len(self._waiting) >= self.window:
+                self.sftp._read_response()
+            number = self.sftp._async_request(self, CMD_REMOVE, self.sftp._adjust_cwd(path))
+        except Exception as e:
+            raise self._session_failed(e) from e
+        self._waiting[number] = done
+
+    def _remove_now(self, path: str, done: Callable[[OSError | None], None]) -> None:
+        try:
+            self.sftp.remove(path)
+        except OSError as e:
+            done(e)
+            return
+        except Exception as e:
+            raise self._session_failed(e) from e
+        done(None)
+
+    def drain(self) -> None:
+        """Wait for every answer still outstanding."""
+        try:
+            while self._waiting:
+                self.sftp._read_response()
+        except Exception as e:
+            raise self._session_failed(e) from e
+
+    def _async_response(self, kind: int, message: Any, number: int) -> None:
+        """Paramiko's callback with the answer to one of our requests."""
+        from paramiko.sftp import CMD_STATUS
+
+        done = self._waiting.pop(number)
+        if kind != CMD_STATUS:
+            done(OSError(f"unexpected SFTP answer type {kind} to a remove"))
+            return
+        try:
+            self.sftp._convert_status(message)
+        except EOFError as e:
+            done(OSError(str(e)))
+            return
+        except OSError as e:
+            done(e)
+            return
+        done(None)
+
+    def _session_failed(self, error: Exception) -> StoreError:
+        if isinstance(error, StoreError):
+            return error
+        return StoreError(
+            f"the SFTP session on connection {self.store.conn_id!r} failed during the "
+            f"purge ({type(error).__name__})"
+        )

@@ -3,7 +3,9 @@
 Survey and purge are :mod:`lethe.stores.sftp.retention`'s; collect and erase are
 :mod:`lethe.stores.sftp.subjects`'. Both build on
 :class:`~lethe.stores.sftp.access.SftpAccess` (session, walk, removal) and are created
-per call, over the adapter's hook, so nested calls share the caller's SSH session.
+per call, over the adapter's hook, so nested calls share the caller's SSH session. Inside
+:meth:`SFTPRetentionAdapter.session` a survey leaves the listings it read for the purge
+that follows it (see :mod:`lethe.stores.sftp.retention`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from lethe.stores.base import NoRectifiableColumns, StoreAdapter
 from lethe.stores.sftp.access import SftpAccess
-from lethe.stores.sftp.retention import SftpRetention
+from lethe.stores.sftp.retention import MemoBox, SftpRetention
 from lethe.stores.sftp.subjects import SftpSubjects
 
 if TYPE_CHECKING:
@@ -45,31 +47,40 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
         super().__init__(category=category)
         self.hook = hook
         self.store = store
+        self._memo_box: MemoBox | None = None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SFTPClient]:
         """One SFTP session of the hook, opened on first entry and reused when nested.
 
-        Wrap :meth:`survey` and :meth:`purge` in it to run both over one SSH session.
+        Wrap :meth:`survey` and :meth:`purge` in it to run both over one SSH session; the
+        purge then judges the listings the survey read (same cutoff and protection only).
 
         :raises StoreError: when no session can be opened (names the connection id).
         """
-        with self._part(SftpAccess).session() as client:
-            yield client
+        outermost = self._memo_box is None
+        if outermost:
+            self._memo_box = MemoBox()
+        try:
+            with self._part(SftpAccess).session() as client:
+                yield client
+        finally:
+            if outermost:
+                self._memo_box = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them.
 
         See :meth:`~lethe.stores.sftp.retention.SftpRetention.survey`.
         """
-        return self._part(SftpRetention).survey(cutoff, protection)
+        return self._retention().survey(cutoff, protection)
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
         """Remove every expired, unprotected file, then the directories it left empty.
 
         See :meth:`~lethe.stores.sftp.retention.SftpRetention.purge`.
         """
-        return self._part(SftpRetention).purge(cutoff, protection)
+        return self._retention().purge(cutoff, protection)
 
     def collect(
         self,
@@ -95,6 +106,11 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
         See :meth:`~lethe.stores.sftp.subjects.SftpSubjects.erase`.
         """
         return self._part(SftpSubjects).erase(subject, protection)
+
+    def _retention(self) -> SftpRetention:
+        retention = self._part(SftpRetention)
+        retention.memo_box = self._memo_box
+        return retention
 
     def _part(self, kind: type[_Part]) -> _Part:
         """The operation's implementation over this adapter's hook and store."""

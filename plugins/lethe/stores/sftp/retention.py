@@ -7,6 +7,16 @@ groups (a per-subject cutoff applies to them). A purge removes every expired, un
 file, then the directories it left empty (never the root); a file already gone counts as
 success, and failures on single files are counted and reported at the end.
 
+Speed: the removes are pipelined over the session
+(:class:`~lethe.stores.sftp.access.RemovePipeline`), and the emptied directories are
+removed, bottom-up, once every answer is in. A purge that follows a survey with the same
+cutoff and protection in one :meth:`~lethe.stores.sftp.adapter.SFTPRetentionAdapter.session`
+(as the retention task runs them) removes what the survey judged removable in the
+listings it read instead of walking and judging the tree again (at most
+:data:`MEMO_LIMIT` entries are kept), and reports the survey's counts. A file removed
+meanwhile is answered "no such file" and counted as already absent, never as removed; one
+added meanwhile waits for the next run; a directory that filled up again is kept.
+
 Messages and logs carry counts, the connection id and the store's root; never a file name.
 """
 
@@ -14,11 +24,18 @@ from __future__ import annotations
 
 import logging
 import stat
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lethe.domain.counts import PurgeResult
 from lethe.exceptions import PurgeError, StoreError
-from lethe.stores.sftp.access import SftpAccess, SftpTally, join_remote, safe_name
+from lethe.stores.sftp.access import (
+    RemovePipeline,
+    SftpAccess,
+    SftpTally,
+    join_remote,
+    safe_name,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -34,17 +51,81 @@ log = logging.getLogger(__name__)
 
 #: How a matched, expired file is judged.
 _YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removable"
+#: The most directory entries a survey keeps for the purge that follows it.
+MEMO_LIMIT = 500_000
+
+#: A directory's entries and, aligned with them, the survey's verdict on each (None for
+#: what is not a regular file with a safe name).
+_Listing = tuple["list[SFTPAttributes]", "list[str | None]"]
+
+
+@dataclass
+class SurveyMemo:
+    """The directory listings a survey read and its verdict on each file, for the purge
+    that follows it in a session."""
+
+    cutoff: Cutoff
+    protection: Protection
+    listings: dict[str, _Listing] = field(default_factory=dict)
+    entries: int = 0
+    tally: SftpTally | None = None
+
+
+class MemoBox:
+    """Where a survey leaves its :class:`SurveyMemo` for a purge (one per session)."""
+
+    def __init__(self) -> None:
+        self.memo: SurveyMemo | None = None
+
+
+@dataclass
+class _Directory:
+    """One directory of a purge: what is left in it, and what the purge removed from it."""
+
+    path: str
+    relative: str
+    remaining: int
+    removed_here: int = 0
+    subdirectories: list[_Directory] = field(default_factory=list)
+
+    def gone(self, error: OSError | None, tally: SftpTally) -> None:
+        """The answer to the remove of one of its files."""
+        if error is None:
+            tally.removed += 1
+        elif isinstance(error, FileNotFoundError):
+            tally.already_absent += 1
+        else:
+            tally.failed += 1
+            tally.note_error(error)
+            return
+        self.remaining -= 1
+        self.removed_here += 1
 
 
 class SftpRetention(SftpAccess):
-    """Survey and purge the files of one store."""
+    """Survey and purge the files of one store.
+
+    :attr memo_box: set by the adapter inside a session: where the survey leaves the
+        listings it read for the purge.
+    """
+
+    memo_box: MemoBox | None = None
+    _memo: SurveyMemo | None = None
+    _replay: dict[str, _Listing] | None = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them."""
         tally = SftpTally()
+        if self.memo_box is not None:
+            self.memo_box.memo = None
+            self._memo = SurveyMemo(cutoff, protection)
         with self.session() as sftp:
             self.check_root(sftp)
-            self._walk(sftp, self.store.root, "", cutoff, protection, tally, purge=False)
+            self._walk(sftp, self.store.root, "", cutoff, protection, tally, pipeline=None)
+        if self.memo_box is not None and self._memo is not None:
+            self._memo.tally = replace(tally, errors=dict(tally.errors))
+            self.memo_box.memo = self._memo
+        self._memo = None
         self._log("Surveyed", tally)
         return tally.survey()
 
@@ -58,10 +139,19 @@ class SftpRetention(SftpAccess):
         :raises PurgeError: when some files could not be removed (with the counts).
         """
         tally = SftpTally()
+        memo = self._take_memo(cutoff, protection)
+        if memo is not None and memo.tally is not None:
+            tally = replace(memo.tally, errors={})
+            self._replay = memo.listings
         with self.session() as sftp:
             self.check_root(sftp)
+            pipeline = RemovePipeline(sftp, self.store)
             try:
-                self._walk(sftp, self.store.root, "", cutoff, protection, tally, purge=True)
+                root = self._walk(
+                    sftp, self.store.root, "", cutoff, protection, tally, pipeline=pipeline
+                )
+                pipeline.drain()
+                self._remove_emptied(sftp, root, tally)
             except StoreError as e:
                 raise PurgeError(
                     f"{e} (after removing {tally.removed} files)",
@@ -91,6 +181,31 @@ class SftpRetention(SftpAccess):
             },
         )
 
+    def _take_memo(self, cutoff: Cutoff, protection: Protection) -> SurveyMemo | None:
+        """The session survey's memo if it answers this purge (used once), else None."""
+        if self.memo_box is None:
+            return None
+        memo, self.memo_box.memo = self.memo_box.memo, None
+        if memo is None or memo.cutoff != cutoff or memo.protection != protection:
+            return None
+        return memo
+
+    def _listing(self, sftp: SFTPClient, directory: str, relative: str) -> _Listing:
+        """A directory's entries and the verdicts on them: the survey's when the purge
+        replays it (verdicts given), else read now with no verdict yet (the list is
+        filled by the walk, and kept for the purge when a survey runs in a session)."""
+        if self._replay is not None:
+            return self._replay.pop(directory, ([], []))
+        entries = self.list_entries(sftp, directory, is_root=not relative)
+        listing: _Listing = (entries, [])
+        if self._memo is not None:
+            self._memo.entries += len(entries)
+            if self._memo.entries > MEMO_LIMIT:
+                self._memo = None  # too large to keep: the purge walks for itself
+            else:
+                self._memo.listings[directory] = listing
+        return listing
+
     def _walk(
         self,
         sftp: SFTPClient,
@@ -100,21 +215,24 @@ class SftpRetention(SftpAccess):
         protection: Protection,
         tally: SftpTally,
         *,
-        purge: bool,
-    ) -> bool:
-        """Survey (or purge) one directory and, if recursive, those below it.
+        pipeline: RemovePipeline | None,
+    ) -> _Directory:
+        """Survey (or, with a pipeline, purge) one directory and, if recursive, those
+        below it; the removes are sent, their answers come in later.
 
-        :return: whether the purge left this directory empty after removing something from
-            it (so its parent may remove it).
+        :return: the directory, its subdirectories and what is left in it.
         """
-        entries = self.list_entries(sftp, directory, is_root=not relative)
-        remaining = len(entries)
-        removed_here = 0
+        entries, verdicts = self._listing(sftp, directory, relative)
+        replayed = bool(verdicts)  # the survey judged these: its counts are the tally's
+        node = _Directory(directory, relative, remaining=len(entries))
         subdirectories: list[tuple[str, str]] = []
-        for entry in entries:
+        for index, entry in enumerate(entries):
             name = entry.filename
+            if not replayed:
+                verdicts.append(None)
             if not safe_name(name):
-                tally.unsafe += 1
+                if not replayed:
+                    tally.unsafe += 1
                 continue
             mode = entry.st_mode or 0
             path = join_remote(directory, name)
@@ -125,18 +243,31 @@ class SftpRetention(SftpAccess):
                 continue
             if not stat.S_ISREG(mode):
                 continue  # links, devices, sockets: never followed, never touched
-            verdict = self._judge(rel_path, entry, cutoff, protection, tally)
-            if verdict != _REMOVABLE or not purge:
+            if replayed:
+                verdict = verdicts[index]
+            else:
+                verdict = verdicts[index] = self._judge(rel_path, entry, cutoff, protection, tally)
+            if verdict != _REMOVABLE or pipeline is None:
                 continue
-            if self.remove_file(sftp, path, tally):
-                remaining -= 1
-                removed_here += 1
+            pipeline.remove(path, lambda error, node=node: node.gone(error, tally))
         for path, rel_path in subdirectories:
-            emptied = self._walk(sftp, path, rel_path, cutoff, protection, tally, purge=purge)
-            if emptied and self.remove_directory(sftp, path, tally):
-                remaining -= 1
-                removed_here += 1
-        return purge and bool(relative) and removed_here > 0 and remaining == 0
+            node.subdirectories.append(
+                self._walk(sftp, path, rel_path, cutoff, protection, tally, pipeline=pipeline)
+            )
+        return node
+
+    def _remove_emptied(self, sftp: SFTPClient, node: _Directory, tally: SftpTally) -> bool:
+        """Remove, bottom-up, the directories the purge emptied (never the root).
+
+        :return: whether ``node`` was emptied by the purge (so its parent may remove it).
+        """
+        for child in node.subdirectories:
+            if self._remove_emptied(sftp, child, tally) and self.remove_directory(
+                sftp, child.path, tally
+            ):
+                node.remaining -= 1
+                node.removed_here += 1
+        return bool(node.relative) and node.removed_here > 0 and node.remaining == 0
 
     def _judge(
         self,

@@ -97,7 +97,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         :raises lethe.exceptions.PurgeError: when the database cannot be reached or a step
             fails; ``removed`` counts what was committed before (and stays removed).
         """
-        progress = Progress()
+        progress = Progress(on_removed=self.report_removed)
         session = connect(self.hook, self.store, PurgeError)
         with removing(session, self.store, progress):
             return retention.purge(

@@ -105,7 +105,7 @@ def purge_relation(
         session.commit()
         elapsed = time.monotonic() - started
         if changed:
-            progress.removed += changed
+            progress.committed(changed)
             progress.batches += 1
             total += changed
             now = time.monotonic()

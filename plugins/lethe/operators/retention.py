@@ -475,7 +475,7 @@ class PostgresRetentionOperator(BaseRetentionOperator):
     store_kind = "postgres"
     template_fields = (*BaseRetentionOperator.template_fields, "batch_size")
 
-    def __init__(self, *, batch_size: int = 20_000, **kwargs: Any) -> None:
+    def __init__(self, *, batch_size: int = 100_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
 

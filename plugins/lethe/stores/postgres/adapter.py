@@ -57,7 +57,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         hook: PostgresHook,
         store: PostgresStore,
         category: Category,
-        batch_size: int = 20_000,
+        batch_size: int = 100_000,
     ) -> None:
         super().__init__(category=category)
         if not isinstance(store, PostgresStore):

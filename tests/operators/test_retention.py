@@ -7,6 +7,8 @@ DAG-level runs against the real stores are in tests/dags/.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -51,6 +53,7 @@ class FakeAdapter(StoreAdapter):
         if self._fail:
             raise self._fail
         self.purged_with = (cutoff, protection)
+        self.report_removed(self._survey.removable)  # one committed unit
         return PurgeResult(removed=self._survey.removable, batches=1)
 
     # Subject requests never reach a retention operator's adapter.
@@ -80,7 +83,14 @@ def _operator(adapter: FakeAdapter, **kwargs) -> PostgresRetentionOperator:
 
 
 def _logged(control, run_id: str) -> list[dict]:
-    return ledger.entries(control, dag_id="retention_test", run_id=run_id)
+    """The run's entries, without the purge's progress entries (see _progress)."""
+    entries = ledger.entries(control, dag_id="retention_test", run_id=run_id)
+    return [e for e in entries if e["action"] != "purge_progress"]
+
+
+def _progress(control, run_id: str) -> list[tuple[str, dict]]:
+    entries = ledger.entries(control, dag_id="retention_test", run_id=run_id)
+    return [(e["outcome"], e["counts"]) for e in entries if e["action"] == "purge_progress"]
 
 
 class TestTemplateFields:
@@ -147,6 +157,11 @@ class TestRun:
         (entry,) = _logged(control, "run-ok")
         assert (entry["action"], entry["outcome"]) == ("purge", "ok")
         assert entry["counts"]["removed"] == 2
+        # On record before anything was removed, and each removal as soon as it was final.
+        assert _progress(control, "run-ok") == [
+            ("started", {"removable": 2}),
+            ("committed", {"removed": 2, "removed_so_far": 2}),
+        ]
         assert entry["store"] == "postgres:lethe_telecom_db:telecom.usage_records"
         assert entry["task_id"] == "purge_postgres[0]"
         # 00:00 UTC is 02:00 in Amsterdam (CEST); six calendar months back is 02:00 CET.
@@ -160,6 +175,7 @@ class TestRun:
         assert summary["removed"] == 0
         (entry,) = _logged(control, "run-dry")
         assert entry["action"] == "dry_run"
+        assert _progress(control, "run-dry") == []  # a dry run removes nothing
 
     def test_guard_stops_an_implausible_share(self, control):
         adapter = FakeAdapter(Survey(total=10, expired=6, unaged=1))
@@ -437,3 +453,40 @@ class TestNotRetried:
         with pytest.raises(AirflowFailException, match=r"broken\.yaml") as caught:
             op.execute(_context("policy-broken"))
         assert type(caught.value.__cause__).__name__ == "PolicyError"
+
+
+class TestOneRunAtATime:
+    def test_a_second_run_of_a_store_waits_for_the_first_and_says_so(self, control):
+        from lethe.control.hook import PrivacyControlHook
+
+        first = PrivacyControlHook()
+        released = threading.Event()
+
+        def hold_the_lock() -> None:
+            with first.purge_lock("postgres:lethe_telecom_db:telecom.usage_records"):
+                held.set()
+                time.sleep(1.0)
+            released.set()
+            first.close()
+
+        held = threading.Event()
+        holder = threading.Thread(target=hold_the_lock)
+        holder.start()
+        assert held.wait(10)
+        adapter = FakeAdapter(Survey(total=10, expired=2))
+        _operator(adapter).execute(_context("run-waited"))
+        holder.join()
+        # The survey came after the other run's purge, never beside it.
+        assert released.is_set()
+        (entry,) = _logged(control, "run-waited")
+        assert entry["details"]["waited_for_other_run_s"] >= 0.5
+
+    def test_runs_of_other_stores_do_not_wait(self, control):
+        from lethe.control.hook import PrivacyControlHook
+
+        other = PrivacyControlHook()
+        with other.purge_lock("sftp:lethe_recordings_sftp:/recordings/support"):
+            _operator(FakeAdapter(Survey(total=10, expired=2))).execute(_context("run-free"))
+        other.close()
+        (entry,) = _logged(control, "run-free")
+        assert "waited_for_other_run_s" not in entry["details"]

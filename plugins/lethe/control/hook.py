@@ -16,6 +16,7 @@ that broke is dropped and the next method opens a new one. :meth:`close` ends it
 from __future__ import annotations
 
 import dataclasses
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -395,3 +396,43 @@ class PrivacyControlHook(PostgresHook):
         """
         with self.transaction() as conn:
             return request_records.lift_resolved_restrictions(conn)
+
+    # --------------------------------------------------------------------- purge locks
+
+    @contextmanager
+    def purge_lock(self, store: str) -> Iterator[float]:
+        """Hold the purge lock of ``store`` (its label) while the block runs: one purge of a
+        store at a time, whichever DAG run, worker or machine it comes from.
+
+        A session-level advisory lock on the hook's connection to the control database,
+        so it outlives the hook's own transactions and goes with the connection if that
+        breaks. A second run waits for the first to finish.
+
+        :return: (yielded) the seconds this run waited for another one.
+        """
+        key = f"lethe-purge:{store}"
+        conn = self._control_session()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+            (taken,) = cur.fetchone()
+        conn.commit()
+        waited = 0.0
+        if not taken:
+            self.log.info("Another run is purging %s: waiting for it to finish", store)
+            started = time.monotonic()
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+            conn.commit()
+            waited = time.monotonic() - started
+            self.log.info("The other run of %s finished; waited %.1f s", store, waited)
+        try:
+            yield waited
+        finally:
+            if not conn.closed and not getattr(conn, "broken", False):
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                    conn.commit()
+                except Exception:  # the lock goes with the connection, which is closed
+                    self.log.warning("Releasing the purge lock of %s failed", store)
+                    self.close()

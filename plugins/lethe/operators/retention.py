@@ -206,9 +206,10 @@ class BaseRetentionOperator(BaseOperator):
         progress["cutoff"] = cutoff.default.isoformat()
         progress["phase"] = "protection"
         protection = self.hook.protection(self.category)
-        progress["phase"] = "survey"
+        progress["phase"] = "lock"
         adapter = self.make_adapter()
-        with adapter.session():
+        with self.hook.purge_lock(label) as waited, adapter.session():
+            progress["phase"] = "survey"
             survey = adapter.survey(cutoff, protection)
             self.log.info(
                 "%s %s: %s items, %s expired (%s held, %s restricted), cutoff %s",
@@ -221,6 +222,9 @@ class BaseRetentionOperator(BaseOperator):
                 cutoff.default.isoformat(),
             )
             entry = self._entry_base(context, cutoff, survey, dry_run, override)
+            if waited:
+                # Another run of this store's purge held its lock (serialised, not collided).
+                entry["details"]["waited_for_other_run_s"] = round(waited, 1)
             progress["counts"] = dict(entry["counts"])
             stop = self._stop_reason(
                 survey, cutoff, unchecked_identities(self.store, protection), override, entry
@@ -234,6 +238,7 @@ class BaseRetentionOperator(BaseOperator):
                 self._finish(context, entry, "purge", "stopped", survey, 0, started, stop)
                 raise AirflowFailException(str(stop)) from stop
             progress["phase"] = "purge"
+            self._account_removals(context, adapter, survey)
             try:
                 result = adapter.purge(cutoff, protection)
             except PurgeError as exc:
@@ -249,6 +254,41 @@ class BaseRetentionOperator(BaseOperator):
                 }
             )
             return self._finish(context, entry, "purge", "ok", survey, result.removed, started)
+
+    def _account_removals(self, context: Context, adapter: StoreAdapter, survey: Survey) -> None:
+        """Put the purge on record before it removes anything, and each of its removals as
+        soon as it is final: a ``purge_progress`` entry ``started`` now, then one
+        ``committed`` entry per committed unit (transaction, dropped partition, object
+        batch, file batch). Whatever kills the task, its removals are in the ledger: the
+        sum of its ``committed`` entries. A ledger that cannot be written stops the purge.
+        """
+        head = self._entry_head()
+        ti = context["ti"]
+        self.hook.record(
+            AuditEntry.for_task(
+                ti,
+                action="purge_progress",
+                outcome="started",
+                **head,
+                counts={"removable": survey.removable},
+            )
+        )
+        so_far = 0
+
+        def committed(count: int) -> None:
+            nonlocal so_far
+            so_far += count
+            self.hook.record(
+                AuditEntry.for_task(
+                    ti,
+                    action="purge_progress",
+                    outcome="committed",
+                    **head,
+                    counts={"removed": count, "removed_so_far": so_far},
+                )
+            )
+
+        adapter.on_removed = committed
 
     def _stop_reason(
         self,
@@ -435,7 +475,7 @@ class PostgresRetentionOperator(BaseRetentionOperator):
     store_kind = "postgres"
     template_fields = (*BaseRetentionOperator.template_fields, "batch_size")
 
-    def __init__(self, *, batch_size: int = 20_000, **kwargs: Any) -> None:
+    def __init__(self, *, batch_size: int = 100_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
 

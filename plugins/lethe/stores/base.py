@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from lethe.exceptions import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from lethe.domain.counts import (
         CollectResult,
@@ -64,8 +64,19 @@ class StoreAdapter(abc.ABC):
     identifiers, values are bound as parameters.
     """
 
+    #: Called with the count of each unit of a purge's removals once it is final (a
+    #: committed transaction, a dropped partition, a DeleteObjects call, a batch of removed
+    #: files), so the caller can account for it before the next one starts: what a killed
+    #: task removed is then on record. None: nobody listens.
+    on_removed: Callable[[int], None] | None = None
+
     def __init__(self, *, category: Category) -> None:
         self.category = category
+
+    def report_removed(self, count: int) -> None:
+        """Tell :attr:`on_removed` that ``count`` more items are gone for good."""
+        if count and self.on_removed is not None:
+            self.on_removed(count)
 
     def session(self) -> AbstractContextManager[Any]:
         """A context keeping one connection to the store open across survey and purge.

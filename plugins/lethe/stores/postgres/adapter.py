@@ -57,7 +57,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         hook: PostgresHook,
         store: PostgresStore,
         category: Category,
-        batch_size: int = 20_000,
+        batch_size: int = 100_000,
     ) -> None:
         super().__init__(category=category)
         if not isinstance(store, PostgresStore):
@@ -97,7 +97,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         :raises lethe.exceptions.PurgeError: when the database cannot be reached or a step
             fails; ``removed`` counts what was committed before (and stays removed).
         """
-        progress = Progress()
+        progress = Progress(on_removed=self.report_removed)
         session = connect(self.hook, self.store, PurgeError)
         with removing(session, self.store, progress):
             return retention.purge(

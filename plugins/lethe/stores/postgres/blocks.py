@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: How long one transaction should take (its row locks held); ranges adapt toward it.
-TARGET_SECONDS = 0.1
+TARGET_SECONDS = 0.15
 #: The first range, in heap blocks (8 kB each: some hundreds of narrow rows).
 FIRST_BLOCKS = 8
 MIN_BLOCKS, MAX_BLOCKS = 1, 1 << 20
@@ -105,7 +105,7 @@ def purge_relation(
         session.commit()
         elapsed = time.monotonic() - started
         if changed:
-            progress.removed += changed
+            progress.committed(changed)
             progress.batches += 1
             total += changed
             now = time.monotonic()

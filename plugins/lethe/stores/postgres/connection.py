@@ -87,6 +87,14 @@ class Progress:
     batch_rows: int = 0
     pending: int = 0
     action: str = "connect"
+    #: Told the count of each committed removal (see ``StoreAdapter.on_removed``).
+    on_removed: Callable[[int], None] | None = None
+
+    def committed(self, count: int) -> None:
+        """``count`` rows were removed and committed: counted, and reported."""
+        self.removed += count
+        if count and self.on_removed is not None:
+            self.on_removed(count)
 
 
 def connect(hook: PostgresHook, store: PostgresStore, error: type[StoreError]) -> Session:

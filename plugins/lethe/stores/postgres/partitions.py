@@ -115,7 +115,7 @@ def drop_partitions(
             cur.execute(sql.SQL("DROP TABLE {}").format(part))
         session.commit()
         progress.pending = 0
-        progress.removed += rows
+        progress.committed(rows)
         progress.partition_rows += rows
         progress.partitions_dropped += 1
         log.info("Dropped partition %s.%s of %s (%d rows)", schema, name, store.table, rows)

@@ -454,6 +454,30 @@ def test_more_than_1000_expired_keys_go_in_chunks(hook, catalog, client, bucket,
     assert object_keys(client, bucket) == {"bulk/2024/01/03/young.json"}
 
 
+def test_each_deleteobjects_call_is_reported_once_its_answer_is_in(hook, catalog, client, bucket):
+    """What a killed purge removed is on record: the caller hears of every call's removals."""
+    category = catalog.category("web_statistics")
+    store = S3Store(
+        kind="s3",
+        conn_id=connections.OBJECT_STORE,
+        bucket=bucket,
+        prefix="told/",
+        key_layout="told/{yyyy}/{mm}/{dd}/{n}.json",
+        time_from="key",
+    )
+    keys = [f"told/2024/01/02/{n:05d}.json" for n in range(1200)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda key: put_object(client, bucket, key, b"{}"), keys))
+    adapter = S3RetentionAdapter(hook=hook, store=store, category=category)
+    told: list[int] = []
+    adapter.on_removed = told.append
+
+    result = adapter.purge(Cutoff(default=datetime(2024, 1, 3, tzinfo=UTC)), Protection())
+
+    assert sorted(told) == [200, 1000]
+    assert sum(told) == result.removed == 1200
+
+
 def test_per_key_errors_in_a_response_are_counted_not_removed(hook, catalog, client, bucket):
     keys = [export_key(datetime(2024, 1, day)) for day in (1, 2, 3)]
     for key in keys:

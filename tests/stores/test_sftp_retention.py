@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import lethe.stores.sftp.retention as sftp_retention
 from lethe import connections
 from lethe.domain.cutoffs import Cutoff
 from lethe.domain.protection import Protection
@@ -392,3 +393,24 @@ def test_remove_pipeline_falls_back_to_one_remove_at_a_time(catalog):
     assert outcomes["/a"] is None
     assert outcomes["/c"] is None
     assert isinstance(outcomes["/b"], FileNotFoundError)
+
+
+def test_removed_files_are_reported_in_batches_as_their_answers_come_in(
+    hook, catalog, tree, monkeypatch
+):
+    """What a killed purge removed is on record, a batch of answered removes at a time."""
+    monkeypatch.setattr(sftp_retention, "REPORT_EVERY", 4)
+    # More than the pipeline's window (64 removes in flight), so answers come in mid-walk.
+    for n in range(80):
+        moment = datetime(2024, 3, 15, 10, tzinfo=UTC) + timedelta(minutes=n)
+        tree.file(support_name(moment, "+31611111111", f"k{n}"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    told: list[int] = []
+    adapter.on_removed = told.append
+
+    result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+    assert result.removed == 80
+    assert sum(told) == 80
+    assert all(count <= 4 + 64 for count in told)  # a batch, plus the removes in flight
+    assert len(told) >= 2

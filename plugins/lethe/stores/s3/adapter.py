@@ -105,6 +105,7 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
     def _retention(self) -> S3Retention:
         retention = self._part(S3Retention)
         retention.memo_box = self._memo_box
+        retention.on_removed = self.report_removed
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

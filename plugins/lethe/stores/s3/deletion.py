@@ -39,6 +39,7 @@ from lethe.exceptions import PurgeError
 from lethe.stores.s3.access import error_code
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from lethe.stores.s3.access import S3Access, S3Tally
@@ -81,6 +82,8 @@ class Deleter:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _calls: deque[tuple[Future[dict[str, Any]], list[_Entry]]] = field(default_factory=deque)
     _pool: ThreadPoolExecutor | None = None
+    #: Told the count of objects each DeleteObjects call removed, once its answer is in.
+    on_removed: Callable[[int], None] | None = None
 
     def add(
         self,
@@ -170,6 +173,12 @@ class Deleter:
 
     def _count(self, batch: list[_Entry], response: dict[str, Any]) -> None:
         """Count one call's answer: every entry not listed among the errors went."""
+        before = self.tally.removed
+        self._count_entries(batch, response)
+        if self.on_removed is not None and self.tally.removed > before:
+            self.on_removed(self.tally.removed - before)
+
+    def _count_entries(self, batch: list[_Entry], response: dict[str, Any]) -> None:
         self.tally.batches += 1
         errors: dict[tuple[str, str | None], str] = {}
         for entry in response.get("Errors", ()):

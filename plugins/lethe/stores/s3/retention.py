@@ -126,6 +126,8 @@ class S3Retention(S3Listing):
     """
 
     memo_box: MemoBox | None = None
+    #: Set by the adapter: told what each DeleteObjects call removed (its ``on_removed``).
+    on_removed: Callable[[int], None] | None = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired ones and the protected ones.
@@ -190,7 +192,7 @@ class S3Retention(S3Listing):
             tally.unreadable += memo.unreadable_gone
         threshold = cutoff.earliest
         relevant = self._relevant(protection)
-        deleter = Deleter(self, tally)
+        deleter = Deleter(self, tally, on_removed=self.on_removed)
         try:
             if memo is not None:
                 for key, version_ids, live, etag in memo.removable:

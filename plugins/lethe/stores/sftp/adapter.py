@@ -110,6 +110,7 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
     def _retention(self) -> SftpRetention:
         retention = self._part(SftpRetention)
         retention.memo_box = self._memo_box
+        retention.on_removed = self.report_removed
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

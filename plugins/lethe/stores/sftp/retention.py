@@ -38,6 +38,7 @@ from lethe.stores.sftp.access import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from paramiko import SFTPAttributes, SFTPClient
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 _YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removable"
 #: The most directory entries a survey keeps for the purge that follows it.
 MEMO_LIMIT = 500_000
+#: A purge reports its removed files (:attr:`SftpRetention.on_removed`) in batches of this
+#: many answered removes (and the rest at its end).
+REPORT_EVERY = 250
 
 #: A directory's entries and, aligned with them, the survey's verdict on each (None for
 #: what is not a regular file with a safe name).
@@ -110,8 +114,11 @@ class SftpRetention(SftpAccess):
     """
 
     memo_box: MemoBox | None = None
+    #: Set by the adapter: told how many files were removed, every :data:`REPORT_EVERY`.
+    on_removed: Callable[[int], None] | None = None
     _memo: SurveyMemo | None = None
     _replay: dict[str, _Listing] | None = None
+    _reported: int = 0
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them."""
@@ -151,6 +158,7 @@ class SftpRetention(SftpAccess):
                     sftp, self.store.root, "", cutoff, protection, tally, pipeline=pipeline
                 )
                 pipeline.drain()
+                self._report(tally, final=True)
                 self._remove_emptied(sftp, root, tally)
             except StoreError as e:
                 raise PurgeError(
@@ -206,6 +214,14 @@ class SftpRetention(SftpAccess):
                 self._memo.listings[directory] = listing
         return listing
 
+    def _report(self, tally: SftpTally, *, final: bool = False) -> None:
+        """Tell :attr:`on_removed` of the files removed since the last report: every
+        :data:`REPORT_EVERY` answered removes, and the rest at the end."""
+        pending = tally.removed - self._reported
+        if pending and (final or pending >= REPORT_EVERY) and self.on_removed is not None:
+            self._reported = tally.removed
+            self.on_removed(pending)
+
     def _walk(
         self,
         sftp: SFTPClient,
@@ -250,6 +266,7 @@ class SftpRetention(SftpAccess):
             if verdict != _REMOVABLE or pipeline is None:
                 continue
             pipeline.remove(path, lambda error, node=node: node.gone(error, tally))
+            self._report(tally)
         for path, rel_path in subdirectories:
             node.subdirectories.append(
                 self._walk(sftp, path, rel_path, cutoff, protection, tally, pipeline=pipeline)

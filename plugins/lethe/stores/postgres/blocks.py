@@ -76,6 +76,7 @@ def purge_relation(
     :return: the rows removed or anonymised.
     """
     change = _change_sql(store, table, purge_plan)
+    anonymises = isinstance(store.on_expiry, Anonymise)
     name = purge_plan.relation.as_string(session.conn)
     blocks = _blocks(session, name)
     low, span, total = 0, FIRST_BLOCKS, 0
@@ -96,7 +97,10 @@ def purge_relation(
         started = time.monotonic()
         with session.cursor() as cur:
             cur.execute(change, params)
-            changed, unchanged, last_block = cur.fetchone()
+            if anonymises:
+                changed, unchanged = cur.fetchone()
+            else:
+                changed, unchanged = cur.rowcount, 0
             if unchanged:
                 raise StoreError(
                     f"anonymising {store.table} left {unchanged} rows unchanged "
@@ -122,10 +126,8 @@ def purge_relation(
         if changed < batch_size:
             low = high
         else:
-            # The range may hold more after the last row taken (a TID range scan reads in
-            # physical order): go on from that row's block (a delete's; an anonymisation
-            # takes its range again), and take less at a time.
-            low = max(low, last_block)
+            # The range may hold more: take it again, less at a time (rare: ranges are
+            # sized by time, and batch_size is a cap well above what one takes).
             span = max(MIN_BLOCKS, min(span, (high - low) // 2))
 
 
@@ -149,12 +151,9 @@ def _blocks(session: Session, relation: str) -> int:
 
 
 def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:
-    """The statement of one block range: a delete, or an anonymising update.
-
-    It answers one row: the rows changed, the rows an anonymisation left unchanged (a
-    replacement that does not round-trip in its column), and the block of the last row a
-    delete took (0 for an update, whose RETURNING sees the rows' new places).
-    """
+    """The statement of one block range: a delete, or an anonymising update (which answers
+    one row: the rows changed, and those it left unchanged, a replacement that does not
+    round-trip in its column)."""
     rows = sql.SQL(
         "SELECT t.ctid FROM {from_} "
         "WHERE t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
@@ -168,21 +167,18 @@ def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:
         restricted=purge_plan.restricted,
         limit=sql.Placeholder("limit"),
     )
-    summary = sql.SQL(
-        "SELECT count(*), count(*) FILTER (WHERE NOT c.done), "
-        "coalesce(max(c.block), 0)::bigint FROM changed AS c"
-    )
     if not isinstance(store.on_expiry, Anonymise):
-        return sql.SQL(
-            "WITH changed AS (DELETE FROM {} WHERE ctid = ANY(ARRAY({})) "
-            "RETURNING (ctid::text::point)[0] AS block, TRUE AS done) {}"
-        ).format(purge_plan.relation, rows, summary)
+        # No RETURNING: the row count is all a delete needs to report.
+        return sql.SQL("DELETE FROM {} WHERE ctid = ANY(ARRAY({}))").format(
+            purge_plan.relation, rows
+        )
     columns = list(store.on_expiry.anonymise)
     params: dict[str, Any] = {}
     done = anonymised(store, table, params)  # binds anon<i> as the plan did
     return sql.SQL(
         "WITH changed AS (UPDATE {relation} AS t SET {changes} "
-        "WHERE t.ctid = ANY(ARRAY({rows})) RETURNING 0 AS block, {done} AS done) {summary}"
+        "WHERE t.ctid = ANY(ARRAY({rows})) RETURNING {done} AS done) "
+        "SELECT count(*), count(*) FILTER (WHERE NOT c.done) FROM changed AS c"
     ).format(
         relation=purge_plan.relation,
         changes=sql.SQL(", ").join(
@@ -195,5 +191,4 @@ def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:
         ),
         rows=rows,
         done=done,
-        summary=summary,
     )

@@ -17,12 +17,12 @@ def new_database(stack, prefix: str = "scratch"):
     """
     import uuid
 
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(stack.postgres_dsn)
-    admin.autocommit = True
+    # CREATE/DROP DATABASE cannot run in a transaction block.
+    admin = psycopg.connect(stack.postgres_dsn, autocommit=True)
     with admin.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     base, _, _ = stack.postgres_dsn.rpartition("/")

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psycopg2
+import psycopg
 import pytest
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Stores:
     """The embedded stores, prepared and emptied for one DAG test.
 
-    ``db`` is a psycopg2 connection (autocommit) to the database holding the telecom
+    ``db`` is a psycopg 3 connection (autocommit) to the database holding the telecom
     reference schema and the privacy control schema; ``sftp_root`` is the SFTP server's
     directory on local disk; ``s3`` a boto3 client of the S3 server.
     """
@@ -104,6 +104,8 @@ class Stores:
         )
 
     def ledger(self, dag_id: str) -> list[dict]:
+        """The DAG's ledger entries; uuid columns come back as :class:`uuid.UUID` (psycopg 3),
+        as the engine reads them."""
         from lethe.control import ledger
 
         self.db.autocommit = False
@@ -121,7 +123,7 @@ def prepared_stores(stack):
     from lethe.control.migrate import apply_migrations
     from lethe_dev.synthetic.schema import apply_reference_schema_on
 
-    conn = psycopg2.connect(stack.postgres_dsn)
+    conn = psycopg.connect(stack.postgres_dsn)
     apply_reference_schema_on(conn)
     apply_migrations(conn)
     conn.autocommit = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import psycopg2
+import psycopg
 import pytest
 
 
@@ -21,7 +21,7 @@ def test_migrates_the_control_schema_and_validates_the_catalog(control_dag, stac
     second = control_dag.test()
     assert second.state == "success", _task_states(second)
 
-    with psycopg2.connect(stack.postgres_dsn) as conn, conn.cursor() as cur:
+    with psycopg.connect(stack.postgres_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM privacy.schema_migrations")
         (versions,) = cur.fetchone()
         cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")

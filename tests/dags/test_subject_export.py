@@ -144,7 +144,7 @@ def test_the_recorded_expiry_is_the_signed_links_expiry(exported):
     assert expires == signed + timedelta(days=2)
     assert exported["summary"]["expires_at"] == expires.isoformat()
     (entry,) = [
-        e for e in exported["stores"].ledger("subject_export") if e["request_id"] == request_id
+        e for e in exported["stores"].ledger("subject_export") if str(e["request_id"]) == request_id
     ]
     assert entry["details"]["expires_at"] == expires.isoformat()
     # Signed while the run ran: after it started, before it ended.
@@ -176,7 +176,7 @@ def test_the_forms_identities_leave_airflows_metadata(exported):
 def test_the_ledger_proves_delivery_without_the_link_or_personal_data(exported):
     request_id = exported["request"][0]
     (entry,) = [
-        e for e in exported["stores"].ledger("subject_export") if e["request_id"] == request_id
+        e for e in exported["stores"].ledger("subject_export") if str(e["request_id"]) == request_id
     ]
     assert entry["action"] == "export"
     details = entry["details"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-import psycopg2
+import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
@@ -216,7 +216,7 @@ def test_erasure_across_stores_keeps_legal_obligations_and_refers_client_data(da
         )
         == 1
     )
-    entry = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    entry = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][-1]
     assert entry["details"]["categories"]["lawful_intercept_traffic"]["reason_code"] == (
         "legal_obligation"
     )
@@ -242,7 +242,7 @@ def test_a_held_subject_keeps_held_data_with_a_neutral_answer(dagbag, seeded):
         )
         == 1
     )
-    entry = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    entry = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][-1]
     assert entry["details"]["categories"]["usage_records"]["reason_code"] == "legal_hold"
 
 
@@ -300,7 +300,7 @@ def test_rectification_applies_rectifiable_fields_and_opens_a_task_for_the_rest(
         )
         == 1
     )
-    entry = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    entry = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][-1]
     hashes = json.dumps(entry["details"]["value_hashes"])
     assert "Bakker" not in hashes
     assert "Jan de Vries" not in hashes
@@ -349,7 +349,7 @@ def test_a_restricted_subject_is_skipped_by_retention_until_the_request_is_decid
     )
     from lethe.control.request_records import lift_resolved_restrictions
 
-    conn = psycopg2.connect(seeded.db.dsn)
+    conn = psycopg.connect(seeded.db.info.dsn)
     try:
         assert lift_resolved_restrictions(conn)
     finally:
@@ -457,7 +457,7 @@ def claimed_erasure(stores, identities: dict) -> str:
         " RETURNING request_id::text",
         (json.dumps(identities),),
     )[0][0]
-    conn = psycopg2.connect(stores.db.dsn)
+    conn = psycopg.connect(stores.db.info.dsn)
     try:
         assert claim_verified(conn, claimer="test", rights=["erasure"]) == [(request_id, "erasure")]
     finally:
@@ -491,7 +491,9 @@ def test_an_erasure_cut_short_by_an_outage_is_retried_and_answers_truly(seeded, 
     with pytest.raises(StoreError):
         erase_try(request_id, 1)  # contact person and ticket erased, then the SFTP store
     assert request_row(seeded, request_id)["status"] == "in_progress"
-    retrying = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    retrying = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][
+        -1
+    ]
     assert (retrying["outcome"], retrying["details"]["try_number"]) == ("retrying", 1)
     progress = retrying["details"]["progress"]
     assert progress["customer_contact_persons"] == {
@@ -534,7 +536,9 @@ def test_a_request_failed_for_good_is_reopened_and_then_completed(dagbag, seeded
     run = run_dag(reopen, NOW + timedelta(minutes=30), {"request_id": request_id, "reason": reason})
     assert run.state == "success", task_states(run)
     assert request_row(seeded, request_id)["status"] == "verified"
-    [entry] = [e for e in seeded.ledger("reopen_subject_request") if e["request_id"] == request_id]
+    [entry] = [
+        e for e in seeded.ledger("reopen_subject_request") if str(e["request_id"]) == request_id
+    ]
     assert entry["action"] == "request_reopened"
     assert entry["details"] == {"reopened_by": "dag_test", "reason": reason}
 
@@ -565,7 +569,9 @@ def test_a_malformed_access_request_is_refused_before_the_hand_over(dagbag, seed
     assert row["status"] == "refused"
     assert "phone" in row["reason"]
     assert "not-a-number" not in row["reason"]
-    [entry] = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1:]
+    [entry] = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][
+        -1:
+    ]
     assert (entry["action"], entry["outcome"]) == ("request_refused", "refused")
     assert not [
         r
@@ -581,7 +587,7 @@ def test_an_erasure_that_finds_nothing_is_answered_nothing_found(seeded):
     assert (row["status"], row["reason"]) == ("completed", "nothing found")
     assert row["answer"]["result"] == "nothing_found"
     assert "erased" not in {outcome for outcome, _ in outcomes_of(seeded, request_id).values()}
-    entry = [e for e in seeded.ledger("subject_requests") if e["request_id"] == request_id][-1]
+    entry = [e for e in seeded.ledger("subject_requests") if str(e["request_id"]) == request_id][-1]
     assert entry["outcome"] == "nothing_found"
 
 
@@ -601,7 +607,7 @@ def test_overlapping_claims_take_each_request_once(seeded, stack):
     claimed: list[list[str]] = []
 
     def claim(name: str) -> None:
-        conn = psycopg2.connect(stack.postgres_dsn)
+        conn = psycopg.connect(stack.postgres_dsn)
         try:
             for _ in range(5):
                 claimed.append([r for r, _ in claim_verified(conn, claimer=name, limit=4)])

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import psycopg2
+import psycopg
 import pytest
 
 from tests.databases import new_database
@@ -108,14 +108,14 @@ def metadata_db(stack) -> Iterator[str]:
 
 
 def sqlalchemy_url(libpq_uri: str) -> str:
-    """The SQLAlchemy (psycopg2) URL of a libpq URI, socket directories included."""
-    from psycopg2.extensions import parse_dsn
+    """The SQLAlchemy (psycopg 3) URL of a libpq URI, socket directories included."""
+    from psycopg.conninfo import conninfo_to_dict
     from sqlalchemy.engine import URL
 
-    params = parse_dsn(libpq_uri)
+    params = conninfo_to_dict(libpq_uri)
     query = {key: params[key] for key in ("host", "port") if key in params}
     return URL.create(
-        "postgresql+psycopg2",
+        "postgresql+psycopg",
         username=params.get("user"),
         password=params.get("password"),
         database=params["dbname"],
@@ -130,7 +130,7 @@ def sqlalchemy_url(libpq_uri: str) -> str:
 class Scaleout:
     cluster: Cluster
     api: RestClient
-    meta: Any  # psycopg2 connection (autocommit) to the metadata database
+    meta: Any  # psycopg 3 connection (autocommit) to the metadata database
     stores: Stores
     stores_dsn: str
     queue: str
@@ -248,15 +248,14 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
     # The metadata database migrates (the longest step) while the stores are prepared.
     cluster.start("db-migrate", "db", "migrate")
 
-    conn = psycopg2.connect(stack.postgres_dsn)
+    conn = psycopg.connect(stack.postgres_dsn)
     apply_reference_schema_on(conn)
     apply_migrations(conn)
     conn.autocommit = True
     stores = Stores(
         db=conn, sftp_root=stack.sftp_root, s3=S3Hook(aws_conn_id=OBJECT_STORE).get_conn()
     )
-    meta = psycopg2.connect(metadata_db)
-    meta.autocommit = True
+    meta = psycopg.connect(metadata_db, autocommit=True)
     try:
         cluster.finish("db-migrate", timeout=300)
         cluster.start("api-server", "api-server", "--port", str(api_port))
@@ -411,7 +410,7 @@ def test_a_killed_workers_task_is_retried_on_the_other(scaleout):
     run_id = f"scaleout_kill_{uuid.uuid4().hex[:8]}"
     # Hold web_visits: its purge task blocks in its survey until the lock is released,
     # so it is mid-run, on a known table, when its worker is killed.
-    locker = psycopg2.connect(scaleout.stores_dsn)
+    locker = psycopg.connect(scaleout.stores_dsn)
     try:
         with locker.cursor() as cur:
             cur.execute("LOCK TABLE telecom.web_visits IN ACCESS EXCLUSIVE MODE")

@@ -58,7 +58,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def apply_migrations(conn, migrations: Sequence[Migration] | None = None) -> list[int]:
-    """Bring the control schema up to date on a DB-API connection (psycopg2).
+    """Bring the control schema up to date on a psycopg 3 connection.
 
     :param conn: an open connection, e.g. ``PostgresHook(...).get_conn()``; committed here.
     :param migrations: the migrations to apply; defaults to the package's own.

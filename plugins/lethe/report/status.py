@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lethe.control.views import LastRun, last_runs
 from lethe.domain.labels import store_label
 from lethe.policy.models import CustomerDefinedRetention, FixedRetention, UntilServiceEnd
 
@@ -20,38 +21,6 @@ if TYPE_CHECKING:
     from lethe.policy import Catalog
     from lethe.policy.models import Category
     from lethe.retention import CategoryStatus
-
-#: The newest purge or dry-run entries per category, then every store entry of that run.
-_LAST_RUNS = """
-WITH last AS (
-    SELECT DISTINCT ON (category_id) category_id, dag_id, run_id
-    FROM privacy.audit_ledger
-    WHERE action IN ('purge', 'dry_run') AND category_id IS NOT NULL
-    ORDER BY category_id, entry_id DESC
-)
-SELECT l.category_id, l.dag_id, l.run_id, max(a.recorded_at),
-       array_agg(a.outcome ORDER BY a.entry_id), bool_or(a.action = 'dry_run')
-FROM last l
-JOIN privacy.audit_ledger a
-  ON a.category_id = l.category_id AND a.dag_id = l.dag_id AND a.run_id = l.run_id
- AND a.action IN ('purge', 'dry_run')
-GROUP BY l.category_id, l.dag_id, l.run_id
-"""
-
-
-@dataclass(frozen=True)
-class LastRun:
-    """A category's newest retention run in the audit ledger.
-
-    :param outcome: the stores' outcomes, e.g. ``ok`` or ``ok 1, stopped 1``.
-    :param dry_run: whether that run only counted.
-    """
-
-    dag_id: str
-    run_id: str
-    recorded_at: datetime
-    outcome: str
-    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -88,26 +57,6 @@ def limit_days(category: Category) -> int | None:
     return None
 
 
-def last_runs(control) -> dict[str, LastRun]:
-    """Each category's newest retention run (purge or dry run) recorded in the ledger."""
-    with control.cursor() as cur:
-        cur.execute(_LAST_RUNS)
-        rows = cur.fetchall()
-    control.rollback()
-    runs = {}
-    for category_id, dag_id, run_id, recorded_at, outcomes, dry_run in rows:
-        counted: dict[str, int] = {}
-        for outcome in outcomes:
-            counted[outcome] = counted.get(outcome, 0) + 1
-        summary = (
-            next(iter(counted))
-            if len(counted) == 1
-            else ", ".join(f"{name} {count}" for name, count in sorted(counted.items()))
-        )
-        runs[category_id] = LastRun(dag_id, run_id, recorded_at, summary, bool(dry_run))
-    return runs
-
-
 def survey_rows(catalog: Catalog, moment: datetime, control) -> list[RowStatus]:
     """Every category of ``catalog`` at ``moment``, in statement-row order (derived last).
 
@@ -136,12 +85,10 @@ def survey_rows(catalog: Catalog, moment: datetime, control) -> list[RowStatus]:
 def ledger_chain(control) -> tuple[bool, int, str]:
     """The audit ledger's chain: (intact, number of entries, message)."""
     from lethe.control import ledger
+    from lethe.control.views import ledger_size
     from lethe.exceptions import ControlSchemaError
 
-    with control.cursor() as cur:
-        cur.execute("SELECT count(*) FROM privacy.audit_ledger")
-        (count,) = cur.fetchone()
-    control.rollback()
+    count = ledger_size(control)
     try:
         ledger.verify(control)
     except ControlSchemaError as exc:

@@ -414,3 +414,19 @@ def test_removed_files_are_reported_in_batches_as_their_answers_come_in(
     assert sum(told) == 80
     assert all(count <= 4 + 64 for count in told)  # a batch, plus the removes in flight
     assert len(told) >= 2
+
+
+def test_a_name_with_fullwidth_digits_is_not_taken_for_a_date(hook, catalog, tree):
+    """The policy's \\d means an ASCII digit: a fullwidth year is no date, the file is
+    not governed (never removed), as an unmatched name."""
+    fullwidth = "".join(chr(0xFF10 + int(d)) for d in "2024")
+    odd = tree.file(f"{fullwidth}/03/15/20240315T100000Z_+31611111111_fw.wav")
+    expired = tree.file(support_name(datetime(2024, 3, 15, 10, tzinfo=UTC), "+31611111111", "a"))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+
+    result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+    assert result.removed == 1
+    assert result.details["unmatched"] == 1
+    assert odd in tree.files()
+    assert expired not in tree.files()

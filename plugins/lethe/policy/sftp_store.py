@@ -79,7 +79,9 @@ class PathMatch:
 
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # ASCII: a policy's \d and \w mean ASCII digits and word characters, never fullwidth
+    # or other Unicode digits (a name with a fullwidth year is not taken for a date).
+    return re.compile(pattern, re.ASCII)
 
 
 class SftpStore(PolicyModel):

@@ -1,11 +1,12 @@
 """A purge killed mid-way (SIGKILL, as an OOM kill or a lost node does it) is accounted for.
 
-The retention operator runs in a process of its own on a real table, in small committed
-transactions; the test kills it with SIGKILL at a random transaction, then compares what
-left the table with what the ledger says: a ``purge_progress started`` entry, and one
-``committed`` entry per committed transaction. A kill between a transaction's commit and
-its ledger entry leaves at most that one transaction's rows unrecorded (bounded by the
-batch size); nothing else may be missing, and the ledger never claims more than was removed.
+The retention operator runs in a process of its own on a real store of each kind (a
+PostgreSQL table, an S3 prefix, an SFTP tree), removing in small units; the test kills it
+with SIGKILL at a random unit, then compares what left the store with what the ledger
+says: a ``purge_progress started`` entry, and one ``committed`` entry per final unit (a
+committed transaction, a DeleteObjects call, a batch of removed files). A kill between a
+unit and its ledger entry leaves at most the units in flight unrecorded (bounded);
+nothing else may be missing, and the ledger never claims more than was removed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -147,3 +149,161 @@ def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
     so_far = [e["counts"]["removed_so_far"] for e in progress if e["outcome"] == "committed"]
     assert so_far == sorted(so_far)
     assert so_far[-1] == recorded
+
+
+# --------------------------------------------------------------- S3 and SFTP stores
+
+OBJECTS = 600
+OBJECT_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from lethe.operators import retention as operators
+    from lethe.stores.s3 import deletion
+    from lethe.stores.sftp import access, retention
+
+    # Small, slow units, to be killed mid-way.
+    deletion.DELETE_BATCH = 20
+    call = deletion.Deleter._call
+    def slow_call(self, batch):
+        time.sleep(0.05)
+        return call(self, batch)
+    deletion.Deleter._call = slow_call
+    retention.REPORT_EVERY = 10
+    remove = access.RemovePipeline.remove
+    def slow_remove(self, path, done):
+        time.sleep(0.01)
+        return remove(self, path, done)
+    access.RemovePipeline.remove = slow_remove
+
+    kind, run_id, policy_dir = sys.argv[1:4]
+    operator = {"s3": operators.S3RetentionOperator, "sftp": operators.SFTPRetentionOperator}
+    family, category = {
+        "s3": ("subject_exports", "subject_exports"),
+        "sftp": ("call_recordings", "support_call_recordings"),
+    }[kind]
+    moment = datetime(2026, 6, 1, tzinfo=UTC)
+    ti = SimpleNamespace(dag_id="retention_kill", task_id=f"purge_{kind}", run_id=run_id,
+                         map_index=0)
+    operator[kind](
+        task_id=f"purge_{kind}", family_id=family, category_id=category, store_index=0,
+        policy_dir=policy_dir, override_guard="True", override_reason="the kill test",
+    ).execute({"ti": ti, "logical_date": moment, "dag_run": SimpleNamespace(run_after=moment)})
+    """
+)
+
+
+def _policies(tmp_path: Path, kind: str, place: str) -> Path:
+    """A copy of the policies whose store of ``kind`` is moved to ``place`` (a bucket, or
+    an SFTP root), so the test's items are the store's only ones."""
+    import shutil
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "include" / "policies", folder)
+    if kind == "s3":
+        path = folder / "subject_exports.yaml"
+        path.write_text(path.read_text().replace("bucket: lethe-exports", f"bucket: {place}"))
+    else:
+        path = folder / "call_recordings.yaml"
+        path.write_text(path.read_text().replace("root: /recordings/support", f"root: {place}"))
+    return folder
+
+
+def _seed_objects(stack, bucket: str) -> Any:
+    import boto3
+
+    from lethe import connections as conns
+
+    extra = json.loads(os.environ[conns.env_var_name(conns.OBJECT_STORE)])
+    client = boto3.client(
+        "s3",
+        endpoint_url=extra["extra"]["endpoint_url"],
+        aws_access_key_id=extra["login"],
+        aws_secret_access_key=extra["password"],
+        region_name=extra["extra"].get("region_name", "us-east-1"),
+    )
+    client.create_bucket(Bucket=bucket)
+    for n in range(OBJECTS):
+        client.put_object(Bucket=bucket, Key=f"exports/2024/01/02/{n:08d}-kill.zip", Body=b"x")
+    for n in range(OBJECTS):  # young: what the guard would otherwise see as all expired
+        client.put_object(Bucket=bucket, Key=f"exports/2026/05/30/{n:08d}-young.zip", Body=b"x")
+
+    def expired_left() -> int:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix="exports/2024/"
+        )
+        return sum(len(page.get("Contents", ())) for page in pages)
+
+    return expired_left
+
+
+def _seed_files(stack, root: str) -> Any:
+    local = stack.sftp_root / root.lstrip("/")
+    day = local / "2024" / "03" / "15"
+    day.mkdir(parents=True)
+    for n in range(OBJECTS):
+        (day / f"20240315T{n // 60:02d}{n % 60:02d}00Z_+31611111111_k{n}.wav").write_bytes(b"x")
+    young = local / "2026" / "05" / "30"
+    young.mkdir(parents=True)
+    for n in range(OBJECTS):
+        (young / f"20260530T{n // 60:02d}{n % 60:02d}00Z_+31611111111_y{n}.wav").write_bytes(b"x")
+
+    def expired_left() -> int:
+        return len(list(day.glob("*.wav"))) if day.is_dir() else 0
+
+    return expired_left
+
+
+@pytest.mark.parametrize(
+    ("kind", "in_flight"),
+    [
+        # DeleteObjects calls of 20 keys, up to 4 in flight.
+        ("s3", 4 * 20),
+        # Files reported every 10 answered removes; up to 64 removes in flight.
+        ("sftp", 10 + 64),
+    ],
+)
+def test_an_object_or_file_purge_killed_mid_way_is_in_the_ledger(stack, tmp_path, kind, in_flight):
+    from lethe.control.migrate import apply_migrations
+
+    with psycopg.connect(stack.postgres_dsn) as control:
+        apply_migrations(control)
+    tag = f"kill{random.randrange(10**9)}"
+    place = f"lethe-{tag}" if kind == "s3" else f"/{tag}/support"
+    expired_left = (_seed_objects if kind == "s3" else _seed_files)(stack, place)
+    policies = _policies(tmp_path, kind, place)
+    run_id = f"killed-{kind}-{tag}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    kill_after = random.randint(2, 8)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and child.poll() is None:
+            committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
+            if len(committed) >= kill_after:
+                break
+            time.sleep(0.02)
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+    removed = OBJECTS - expired_left()
+    progress = _progress(stack, run_id)
+    assert progress[0]["outcome"] == "started"
+    assert progress[0]["counts"] == {"removable": OBJECTS}
+    recorded = sum(e["counts"]["removed"] for e in progress if e["outcome"] == "committed")
+    assert 0 < removed < OBJECTS, "the kill came before or after the purge, not during it"
+    assert recorded <= removed <= recorded + in_flight

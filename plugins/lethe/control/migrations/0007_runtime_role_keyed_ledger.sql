@@ -3,11 +3,11 @@
 -- Two roles. The schema owner (whoever runs the migrations: `python -m lethe.control
 -- migrate --conn-id lethe_control_admin_db`) stays the admin. Lethe's Airflow connections
 -- log in as a role granted `lethe_runtime` (NOLOGIN, created here when missing; creating it
--- needs CREATEROLE, else a DBA creates it first). The runtime role reads, inserts and updates
--- the request tables (it deletes nothing), but may only append to the ledger, through a column-restricted INSERT
--- grant: it has no UPDATE, DELETE or TRUNCATE on it, does not own it (so it can neither
--- ALTER it nor disable its triggers) and, not being a superuser, cannot set
--- session_replication_role.
+-- needs CREATEROLE, else a DBA creates it first). The runtime role reads, inserts and
+-- updates the request tables (it deletes nothing), but may only append to the ledger,
+-- through a column-restricted INSERT grant: it has no UPDATE, DELETE or TRUNCATE on it,
+-- does not own it (so it can neither ALTER it nor disable its triggers) and, not being a
+-- superuser, cannot set session_replication_role.
 --
 -- A keyed chain. Each entry may carry entry_hmac: HMAC-SHA256, with a key the database does
 -- not hold, over the entry's content and the previous entry's HMAC (lethe.control.

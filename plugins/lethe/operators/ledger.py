@@ -24,8 +24,8 @@ class PrivacyLedgerVerifyOperator(BaseOperator):
     Checks ids, the unkeyed and the keyed chain and every head published so far
     (:meth:`PrivacyControlHook.check_ledger`); a broken ledger fails the task without
     retries, naming the first broken entry. Then writes the newest entry's id, hash and
-    HMAC to ``s3://<bucket>/ledger-heads/YYYY/MM/DD.json`` for the run's date, only if
-    that object is absent, and to the task log.
+    HMAC to ``s3://<bucket>/ledger-heads/YYYY/MM/DD.json`` for the run's logical date
+    (UTC), only if that object is absent, and to the task log.
 
     :param control_conn_id: connection of the privacy control schema. (templated)
     :param ledger_key_conn_id: connection whose password is the ledger key. (templated)

@@ -28,16 +28,20 @@ def ensure_runtime_login(conn, login: str, password: str | None = None) -> None:
         cur.execute("SELECT current_user")
         if cur.fetchone()[0] == login:
             raise ControlSchemaError(f"the runtime login {login!r} must not be the schema owner")
-        # Serialise concurrent callers on one server: roles are cluster-wide.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('lethe runtime roles'))")
         for role, can_login in ((RUNTIME_ROLE, False), (login, True)):
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-            if cur.fetchone() is None:
-                cur.execute(
-                    sql.SQL("CREATE ROLE {} {}").format(
-                        sql.Identifier(role), sql.SQL("LOGIN" if can_login else "NOLOGIN")
-                    )
+            # Roles are the server's: a caller on another database may create one at once.
+            cur.execute(
+                sql.SQL(
+                    "DO $$ BEGIN"
+                    " IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN"
+                    " CREATE ROLE {role} {login}; END IF;"
+                    " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+                ).format(
+                    name=sql.Literal(role),
+                    role=sql.Identifier(role),
+                    login=sql.SQL("LOGIN" if can_login else "NOLOGIN"),
                 )
+            )
         cur.execute(
             sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS").format(
                 sql.Identifier(login)

@@ -14,11 +14,15 @@
 -- ledger_chain). The client computes it before the INSERT, under the ledger's lock, so it
 -- names the entry id and timestamp itself; the trigger checks both instead of assigning them.
 
+-- Roles are the server's, not the database's: another database's migration may create it
+-- at the same moment.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lethe_runtime') THEN
         CREATE ROLE lethe_runtime NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 

@@ -47,6 +47,7 @@ def test_airflow_env_defines_the_four_connections_and_the_ledger_key(stack):
     key = json.loads(env[connections.env_var_name(connections.LEDGER_KEY)])
     assert len(key["password"]) == 64
     assert key["password"] == stack.ledger_key()  # kept: a restart verifies what it wrote
+    assert (stack.state_dir / "ledger-key").stat().st_mode & 0o777 == 0o600
     assert "emails" in env["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"].split(",")
     for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
         database = json.loads(env[connections.env_var_name(conn_id)])

@@ -119,7 +119,8 @@ def run_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def stack(run_dir):
-    """The embedded PostgreSQL, SFTP and S3 servers, with their AIRFLOW_CONN_* variables set.
+    """The embedded PostgreSQL, SFTP and S3 servers, with their AIRFLOW_CONN_* variables set
+    (``lethe_control_db`` logs in as the runtime role, a member of ``lethe_runtime``).
 
     Their state is in the run directory's ``stack/``. ``LETHE_TEST_POSTGRES_DSN`` points the
     suite at an existing PostgreSQL server instead.
@@ -127,7 +128,10 @@ def stack(run_dir):
     from lethe_dev.stack import EmbeddedStack
 
     with EmbeddedStack(state_dir=run_dir / "stack") as running:
+        # Airflow's components use the runtime role; the owner's connection is there for
+        # the lethe_control_schema DAG, which migrates (the suite migrates as the owner too).
         os.environ.update(running.airflow_env())
+        os.environ.update(running.admin_env())
         yield running
 
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,7 @@ def test_secrets_are_required_never_defaulted():
         "LETHE_ADMIN_PASSWORD",
         "LETHE_TELECOM_DB_PASSWORD",
         "LETHE_CONTROL_DB_PASSWORD",
+        "LETHE_CONTROL_DB_RUNTIME_PASSWORD",
         "LETHE_SFTP_PASSWORD",
         "LETHE_S3_ACCESS_KEY",
         "LETHE_S3_SECRET_KEY",
@@ -335,12 +337,18 @@ def test_the_engine_image_leaves_the_development_kit_out(resolved):
 def test_connections_are_the_ones_the_engine_uses(resolved):
     from airflow.sdk import Connection
 
-    expected = {connections.env_var_name(conn_id) for conn_id in connections.ALL}
+    expected = {connections.env_var_name(conn_id) for conn_id in connections.RUNTIME}
+    admin = connections.env_var_name(connections.CONTROL_ADMIN_DB)
     for name in AIRFLOW_SERVICES:
         env = resolved["services"][name]["environment"]
-        assert {k for k in env if k.startswith("AIRFLOW_CONN_")} == expected, name
-        for var in expected:
+        # The schema owner's connection only where the migrations run.
+        owner = {admin} if name == "airflow-init" else set()
+        assert {k for k in env if k.startswith("AIRFLOW_CONN_")} == expected | owner, name
+        for var in expected | owner:
             conn = Connection.from_json(env[var], conn_id=var.removeprefix("AIRFLOW_CONN_").lower())
+            if var == connections.env_var_name(connections.LEDGER_KEY):
+                assert conn.password == DUMMY_SECRET, var
+                continue
             assert conn.host or conn.extra_dejson.get("endpoint_url"), var
 
 
@@ -354,15 +362,24 @@ def test_connections_reach_the_stand_ins_with_their_credentials(resolved):
         return Connection.from_json(env[connections.env_var_name(conn_id)], conn_id=conn_id)
 
     db = services["lethe-db"]["environment"]
-    for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
-        c = conn(conn_id)
+    init = services["airflow-init"]["environment"]
+    owner = Connection.from_json(
+        init[connections.env_var_name(connections.CONTROL_ADMIN_DB)],
+        conn_id=connections.CONTROL_ADMIN_DB,
+    )
+    for c in (conn(connections.TELECOM_DB), owner):
         assert (c.host, c.port, c.login, c.schema) == (
             "lethe-db",
             5432,
             db["POSTGRES_USER"],
             db["POSTGRES_DB"],
-        ), conn_id
+        ), c.conn_id
     assert conn(connections.TELECOM_DB).password == db["POSTGRES_PASSWORD"]
+    # The components reach the control schema as the runtime login, never as its owner.
+    runtime = conn(connections.CONTROL_DB)
+    assert (runtime.host, runtime.port, runtime.schema) == ("lethe-db", 5432, db["POSTGRES_DB"])
+    assert runtime.login == "lethe_app"
+    assert runtime.login != db["POSTGRES_USER"]
     sftp = conn(connections.RECORDINGS_SFTP)
     user, password, *_ = services["sftp"]["command"].split(":")
     assert (sftp.host, sftp.port, sftp.login, sftp.password) == ("sftp", 22, user, password)
@@ -452,9 +469,12 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
     kept = recordings / "customers" / "7" / "kept.wav"
     kept.parent.mkdir(parents=True, exist_ok=True)
     kept.write_bytes(b"RIFF")
+    runtime_login = f"lethe_init_{uuid.uuid4().hex[:8]}"
+    runtime = dict(control, login=runtime_login, password="runtime-pw")
     env = {
         **os.environ,
-        connections.env_var_name(connections.CONTROL_DB): json.dumps(control),
+        connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(control),
+        connections.env_var_name(connections.CONTROL_DB): json.dumps(runtime),
         "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
         "PYTHONPATH": str(ROOT / "plugins"),
@@ -478,6 +498,15 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
     with psycopg.connect(scratch_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
         assert cur.fetchone()[0]
+    # The runtime login exists, may append to the ledger and may not rewrite it.
+    as_runtime = dict(params, user=runtime_login, password="runtime-pw")
+    with psycopg.connect(**as_runtime) as conn:
+        assert conn.execute("SELECT pg_has_role('lethe_runtime', 'MEMBER')").fetchone() == (True,)
+        assert conn.execute(
+            "SELECT has_table_privilege('privacy.audit_ledger', 'UPDATE')"
+        ).fetchone() == (False,)
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE "{runtime_login}"')
     shutil.rmtree(recordings / "customers")
 
 

@@ -23,8 +23,14 @@ echo "lethe-init: granting the Privacy page to the roles Admin, Op and Privacy (
 # FAB knows no "Lethe Privacy" resource: without the grant everyone, admins included, gets 403.
 python "${here}/privacy_access.py"
 
-echo "lethe-init: migrating the privacy control schema (connection lethe_control_db)"
-python -m lethe.control migrate
+# Two roles (docs/security.md): the schema owner (lethe_control_admin_db, given to this
+# service only) migrates; Airflow's components log in as the runtime role of
+# lethe_control_db, which may only append to the audit ledger.
+echo "lethe-init: creating the runtime login of lethe_control_db (member of lethe_runtime)"
+python -m lethe.control runtime-login --conn-id lethe_control_admin_db --runtime-conn-id lethe_control_db
+
+echo "lethe-init: migrating the privacy control schema (as the owner, lethe_control_admin_db)"
+python -m lethe.control migrate --conn-id lethe_control_admin_db
 
 echo "lethe-init: creating the SFTP roots the policies name"
 python "${here}/sftp_roots.py"

@@ -17,6 +17,15 @@ OBJECT_STORE = "lethe_s3"
 
 ALL = (TELECOM_DB, CONTROL_DB, RECORDINGS_SFTP, OBJECT_STORE)
 
+#: The audit ledger's HMAC key: the password of this connection (any conn_type; a secrets
+#: backend may hold it). The database never sees it (docs/security.md).
+LEDGER_KEY = "lethe_ledger_key"
+#: The control schema's owner, for the migrations only (``python -m lethe.control migrate
+#: --conn-id lethe_control_admin_db``); Airflow's components need not know it.
+CONTROL_ADMIN_DB = "lethe_control_admin_db"
+#: What Airflow's components use: the stores' connections and the ledger key.
+RUNTIME = (*ALL, LEDGER_KEY)
+
 
 def env_var_name(conn_id: str) -> str:
     """The environment variable Airflow reads a connection from."""

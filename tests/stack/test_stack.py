@@ -39,11 +39,15 @@ def _sftp_hook(conn_id: str = connections.RECORDINGS_SFTP):
 # --- Airflow connections ------------------------------------------------------------------------
 
 
-def test_airflow_env_defines_the_four_connections(stack):
+def test_airflow_env_defines_the_four_connections_and_the_ledger_key(stack):
     env = stack.airflow_env()
-    assert set(env) == {connections.env_var_name(conn_id) for conn_id in connections.ALL} | set(
+    assert set(env) == {connections.env_var_name(c) for c in connections.RUNTIME} | set(
         SENSITIVE_FIELDS_ENV
     )
+    key = json.loads(env[connections.env_var_name(connections.LEDGER_KEY)])
+    assert len(key["password"]) == 64
+    assert key["password"] == stack.ledger_key()  # kept: a restart verifies what it wrote
+    assert (stack.state_dir / "ledger-key").stat().st_mode & 0o777 == 0o600
     assert "emails" in env["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"].split(",")
     for conn_id in (connections.TELECOM_DB, connections.CONTROL_DB):
         database = json.loads(env[connections.env_var_name(conn_id)])
@@ -112,14 +116,34 @@ def test_postgres_round_trip_through_postgres_hook(stack):
             ).one()
         assert (database, count) == (stack.postgres.database, 2)
 
-        # The control connection reaches the same database.
+        # The control connection reaches the same database, as the runtime role, which may
+        # not read the governed tables.
         control = PostgresHook(postgres_conn_id=connections.CONTROL_DB)
-        assert control.get_first("SELECT count(*) FROM lethe_stack_probe")[0] == 2
+        assert control.get_first("SELECT current_database(), current_user") == (
+            stack.postgres.database,
+            stack.runtime_login,
+        )
+        assert control.get_first("SELECT has_table_privilege('lethe_stack_probe', 'SELECT')") == (
+            False,
+        )
         # And so does the libpq URI, for psycopg and psql.
         with psycopg.connect(stack.postgres_dsn) as conn:
             assert conn.execute("SELECT max(seconds) FROM lethe_stack_probe").fetchone() == (42,)
     finally:
         hook.run("DROP TABLE lethe_stack_probe")
+
+
+def test_the_control_connection_is_the_runtime_role_the_admin_owns_the_schema(stack):
+    control = json.loads(stack.airflow_env()[connections.env_var_name(connections.CONTROL_DB)])
+    admin = json.loads(stack.admin_env()[connections.env_var_name(connections.CONTROL_ADMIN_DB)])
+    assert (control["login"], admin["login"]) == (stack.runtime_login, "postgres")
+    with psycopg.connect(stack.postgres_dsn) as conn:
+        member, superuser = conn.execute(
+            "SELECT pg_has_role(%s, 'lethe_runtime', 'MEMBER'), rolsuper FROM pg_roles"
+            " WHERE rolname = %s",
+            (stack.runtime_login, stack.runtime_login),
+        ).fetchone()
+    assert (member, superuser) == (True, False)
 
 
 def test_postgres_listens_on_loopback_tcp_as_superuser(stack):
@@ -347,7 +371,7 @@ def test_cli_up_env_down(tmp_path):
             assert keyword == "export"
             name, _, value = assignment.partition("=")
             exported[name] = value
-        assert set(exported) == {connections.env_var_name(c) for c in connections.ALL} | set(
+        assert set(exported) == {connections.env_var_name(c) for c in connections.RUNTIME} | set(
             SENSITIVE_FIELDS_ENV
         )
         database = json.loads(exported[connections.env_var_name(connections.TELECOM_DB)])

@@ -11,6 +11,12 @@ line (``python -m lethe_dev.stack up``) keeps a detached process around for them
 
 With ``LETHE_TEST_POSTGRES_DSN`` set, no PostgreSQL server is started: a fresh database on
 that server is used and dropped on stop.
+
+Two database roles, as in a deployment (docs/security.md): the superuser owns the control
+schema and runs its migrations (:meth:`EmbeddedStack.admin_env`, ``postgres_dsn``); the
+control connection Airflow's components use logs in as a runtime role that may only
+append to the audit ledger. The stack also generates the ledger's HMAC key (kept in
+``state_dir/ledger-key``, so that a restarted stack verifies what it wrote before).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +41,11 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddedStack"]
 
 log = logging.getLogger(__name__)
+
+#: The login role of the control connection on the embedded server (a member of
+#: ``lethe_runtime``); on an external server it is ``<database>_app``.
+RUNTIME_LOGIN = "lethe_app"
+_LEDGER_KEY_FILE = "ledger-key"
 
 
 class EmbeddedStack:
@@ -66,7 +78,15 @@ class EmbeddedStack:
             self.state_dir / "sftp-root", self.state_dir / "sftp"
         )
         self.s3: EmbeddedS3Server = EmbeddedS3Server()
+        self.runtime_password = secrets.token_urlsafe(24)
         self._started = False
+
+    @property
+    def runtime_login(self) -> str:
+        """The login role of the control connection (a member of ``lethe_runtime``)."""
+        if isinstance(self.postgres, ExternalPostgres):
+            return f"{self.postgres.database}_app"
+        return RUNTIME_LOGIN
 
     @property
     def postgres_dsn(self) -> str:
@@ -98,6 +118,8 @@ class EmbeddedStack:
             for server in (self.postgres, self.sftp, self.s3):
                 server.start()
                 started.append(server)
+                if server is self.postgres:
+                    self._create_runtime_login()
         except BaseException:
             for server in reversed(started):
                 try:
@@ -121,12 +143,15 @@ class EmbeddedStack:
         self._started = False
         atexit.unregister(self.stop)
         errors: list[Exception] = []
+        login = self.runtime_login
         for server in (self.s3, self.sftp, self.postgres):
             try:
                 server.stop()
             except Exception as e:
                 log.exception("Could not stop %s", type(server).__name__)
                 errors.append(e)
+        if isinstance(self.postgres, ExternalPostgres) and not errors:
+            self._drop_runtime_login(login)
         if errors:
             raise errors[0]
         log.info("Embedded stack in %s stopped", self.state_dir)
@@ -142,18 +167,62 @@ class EmbeddedStack:
     ) -> None:
         self.stop()
 
+    def _create_runtime_login(self) -> None:
+        import psycopg
+
+        from lethe.control.roles import ensure_runtime_login
+
+        with psycopg.connect(self.postgres.dsn, connect_timeout=10) as conn:
+            ensure_runtime_login(conn, self.runtime_login, self.runtime_password)
+
+    def _drop_runtime_login(self, login: str) -> None:
+        import psycopg
+
+        from lethe.control.roles import drop_login
+
+        assert isinstance(self.postgres, ExternalPostgres)
+        try:
+            with psycopg.connect(self.postgres.admin_dsn, connect_timeout=10) as conn:
+                drop_login(conn, login)
+        except psycopg.Error:
+            log.exception("Could not drop the role %s", login)
+
+    def ledger_key(self) -> str:
+        """The ledger's HMAC key: made once per state directory, kept there (mode 0600)."""
+        path = self.state_dir / _LEDGER_KEY_FILE
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
     def airflow_connections(self) -> dict[str, dict[str, Any]]:
-        """The four lethe connections, by connection id, as JSON-ready dicts."""
+        """The lethe connections Airflow's components use, by connection id, as JSON-ready
+        dicts: the four stores' (the control database as the runtime role) and the ledger
+        key."""
         database = self.postgres.airflow_connection()
+        control = dict(database, login=self.runtime_login, password=self.runtime_password)
         return {
             connections.TELECOM_DB: database,
-            connections.CONTROL_DB: dict(database),
+            connections.CONTROL_DB: control,
             connections.RECORDINGS_SFTP: self.sftp.airflow_connection(),
             connections.OBJECT_STORE: self.s3.airflow_connection(),
+            connections.LEDGER_KEY: {"conn_type": "generic", "password": self.ledger_key()},
+        }
+
+    def admin_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_LETHE_CONTROL_ADMIN_DB``: the control schema's owner, for
+        ``python -m lethe.control migrate --conn-id lethe_control_admin_db`` only."""
+        admin = self.postgres.airflow_connection()
+        return {
+            connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(
+                admin, sort_keys=True
+            )
         }
 
     def airflow_env(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables (JSON values) for the four lethe connections, and the
+        """``AIRFLOW_CONN_*`` variables (JSON values) for the lethe connections, and the
         form fields Airflow must mask as sensitive (:data:`lethe.intake.SENSITIVE_FIELDS`).
 
         :return: variable name to value; holds credentials, so never log it.

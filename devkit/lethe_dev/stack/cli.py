@@ -305,6 +305,7 @@ def cmd_serve(state_dir: Path) -> int:
                 "services": stack.describe(),
                 "postgres_dsn": stack.postgres_dsn,
                 "env": stack.airflow_env(),
+                "admin_env": stack.admin_env(),
             },
         )
         log.info("The stack is up (pid %d); SIGTERM stops it", os.getpid())

@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lethe import checkout
+from lethe.connections import CONTROL_ADMIN_DB, CONTROL_DB
 from lethe.exceptions import StackError
 from lethe_dev.stack import cli as stack_cli
 from lethe_dev.stack._net import LOOPBACK, port_open
@@ -339,7 +340,16 @@ def cmd_up(service_dir: Path, *, port: int, parallelism: int, timeout: float, re
     ensure_admin_password(service_dir)
     prepare_log = service_dir / "prepare.log"
     python = sys.executable
-    _run_step("the control schema", [python, "-m", "lethe.control", "migrate"], env, prepare_log)
+    # The migrations run as the schema owner; the components use the runtime role (a stack
+    # started by an older checkout has no admin connection: its control connection owns all).
+    admin_env = stack.get("admin_env", {})
+    owner = CONTROL_ADMIN_DB if admin_env else CONTROL_DB
+    _run_step(
+        "the control schema",
+        [python, "-m", "lethe.control", "migrate", "--conn-id", owner],
+        {**env, **admin_env},
+        prepare_log,
+    )
     if reseed or not _telecom_seeded(stack["postgres_dsn"]):
         _run_step(
             "the synthetic provider (scale 1)",

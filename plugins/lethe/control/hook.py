@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from lethe.connections import CONTROL_DB
-from lethe.control import ledger, protection, request_records, requests
+from lethe.connections import CONTROL_DB, LEDGER_KEY
+from lethe.control import ledger, ledger_chain, protection, request_records, requests
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from datetime import datetime
 
     from lethe.control.ledger import AuditEntry
+    from lethe.control.ledger_chain import Head, LedgerCheck
     from lethe.control.requests import DeadlineReport, SubjectRequest
     from lethe.domain.protection import Protection
     from lethe.policy.models import Category
@@ -41,6 +42,9 @@ class PrivacyControlHook(PostgresHook):
 
     :param control_conn_id: the Airflow connection of the control database (a postgres
         connection; default ``lethe_control_db``).
+    :param ledger_key_conn_id: the Airflow connection whose password is the ledger's HMAC
+        key (default ``lethe_ledger_key``). Without it entries are written unkeyed, with a
+        warning, and a keyed verification reports them.
     """
 
     conn_name_attr = "control_conn_id"
@@ -48,9 +52,12 @@ class PrivacyControlHook(PostgresHook):
     conn_type = "postgres"
     hook_name = "Lethe privacy control"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ledger_key_conn_id: str = LEDGER_KEY, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.ledger_key_conn_id = ledger_key_conn_id
         self._session: Any = None
+        self._ledger_key: bytes | None = None
+        self._ledger_key_read = False
 
     # --------------------------------------------------------------------- transactions
 
@@ -92,13 +99,43 @@ class PrivacyControlHook(PostgresHook):
 
     # ------------------------------------------------------------------------ the ledger
 
+    def ledger_key(self) -> bytes | None:
+        """The ledger's HMAC key (read once), or None when the connection is not defined.
+
+        :raises LedgerKeyError: the key is too short.
+        """
+        if not self._ledger_key_read:
+            from airflow.exceptions import AirflowNotFoundException
+
+            try:
+                secret = self.get_connection(self.ledger_key_conn_id).password
+            except AirflowNotFoundException:
+                secret = None
+            self._ledger_key = ledger_chain.check_key(secret) if secret else None
+            self._ledger_key_read = True
+        return self._ledger_key
+
     def record(self, entry: AuditEntry) -> int:
-        """Append ``entry`` to the audit ledger.
+        """Append ``entry`` to the audit ledger, with its HMAC when the key is configured.
 
         :return: its entry id.
         """
+        key = self.ledger_key()
         with self.transaction() as conn:
-            return ledger.append(conn, entry)
+            return ledger.append(conn, entry, key=key)
+
+    def check_ledger(self, heads: Sequence[Head] = ()) -> LedgerCheck:
+        """Verify ids, the unkeyed and the keyed chain and the published ``heads``.
+
+        :raises LedgerKeyError: no ledger key is configured (nothing keyed can be checked).
+        """
+        key = self.ledger_key()
+        if key is None:
+            raise ledger_chain.LedgerKeyError(
+                f"no ledger key: define the connection {self.ledger_key_conn_id!r}"
+            )
+        with self.transaction() as conn:
+            return ledger_chain.verify(conn, key=key, heads=heads)
 
     def verify_ledger(self) -> None:
         """Check the ledger's hash chain.
@@ -223,7 +260,9 @@ class PrivacyControlHook(PostgresHook):
                 corrections=corrections,
                 intake=intake,
             )
-            ledger.append(conn, dataclasses.replace(entry, request_id=request_id))
+            ledger.append(
+                conn, dataclasses.replace(entry, request_id=request_id), key=self.ledger_key()
+            )
         return request_id
 
     # ------------------------------------------------------------------- their states

@@ -1,18 +1,24 @@
 """The audit ledger: an append-only, hash-chained record of every removal, export and refusal.
 
-The database numbers and chains the entries (see migration 0001); this module writes them
-and checks the chain (the SQL behind :class:`lethe.control.hook.PrivacyControlHook`).
+The database numbers and chains the entries (see migration 0001); this module writes them,
+each with its HMAC when a ledger key is given (:mod:`lethe.control.ledger_chain`), and
+checks the chain (the SQL behind :class:`lethe.control.hook.PrivacyControlHook`).
 Entries are built by :meth:`AuditEntry.for_task` and carry counts and ids, never personal
 data.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from lethe.control import ledger_chain
 from lethe.exceptions import ControlSchemaError
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "action",
@@ -29,8 +35,15 @@ _COLUMNS = (
 # Built from the constant column names above; every value is a bound parameter.
 _INSERT = (
     "INSERT INTO privacy.audit_ledger"  # noqa: S608
-    f" ({', '.join(_COLUMNS)}, counts, details, prev_hash, entry_hash)"
-    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, '', '')"
+    f" ({', '.join(_COLUMNS)}, counts, details)"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s)"
+    " RETURNING entry_id"
+)
+# A keyed entry names its id and timestamp (the trigger checks them) and carries its HMAC.
+_INSERT_KEYED = (
+    "INSERT INTO privacy.audit_ledger"  # noqa: S608
+    f" ({', '.join(_COLUMNS)}, counts, details, entry_id, recorded_at, entry_hmac)"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s)"
     " RETURNING entry_id"
 )
 _SELECT = (
@@ -113,21 +126,48 @@ def task_fields(ti: Any) -> dict[str, str]:
     }
 
 
-def append(conn, entry: AuditEntry) -> int:
+def append(conn, entry: AuditEntry, *, key: bytes | None = None) -> int:
     """Append ``entry`` to the ledger without committing (the caller's transaction writes
-    it together with what it records); return its entry id."""
+    it together with what it records); return its entry id.
+
+    :param key: the ledger key (:func:`lethe.control.ledger_chain.check_key`): the entry
+        carries its HMAC, chained to the previous entry's. Without a key the entry is
+        written unkeyed with a warning, and a verification with the key reports it.
+    :raises ControlSchemaError: the entry as stored would not verify (nothing is written).
+    """
     values = [getattr(entry, name) for name in _COLUMNS]
+    counts, details = json.dumps(entry.counts), json.dumps(entry.details, default=str)
     with conn.cursor() as cur:
-        cur.execute(
-            _INSERT, (*values, json.dumps(entry.counts), json.dumps(entry.details, default=str))
+        if key is None:
+            log.warning(
+                "No ledger key is configured: the audit entry is written without its HMAC "
+                "(a keyed verification will report it)"
+            )
+            cur.execute(_INSERT, (*values, counts, details))
+            (entry_id,) = cur.fetchone()
+            return entry_id
+        entry_id, micros, recorded_at, prev_hmac = ledger_chain.next_entry(conn)
+        request_text, counts_text, details_text = ledger_chain.render(
+            conn, (entry.request_id, counts, details)
         )
-        (entry_id,) = cur.fetchone()
-    return entry_id
+        # ledger_chain.CONTENT_SQL: id, timestamp, the _COLUMNS in this order, counts, details.
+        columns = [
+            request_text if name == "request_id" else value
+            for name, value in zip(_COLUMNS, values, strict=True)
+        ]
+        content = (entry_id, micros, *columns, counts_text, details_text)
+        mac = ledger_chain.entry_hmac(key, content, prev_hmac)
+        cur.execute(_INSERT_KEYED, (*values, counts, details, entry_id, recorded_at, mac))
+        (stored_id,) = cur.fetchone()
+        stored = ledger_chain.stored_content(conn, stored_id)
+    if not hmac.compare_digest(ledger_chain.entry_hmac(key, stored, prev_hmac), mac):
+        raise ControlSchemaError(f"audit ledger entry {stored_id} would not verify as stored")
+    return stored_id
 
 
-def record(conn, entry: AuditEntry) -> int:
+def record(conn, entry: AuditEntry, *, key: bytes | None = None) -> int:
     """Append ``entry`` to the ledger and commit; return its entry id."""
-    entry_id = append(conn, entry)
+    entry_id = append(conn, entry, key=key)
     conn.commit()
     return entry_id
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x1E7E_C7A1  # advisory lock id for "lethe control migrations"
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,15 @@ def apply_migrations(conn, migrations: Sequence[Migration] | None = None) -> lis
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
-            cur.execute("CREATE SCHEMA IF NOT EXISTS privacy")
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS privacy.schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            # Checked first: the runtime role may not even ask to create a schema that exists.
+            cur.execute("SELECT to_regclass('privacy.schema_migrations') IS NULL")
+            if cur.fetchone()[0]:
+                cur.execute("CREATE SCHEMA IF NOT EXISTS privacy")
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS privacy.schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
             conn.commit()
             cur.execute("SELECT version, checksum FROM privacy.schema_migrations")
             applied = dict(cur.fetchall())
@@ -96,7 +100,16 @@ def apply_migrations(conn, migrations: Sequence[Migration] | None = None) -> lis
                         )
                     continue
                 log.info("Applying control migration %04d_%s", migration.version, migration.name)
-                cur.execute(migration.sql)
+                try:
+                    cur.execute(migration.sql)
+                except Exception as e:
+                    if _sqlstate(e) == _INSUFFICIENT_PRIVILEGE:
+                        raise ControlSchemaError(
+                            f"migration {migration.version:04d}_{migration.name} needs the "
+                            "control schema's owner: python -m lethe.control migrate "
+                            "--conn-id lethe_control_admin_db (docs/security.md)"
+                        ) from e
+                    raise
                 cur.execute(
                     "INSERT INTO privacy.schema_migrations (version, name, checksum)"
                     " VALUES (%s, %s, %s)",
@@ -111,3 +124,8 @@ def apply_migrations(conn, migrations: Sequence[Migration] | None = None) -> lis
             cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             conn.commit()
     return applied_now
+
+
+def _sqlstate(error: Exception) -> str | None:
+    """The SQLSTATE of a psycopg (3) or psycopg2 error."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)

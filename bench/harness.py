@@ -115,7 +115,7 @@ def _number(value: float | None, unit: str) -> str:
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     lines = [
-        "| what | Lethe | baseline (same run) | ratio | target | met | notes |",
+        "| what | Lethe | baseline (same run) | ratio (Lethe / baseline) | target | met | notes |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:

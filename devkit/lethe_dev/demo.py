@@ -319,9 +319,12 @@ def _subject_requests(bag) -> None:
     """A contact person asks for their data, then for its erasure: both carried out."""
     import json
 
+    from lethe.connections import TELECOM_DB
     from lethe.control.requests import load_request
 
-    with connect() as conn, conn.cursor() as cur:
+    # The governed database, through its own connection (the control connection's runtime
+    # role may not read the telecom schema).
+    with connect(TELECOM_DB) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT c.email FROM telecom.contact_persons c WHERE c.email IS NOT NULL AND EXISTS"
             " (SELECT 1 FROM telecom.usage_records u WHERE u.caller_number = c.phone)"

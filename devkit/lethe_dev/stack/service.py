@@ -240,11 +240,34 @@ def _ensure_database(postgres_dsn: str, database: str = METADATA_DATABASE) -> No
             print(f"created the database {database!r} for Airflow's metadata")
 
 
-def _telecom_seeded(postgres_dsn: str) -> bool:
+def _seeded(stack: dict[str, Any]) -> bool:
+    """Whether the stores hold the synthetic provider: the telecom schema in PostgreSQL and
+    the buckets in S3 (the embedded S3 server keeps its objects in memory, so a stack that
+    was stopped and started again has none, while PostgreSQL's and SFTP's data stay)."""
     import psycopg
 
-    with psycopg.connect(postgres_dsn, connect_timeout=10) as conn:
-        return conn.execute("SELECT to_regclass('telecom.customers')").fetchone()[0] is not None
+    with psycopg.connect(stack["postgres_dsn"], connect_timeout=10) as conn:
+        if conn.execute("SELECT to_regclass('telecom.customers')").fetchone()[0] is None:
+            return False
+    return _buckets_present(stack["env"])
+
+
+def _buckets_present(env: dict[str, str]) -> bool:
+    import boto3
+
+    from lethe import connections
+    from lethe_dev.synthetic.model import BUCKETS
+
+    s3 = json.loads(env[connections.env_var_name(connections.OBJECT_STORE)])
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["extra"]["endpoint_url"],
+        aws_access_key_id=s3.get("login"),
+        aws_secret_access_key=s3.get("password"),
+        region_name=s3["extra"].get("region_name", "us-east-1"),
+    )
+    present = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", ())}
+    return set(BUCKETS) <= present
 
 
 def _run_step(title: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
@@ -350,7 +373,7 @@ def cmd_up(service_dir: Path, *, port: int, parallelism: int, timeout: float, re
         {**env, **admin_env},
         prepare_log,
     )
-    if reseed or not _telecom_seeded(stack["postgres_dsn"]):
+    if reseed or not _seeded(stack):
         _run_step(
             "the synthetic provider (scale 1)",
             [python, "-m", "lethe_dev.synthetic", "seed", "--scale", "1"],

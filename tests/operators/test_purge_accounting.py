@@ -42,11 +42,17 @@ CHILD = textwrap.dedent(
     from lethe.operators.retention import PostgresRetentionOperator
     from lethe.stores.postgres import connection
 
-    # Slow enough to be killed mid-way: a pause after each committed transaction.
+    # Slow enough to be killed mid-way: a pause after each committed transaction, before
+    # or after its entry is written when that comes after the commit ("before" puts the
+    # kill where an entry written after the commit would be lost).
     committed = connection.Progress.committed
+    pause_first = len(sys.argv) > 4 and sys.argv[4] == "before"
     def slowly(self, count):
+        if pause_first:
+            time.sleep(0.05)
         committed(self, count)
-        time.sleep(0.05)
+        if not pause_first:
+            time.sleep(0.05)
     connection.Progress.committed = slowly
 
     moment = datetime(2026, 6, 1, tzinfo=UTC)
@@ -55,6 +61,7 @@ CHILD = textwrap.dedent(
     PostgresRetentionOperator(
         task_id="purge_postgres", family_id="website", category_id="web_statistics",
         store_index=0, batch_size=int(sys.argv[2]),
+        policy_dir=sys.argv[3] if len(sys.argv) > 3 else None,
     ).execute({"ti": ti, "logical_date": moment, "dag_run": SimpleNamespace(run_after=moment)})
     """
 )
@@ -149,6 +156,80 @@ def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
     so_far = [e["counts"]["removed_so_far"] for e in progress if e["outcome"] == "committed"]
     assert so_far == sorted(so_far)
     assert so_far[-1] == recorded
+
+
+def _kill_at_random(stack, command: list[str], env: dict[str, str], run_id: str, most: int):
+    kill_after = random.randint(2, most)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and child.poll() is None:
+            committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
+            if len(committed) >= kill_after:
+                break
+            time.sleep(0.02)
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_path):
+    """Where the store's table and the ledger share a database, each transaction's entry
+    commits with its rows: whatever the moment of the kill, the ledger is exact."""
+    import shutil
+
+    from lethe.control.migrate import apply_migrations
+
+    schema = f"killtest_{random.randrange(10**9)}"
+    with psycopg.connect(stack.postgres_dsn) as conn:
+        apply_migrations(conn)
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(
+            f"CREATE TABLE {schema}.web_visits (visit_id bigint PRIMARY KEY, visitor_id text"
+            " NOT NULL, ip_address inet, user_agent text, page_path text NOT NULL,"
+            " visited_at timestamptz NOT NULL)"
+        )
+        conn.execute(
+            # The schema name is this test's own (digits only).
+            f"INSERT INTO {schema}.web_visits (visit_id, visitor_id, page_path, visited_at)"  # noqa: S608
+            " SELECT g, 'v' || g, '/', CASE WHEN g <= %s THEN timestamptz '2020-01-01'"
+            " + g * interval '1 minute' ELSE timestamptz '2026-05-20' END"
+            " FROM generate_series(1, %s) AS g",
+            (EXPIRED, EXPIRED + YOUNG),
+        )
+        conn.commit()
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "include" / "policies", policies)
+    website = policies / "website.yaml"
+    website.write_text(
+        website.read_text().replace("table: telecom.web_visits", f"table: {schema}.web_visits")
+    )
+    run_id = f"killed-{schema}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
+    }
+    _kill_at_random(
+        stack,
+        [sys.executable, "-c", CHILD, run_id, str(BATCH), str(policies), "before"],
+        env,
+        run_id,
+        EXPIRED // BATCH - 10,
+    )
+    with psycopg.connect(stack.postgres_dsn) as conn:
+        (left,) = conn.execute(
+            f"SELECT count(*) FROM {schema}.web_visits WHERE visited_at < '2021-01-01'"  # noqa: S608
+        ).fetchone()
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    removed = EXPIRED - left
+    progress = _progress(stack, run_id)
+    recorded = sum(e["counts"]["removed"] for e in progress if e["outcome"] == "committed")
+    assert progress[0]["outcome"] == "started"
+    assert 0 < removed < EXPIRED, "the kill came before or after the purge, not during it"
+    assert recorded == removed
 
 
 # --------------------------------------------------------------- S3 and SFTP stores

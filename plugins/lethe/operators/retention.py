@@ -289,6 +289,53 @@ class BaseRetentionOperator(BaseOperator):
             )
 
         adapter.on_removed = committed
+        if not self._shares_control_database(adapter):
+            return
+        from psycopg import errors
+
+        from lethe.control import ledger
+
+        key = self.hook.ledger_key()
+        refused = False
+
+        def in_transaction(conn: Any, count: int) -> bool:
+            # The store's database holds the ledger too: the entry commits with the rows it
+            # accounts for, or not at all (a kill between the two leaves nothing unrecorded).
+            nonlocal so_far, refused
+            if refused:
+                return False
+            entry = AuditEntry.for_task(
+                ti,
+                action="purge_progress",
+                outcome="committed",
+                **head,
+                counts={"removed": count, "removed_so_far": so_far + count},
+            )
+            try:
+                with conn.transaction():  # a savepoint: a refusal leaves the removal intact
+                    ledger.append(conn, entry, key=key)
+            except errors.InsufficientPrivilege:
+                self.log.warning(
+                    "The store's login may not write the ledger: each removal is recorded "
+                    "right after its commit instead"
+                )
+                refused = True
+                return False
+            so_far += count
+            return True
+
+        adapter.record_in_transaction = in_transaction
+
+    def _shares_control_database(self, adapter: StoreAdapter) -> bool:
+        """Whether the store is a table in the control schema's own database (same host,
+        port and database), where a removal and its ledger entry can share a transaction."""
+        store_hook = getattr(adapter, "hook", None)
+        if self.store_kind != "postgres" or store_hook is None:
+            return False
+        store = store_hook.get_connection(self.store.conn_id)
+        control = self.hook.get_connection(self.control_conn_id)
+        where = (store.host, store.port, store.schema)
+        return where == (control.host, control.port, control.schema)
 
     def _stop_reason(
         self,

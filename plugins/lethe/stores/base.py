@@ -69,6 +69,11 @@ class StoreAdapter(abc.ABC):
     #: files), so the caller can account for it before the next one starts: what a killed
     #: task removed is then on record. None: nobody listens.
     on_removed: Callable[[int], None] | None = None
+    #: For stores whose removals are database transactions (PostgreSQL): called inside each
+    #: transaction, before its commit, with the transaction's connection and its count, so
+    #: the record commits (or not) with the removal itself. It returns whether it recorded;
+    #: when it did not (it cannot write there), :attr:`on_removed` is told after the commit.
+    record_in_transaction: Callable[[Any, int], bool] | None = None
 
     def __init__(self, *, category: Category) -> None:
         self.category = category

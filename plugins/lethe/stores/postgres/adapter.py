@@ -97,7 +97,9 @@ class PostgresRetentionAdapter(StoreAdapter):
         :raises lethe.exceptions.PurgeError: when the database cannot be reached or a step
             fails; ``removed`` counts what was committed before (and stays removed).
         """
-        progress = Progress(on_removed=self.report_removed)
+        progress = Progress(
+            on_removed=self.report_removed, record_in_transaction=self.record_in_transaction
+        )
         session = connect(self.hook, self.store, PurgeError)
         with removing(session, self.store, progress):
             return retention.purge(

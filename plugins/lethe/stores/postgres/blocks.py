@@ -106,6 +106,7 @@ def purge_relation(
                     f"anonymising {store.table} left {unchanged} rows unchanged "
                     f"(a replacement value does not round-trip in its column)"
                 )
+        progress.committing(session, changed)
         session.commit()
         elapsed = time.monotonic() - started
         if changed:

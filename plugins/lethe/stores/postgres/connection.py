@@ -89,11 +89,25 @@ class Progress:
     action: str = "connect"
     #: Told the count of each committed removal (see ``StoreAdapter.on_removed``).
     on_removed: Callable[[int], None] | None = None
+    #: Records a removal in its own transaction (``StoreAdapter.record_in_transaction``).
+    record_in_transaction: Callable[[Any, int], bool] | None = None
+    _recorded: bool = False
+
+    def committing(self, session: Session, count: int) -> None:
+        """``count`` rows are about to be committed on ``session``: recorded with them, in
+        the same transaction, where the store's database can take the record."""
+        self._recorded = bool(
+            count
+            and self.record_in_transaction is not None
+            and self.record_in_transaction(session.conn, count)
+        )
 
     def committed(self, count: int) -> None:
-        """``count`` rows were removed and committed: counted, and reported."""
+        """``count`` rows were removed and committed: counted, and reported (unless their
+        record was committed with them)."""
         self.removed += count
-        if count and self.on_removed is not None:
+        recorded, self._recorded = self._recorded, False
+        if count and not recorded and self.on_removed is not None:
             self.on_removed(count)
 
 

@@ -113,6 +113,7 @@ def drop_partitions(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(purge_plan.relation, part)
             )
             cur.execute(sql.SQL("DROP TABLE {}").format(part))
+        progress.committing(session, rows)
         session.commit()
         progress.pending = 0
         progress.committed(rows)

@@ -113,17 +113,13 @@ def _progress(stack, run_id: str) -> list[dict]:
     return [e for e in entries if e["action"] == "purge_progress"]
 
 
-def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
-    run_id = f"killed-{random.randrange(10**9)}"
-    kill_after = random.randint(2, EXPIRED // BATCH - 10)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, run_id, str(BATCH)],
-        env=_env(stack, visits),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def _kill_at_random(stack, command: list[str], env: dict[str, str], run_id: str, most: int):
+    """Run ``command`` (a purge writing the ledger as ``run_id``) and SIGKILL it once it has
+    written between 2 and ``most`` committed entries."""
+    kill_after = random.randint(2, most)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline and child.poll() is None:
             committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
             if len(committed) >= kill_after:
@@ -135,6 +131,12 @@ def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
+    run_id = f"killed-{random.randrange(10**9)}"
+    command = [sys.executable, "-c", CHILD, run_id, str(BATCH)]
+    _kill_at_random(stack, command, _env(stack, visits), run_id, EXPIRED // BATCH - 10)
 
     with psycopg.connect(visits) as conn:
         (left,) = conn.execute(
@@ -156,24 +158,6 @@ def test_a_purge_killed_at_a_random_transaction_is_in_the_ledger(stack, visits):
     so_far = [e["counts"]["removed_so_far"] for e in progress if e["outcome"] == "committed"]
     assert so_far == sorted(so_far)
     assert so_far[-1] == recorded
-
-
-def _kill_at_random(stack, command: list[str], env: dict[str, str], run_id: str, most: int):
-    kill_after = random.randint(2, most)
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and child.poll() is None:
-            committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
-            if len(committed) >= kill_after:
-                break
-            time.sleep(0.02)
-        assert child.poll() is None, child.stderr.read().decode()[-2000:]
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
 
 
 def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_path):
@@ -363,26 +347,8 @@ def test_an_object_or_file_purge_killed_mid_way_is_in_the_ledger(stack, tmp_path
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
     }
-    child = subprocess.Popen(
-        [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    kill_after = random.randint(2, 8)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and child.poll() is None:
-            committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
-            if len(committed) >= kill_after:
-                break
-            time.sleep(0.02)
-        assert child.poll() is None, child.stderr.read().decode()[-2000:]
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    command = [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies)]
+    _kill_at_random(stack, command, env, run_id, 8)
 
     removed = OBJECTS - expired_left()
     progress = _progress(stack, run_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager, nullcontext
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from lethe.exceptions import StoreError
 
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from lethe.domain.protection import Protection
     from lethe.policy.models import Category
     from lethe.policy.vocabulary import Identity
+
+
+#: What a survey leaves for its purge (each store kind's own memo).
+M = TypeVar("M")
 
 
 class RowSink(Protocol):
@@ -169,3 +173,11 @@ class NoRectifiableColumns:
             f"{type(self).__name__} of category {self.category.id!r} has no rectifiable "
             "columns: only table stores (postgres) can be rectified"
         )
+
+
+class MemoBox(Generic[M]):
+    """Where a survey leaves what it found (its memo) for the purge that follows it in the
+    same session of an adapter; one box per session, empty outside one."""
+
+    def __init__(self) -> None:
+        self.memo: M | None = None

@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, TypeVar
 
-from lethe.stores.base import NoRectifiableColumns, StoreAdapter
+from lethe.stores.base import MemoBox, NoRectifiableColumns, StoreAdapter
 from lethe.stores.s3.collect import S3Collect
 from lethe.stores.s3.erasure import S3Erasure
-from lethe.stores.s3.retention import MemoBox, S3Retention
+from lethe.stores.s3.retention import S3Retention
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lethe.policy.vocabulary import Identity
     from lethe.stores.base import ExportSink
     from lethe.stores.s3.access import S3Access
+    from lethe.stores.s3.retention import SurveyMemo
 
 _Part = TypeVar("_Part", bound="S3Access")
 
@@ -50,7 +51,7 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         super().__init__(category=category)
         self.hook = hook
         self.store = store
-        self._memo_box: MemoBox | None = None
+        self._memo_box: MemoBox[SurveyMemo] | None = None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

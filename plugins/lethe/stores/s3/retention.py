@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from lethe.domain.counts import Survey
     from lethe.domain.cutoffs import Cutoff
     from lethe.policy.vocabulary import Identity
+    from lethe.stores.base import MemoBox
     from lethe.stores.s3.listing import Listing, Version
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,6 @@ class SurveyMemo:
     unreadable_gone: int = 0
 
 
-class MemoBox:
-    """Where a survey leaves its :class:`SurveyMemo` for a purge (one per session)."""
-
-    def __init__(self) -> None:
-        self.memo: SurveyMemo | None = None
-
-
 class S3Retention(S3Listing):
     """Survey and purge the objects of one store.
 
@@ -125,7 +119,7 @@ class S3Retention(S3Listing):
         found for the purge.
     """
 
-    memo_box: MemoBox | None = None
+    memo_box: MemoBox[SurveyMemo] | None = None
     #: Set by the adapter: told what each DeleteObjects call removed (its ``on_removed``).
     on_removed: Callable[[int], None] | None = None
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, TypeVar
 
-from lethe.stores.base import NoRectifiableColumns, StoreAdapter
+from lethe.stores.base import MemoBox, NoRectifiableColumns, StoreAdapter
 from lethe.stores.sftp.access import SftpAccess
-from lethe.stores.sftp.retention import MemoBox, SftpRetention
+from lethe.stores.sftp.retention import SftpRetention
 from lethe.stores.sftp.subjects import SftpSubjects
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lethe.policy.models import Category, SftpStore
     from lethe.policy.vocabulary import Identity
     from lethe.stores.base import ExportSink
+    from lethe.stores.sftp.retention import SurveyMemo
 
 _Part = TypeVar("_Part", bound=SftpAccess)
 
@@ -47,7 +48,7 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
         super().__init__(category=category)
         self.hook = hook
         self.store = store
-        self._memo_box: MemoBox | None = None
+        self._memo_box: MemoBox[SurveyMemo] | None = None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SFTPClient]:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from lethe.domain.cutoffs import Cutoff
     from lethe.domain.protection import Protection
     from lethe.policy.models import PathMatch
+    from lethe.stores.base import MemoBox
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,6 @@ class SurveyMemo:
     listings: dict[str, _Listing] = field(default_factory=dict)
     entries: int = 0
     tally: SftpTally | None = None
-
-
-class MemoBox:
-    """Where a survey leaves its :class:`SurveyMemo` for a purge (one per session)."""
-
-    def __init__(self) -> None:
-        self.memo: SurveyMemo | None = None
 
 
 @dataclass
@@ -113,7 +107,7 @@ class SftpRetention(SftpAccess):
         listings it read for the purge.
     """
 
-    memo_box: MemoBox | None = None
+    memo_box: MemoBox[SurveyMemo] | None = None
     #: Set by the adapter: told how many files were removed, every :data:`REPORT_EVERY`.
     on_removed: Callable[[int], None] | None = None
     _memo: SurveyMemo | None = None

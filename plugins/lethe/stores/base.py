@@ -181,3 +181,11 @@ class MemoBox(Generic[M]):
 
     def __init__(self) -> None:
         self.memo: M | None = None
+
+    def take(self, cutoff: Cutoff, protection: Protection) -> M | None:
+        """The memo, once (the box is emptied), if a survey with this ``cutoff`` and
+        ``protection`` left it; else None (the purge lists the store itself)."""
+        memo, self.memo = self.memo, None
+        if memo is None or memo.cutoff != cutoff or memo.protection != protection:
+            return None
+        return memo

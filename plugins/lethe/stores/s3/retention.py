@@ -179,7 +179,7 @@ class S3Retention(S3Listing):
         :raises StoreError: when the bucket cannot be listed (nothing was deleted yet).
         :raises PurgeError: when some deletions failed, after trying all the others.
         """
-        memo = self._take_memo(cutoff, protection)
+        memo = self.memo_box.take(cutoff, protection) if self.memo_box else None
         tally = S3Tally()
         if memo is not None:
             tally = replace(memo.tally, list_calls=0)
@@ -235,15 +235,6 @@ class S3Retention(S3Listing):
                 "gone_meanwhile": tally.gone_meanwhile,
             },
         )
-
-    def _take_memo(self, cutoff: Cutoff, protection: Protection) -> SurveyMemo | None:
-        """The session's survey memo if it answers this purge (used once), else None."""
-        if self.memo_box is None:
-            return None
-        memo, self.memo_box.memo = self.memo_box.memo, None
-        if memo is None or memo.cutoff != cutoff or memo.protection != protection:
-            return None
-        return memo
 
     def _each_listing(self, listings: list[Listing], work: Callable[[Listing], None]) -> None:
         """Run ``work`` on every listing, :data:`LISTING_THREADS` at a time; the first

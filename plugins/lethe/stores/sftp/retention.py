@@ -140,7 +140,7 @@ class SftpRetention(SftpAccess):
         :raises PurgeError: when some files could not be removed (with the counts).
         """
         tally = SftpTally()
-        memo = self._take_memo(cutoff, protection)
+        memo = self.memo_box.take(cutoff, protection) if self.memo_box else None
         if memo is not None and memo.tally is not None:
             tally = replace(memo.tally, errors={})
             self._replay = memo.listings
@@ -182,15 +182,6 @@ class SftpRetention(SftpAccess):
                 "directories_kept": tally.directories_kept,
             },
         )
-
-    def _take_memo(self, cutoff: Cutoff, protection: Protection) -> SurveyMemo | None:
-        """The session survey's memo if it answers this purge (used once), else None."""
-        if self.memo_box is None:
-            return None
-        memo, self.memo_box.memo = self.memo_box.memo, None
-        if memo is None or memo.cutoff != cutoff or memo.protection != protection:
-            return None
-        return memo
 
     def _listing(self, sftp: SFTPClient, directory: str, relative: str) -> _Listing:
         """A directory's entries and the verdicts on them: the survey's when the purge

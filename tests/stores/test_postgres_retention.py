@@ -22,6 +22,8 @@ from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Duration
 from lethe.policy.vocabulary import Identity
 from lethe.stores.postgres import PostgresRetentionAdapter, blocks, partitions
+from lethe.stores.postgres import purge as retention_module
+from lethe.stores.postgres.connection import Progress as blocks_progress
 from tests.stores.conftest import CONN_ID, ams, fresh_schema, make_hook, postgres_store, utc
 
 if TYPE_CHECKING:
@@ -395,6 +397,68 @@ def test_batches_are_bounded(db, tickets_category, rows, batches):
     assert (result.removed, result.batches) == (rows, batches)
     assert result.details["batch_rows"] == rows
     assert db.ids("tickets", "ticket_id") == {100}
+
+
+def test_a_purge_after_its_survey_walks_only_the_blocks_holding_removable_rows(
+    db, tickets_category, monkeypatch
+):
+    # Young rows fill the first blocks, expired ones (one of them held) the blocks after.
+    rows = [(i, i, None, None, utc(2024, 6, 1)) for i in range(2_000)]
+    rows += [(10_000 + i, i, None, None, utc(2020, 1, 1)) for i in range(1_000)]
+    rows.append((20_000, 7, "held@example.com", None, utc(2020, 1, 1)))
+    make_tickets(db, rows)
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    held = Protection(held={Identity.EMAIL: frozenset({"held@example.com"})})
+    first, last = db.one(
+        "SELECT min((ctid::text::point)[0])::int, max((ctid::text::point)[0])::int "
+        "FROM {s}.tickets WHERE closed_at < '2024-01-01' AND contact_email IS NULL"
+    )
+    assert first > 0  # the young rows come first
+    walked: list[tuple[int, int] | None] = []
+    walk = retention_module.purge_relation
+
+    def spy(*args, within=None, **kwargs):
+        walked.append(within)
+        return walk(*args, within=within, **kwargs)
+
+    monkeypatch.setattr(retention_module, "purge_relation", spy)
+    retention = adapter(tickets_store(), tickets_category)
+    with retention.session():
+        survey = retention.survey(cutoff, held)
+        result = retention.purge(cutoff, held)
+    assert (survey.removable, result.removed) == (1_000, 1_000)
+    assert walked == [(first, last)]
+    assert db.ids("tickets", "ticket_id") == {*range(2_000), 20_000}
+
+    # Nothing removable left: the next survey's purge walks nothing; a purge without a
+    # survey walks the whole table.
+    with retention.session():
+        retention.survey(cutoff, held)
+        assert retention.purge(cutoff, held).removed == 0
+    assert walked == [(first, last)]
+    assert retention.purge(cutoff, held).removed == 0
+    assert walked == [(first, last), None]
+
+
+def test_no_transaction_removes_more_than_batch_size_rows(db, tickets_category, monkeypatch):
+    # Ranges of several blocks hold far more expired rows than batch_size: a range that
+    # removed more is rolled back and taken in halves, down to one block at a time.
+    make_tickets(
+        db, [(i, i, None, None, utc(2020, 1, 1) + timedelta(hours=i)) for i in range(3_000)]
+    )
+    per_transaction: list[int] = []
+    committed = blocks_progress.committed
+
+    def spy(self, count):
+        per_transaction.append(count)
+        committed(self, count)
+
+    monkeypatch.setattr(blocks_progress, "committed", spy)
+    retention = adapter(tickets_store(), tickets_category, batch_size=70)
+    result = retention.purge(Cutoff(default=utc(2024, 1, 1)), Protection())
+    assert result.removed == sum(per_transaction) == 3_000
+    assert max(per_transaction) <= 70
+    assert db.ids("tickets", "ticket_id") == set()
 
 
 def test_batch_progress_is_logged_at_info_with_counts_only(

@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from lethe.domain.counts import CollectResult, EraseResult, RectifyResult
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.models import PostgresStore
-from lethe.stores.base import StoreAdapter
+from lethe.stores.base import MemoBox, StoreAdapter
 from lethe.stores.postgres import catalog, erasure, subjects
 from lethe.stores.postgres import purge as retention
 from lethe.stores.postgres.connection import Progress, connect, reading, removing
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -70,8 +71,22 @@ class PostgresRetentionAdapter(StoreAdapter):
         self.store = store
         self.batch_size = batch_size
         self._table: Table | None = None
+        self._memo_box: MemoBox[retention.SurveyMemo] | None = None
 
     # ---------------------------------------------------------------------------- retention
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One survey-then-purge: the purge walks only the blocks where the survey found
+        removable rows (same cutoff and protection only). Re-entrant."""
+        if self._memo_box is not None:
+            yield
+            return
+        self._memo_box = MemoBox()
+        try:
+            yield
+        finally:
+            self._memo_box = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the table's rows, the expired ones and the protected ones among them.
@@ -83,9 +98,12 @@ class PostgresRetentionAdapter(StoreAdapter):
         """
         session = connect(self.hook, self.store, StoreError)
         with reading(session, self.store, "survey"):
-            return retention.survey(
+            found, memo = retention.survey(
                 session, self.store, self._describe(session), cutoff, protection
             )
+        if self._memo_box is not None:
+            self._memo_box.memo = memo
+        return found
 
     def purge(self, cutoff: Cutoff, protection: Protection) -> PurgeResult:
         """Remove (or anonymise) every expired row that is neither held nor restricted.
@@ -100,6 +118,7 @@ class PostgresRetentionAdapter(StoreAdapter):
         progress = Progress(
             on_removed=self.report_removed, record_in_transaction=self.record_in_transaction
         )
+        memo = None if self._memo_box is None else self._memo_box.take(cutoff, protection)
         session = connect(self.hook, self.store, PurgeError)
         with removing(session, self.store, progress):
             return retention.purge(
@@ -110,6 +129,7 @@ class PostgresRetentionAdapter(StoreAdapter):
                 protection,
                 batch_size=self.batch_size,
                 progress=progress,
+                memo=memo,
             )
 
     # ----------------------------------------------------------------------------- subjects

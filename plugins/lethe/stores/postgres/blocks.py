@@ -3,22 +3,27 @@ transaction, walking the table once in physical order (:func:`purge_relation`).
 
 Each transaction removes the removable rows of one range of heap blocks in one statement::
 
-    DELETE FROM <relation> WHERE ctid = ANY(ARRAY(
-        SELECT t.ctid FROM <relation> AS t ...
-        WHERE t.ctid >= '(lo,0)' AND t.ctid < '(hi,0)'
-          AND <expired> AND NOT <held> AND NOT <restricted>
-        LIMIT <batch_size>))
+    DELETE FROM <relation> AS t
+    WHERE t.ctid >= '(lo,0)' AND t.ctid < '(hi,0)'
+      AND <expired> AND NOT <held> AND NOT <restricted>
 
-(an ``UPDATE ... SET`` of the replacement values for an anonymising store). The range is
-read by a TID range scan and the rows are removed by a TID scan: no key travels through
-Python, no row is found twice through an index, no ``ORDER BY`` and no ``FOR UPDATE``
-(whose row locks wrote WAL of their own); the expiry test stays the policy's, so a NULL
-age never expires. The range grows or shrinks after every transaction toward
-:data:`TARGET_SECONDS`, so a transaction holds its locks about that long whatever the
-rows' width or the machine's speed; ``batch_size`` still bounds the rows one transaction
-removes (a range that reaches it is taken again). The walk ends at the relation's last
-block, read again at the end for rows added meanwhile; rows another session moves behind
-the walk wait for the next run.
+read by a TID range scan, page by page, as a sequential scan reads: no key travels
+through Python, no row is found twice, no ``ORDER BY`` and no ``FOR UPDATE`` (whose row
+locks wrote WAL of their own); the expiry test stays the policy's, so a NULL age never
+expires. Where the age or a cutoff comes from a joined relation, or the store anonymises,
+the range's rows are picked first and changed by a TID scan::
+
+    DELETE FROM <relation> WHERE ctid = ANY(ARRAY(
+        SELECT t.ctid FROM <relation> AS t ... WHERE <the same> LIMIT <batch_size>))
+
+(an ``UPDATE ... SET`` of the replacement values for an anonymising store). The range grows
+or shrinks after every transaction toward :data:`TARGET_SECONDS`, so a transaction holds
+its locks about that long whatever the rows' width or the machine's speed; ``batch_size``
+still bounds the rows one transaction removes: a range that would remove more is rolled
+back and taken in halves (one block at a time, the picking form with its ``LIMIT``). The
+walk ends at the relation's last block, read again at the end for rows added meanwhile;
+rows another session moves behind the walk wait for the next run. After a survey, the
+walk covers only the blocks where the survey found removable rows (``within``).
 
 A partitioned table is walked leaf by leaf (a partition's ``ctid`` is its own); a leaf
 whose range starts at or after the latest cutoff cannot hold an expired row and is left
@@ -46,12 +51,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: How long one transaction should take (its row locks held); ranges adapt toward it.
-TARGET_SECONDS = 0.15
+TARGET_SECONDS = 0.12
 #: The first range, in heap blocks (8 kB each: some hundreds of narrow rows).
 FIRST_BLOCKS = 8
 MIN_BLOCKS, MAX_BLOCKS = 1, 1 << 20
 #: A range grows or shrinks at most this much from one transaction to the next.
 MAX_STEP = 4.0
+#: The most rows one 8 kB heap block can hold (PostgreSQL's MaxHeapTuplesPerPage).
+MAX_ROWS_PER_BLOCK = 291
+#: A one-scan range is sized for at most this share of ``batch_size`` at the densest
+#: removal seen so far in the relation, so that a rollback (a range over the cap) is rare.
+DENSITY_HEADROOM = 0.5
 #: Seconds between two INFO lines of a purge's progress (the first batch is logged).
 PROGRESS_INTERVAL = 10.0
 
@@ -69,23 +79,38 @@ def purge_relation(
     *,
     batch_size: int,
     progress: Progress,
+    within: tuple[int, int] | None = None,
 ) -> int:
     """Remove (or anonymise) the removable rows of ``purge_plan.relation`` (a table or one
     leaf partition), one block range per committed transaction.
 
+    :param within: the first and last block to walk (where a survey found removable rows);
+        None: the whole relation, and the blocks added while it is walked.
     :return: the rows removed or anonymised.
     """
     change = _change_sql(store, table, purge_plan)
     anonymises = isinstance(store.on_expiry, Anonymise)
+    one_scan = None if anonymises or not purge_plan.table_only else _delete_sql(purge_plan)
     name = purge_plan.relation.as_string(session.conn)
-    blocks = _blocks(session, name)
-    low, span, total = 0, FIRST_BLOCKS, 0
+    if within is None:
+        low, blocks = 0, _blocks(session, name)
+    else:
+        low, blocks = within[0], within[1] + 1
+    span, total = FIRST_BLOCKS, 0
+    picked_at = -1  # the block the one-scan form found too full for one transaction
+    densest = float(MAX_ROWS_PER_BLOCK)  # removable rows a block may hold, until seen
     last_logged = time.monotonic()
     while True:
         if low >= blocks:
+            if within is not None:
+                return total
             blocks = _blocks(session, name)  # rows added meanwhile
             if low >= blocks:
                 return total
+        if one_scan is not None:
+            # A range that fits under batch_size at the densest removal seen so far.
+            fits = batch_size * (1.0 if densest == MAX_ROWS_PER_BLOCK else DENSITY_HEADROOM)
+            span = max(MIN_BLOCKS, min(span, int(fits / densest)))
         high = min(low + span, blocks)
         progress.action = f"batch {progress.batches + 1}"
         params = {
@@ -96,7 +121,18 @@ def purge_relation(
         }
         started = time.monotonic()
         with session.cursor() as cur:
-            cur.execute(change, params)
+            if one_scan is not None and (high - low > 1 or low != picked_at):
+                cur.execute(one_scan, params)
+                if cur.rowcount > batch_size:
+                    # More than one transaction may remove: undone, and taken in halves
+                    # (a single block with the picking form, which has a LIMIT).
+                    densest = max(densest, cur.rowcount / (high - low))
+                    session.rollback()
+                    span = max(MIN_BLOCKS, (high - low) // 2)
+                    picked_at = low if high - low == 1 else picked_at
+                    continue
+            else:
+                cur.execute(change, params)
             if anonymises:
                 changed, unchanged = cur.fetchone()
             else:
@@ -123,6 +159,9 @@ def purge_relation(
                     changed,
                     total,
                 )
+        if changed and total == changed:
+            densest = 0.0  # the first removal: from now on, what the ranges show
+        densest = max(densest, changed / (high - low))
         span = _next_span(span, high - low, elapsed)
         if changed < batch_size:
             low = high
@@ -149,6 +188,21 @@ def _blocks(session: Session, relation: str) -> int:
         (blocks,) = cur.fetchone()
     session.rollback()
     return int(blocks)
+
+
+def _delete_sql(purge_plan: Plan) -> Any:
+    """The one-scan delete of one block range (the FROM clause is the table alone)."""
+    return sql.SQL(
+        "DELETE FROM {relation} AS t WHERE t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
+        "AND {expired} AND NOT {held} AND NOT {restricted}"
+    ).format(
+        relation=purge_plan.relation,
+        lo=sql.Placeholder("lo"),
+        hi=sql.Placeholder("hi"),
+        expired=purge_plan.expired,
+        held=purge_plan.held,
+        restricted=purge_plan.restricted,
+    )
 
 
 def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:

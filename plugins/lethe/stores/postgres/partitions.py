@@ -9,11 +9,14 @@ protected row stays; its other rows go in the purge's batches.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from lethe.domain.cutoffs import Cutoff
     from lethe.domain.protection import Protection
     from lethe.policy.models import PostgresStore
@@ -123,7 +126,7 @@ def drop_partitions(
 
 
 _LEAVES_SQL = """
-SELECT n.nspname, c.relname,
+SELECT n.nspname, c.relname, c.oid,
        (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(bound_re)s))[1]
            ::timestamptz AS lower_bound
 FROM pg_catalog.pg_partition_tree(%(oid)s::regclass) AS p
@@ -138,8 +141,9 @@ _LOWER_BOUND_RE = r"FROM \('([^']*)'\)"
 
 def leaves_to_walk(
     session: Session, store: PostgresStore, table: Table, cutoff: Cutoff
-) -> list[sql.Identifier]:
-    """The leaf partitions of a partitioned table that may hold an expired row.
+) -> list[tuple[sql.Identifier, int]]:
+    """The leaf partitions of a partitioned table that may hold an expired row, with their
+    oids.
 
     When the table is range-partitioned on the store's own time column, a leaf whose range
     starts at or after the latest cutoff holds only young rows and is left out; otherwise
@@ -157,10 +161,72 @@ def leaves_to_walk(
     session.rollback()
     latest = cutoff.latest
     return [
-        sql.Identifier(schema, name)
-        for schema, name, lower in leaves
+        (sql.Identifier(schema, name), oid)
+        for schema, name, oid, lower in leaves
         if not (by_age and lower is not None and lower >= latest)
     ]
+
+
+_LEAF_BOUNDS_SQL = """
+SELECT c.oid, n.nspname, c.relname,
+       (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(lower_re)s))[1]
+           ::timestamptz AS lower_bound,
+       (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), %(upper_re)s))[1]
+           ::timestamptz AS upper_bound,
+       pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint
+FROM pg_catalog.pg_partition_tree(%(oid)s::regclass) AS p
+JOIN pg_catalog.pg_class AS c ON c.oid = p.relid
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE p.isleaf
+ORDER BY lower_bound NULLS FIRST, c.relname
+"""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A leaf partition of a table range-partitioned on the store's age column.
+
+    :param lower: its range's lower bound; None: unknown (a default partition, MINVALUE,
+        a bound of another kind).
+    :param upper: its range's upper bound; None likewise.
+    :param blocks: its heap's size in blocks.
+    """
+
+    oid: int
+    name: sql.Identifier
+    lower: datetime | None
+    upper: datetime | None
+    blocks: int
+
+
+def leaves_by_age(session: Session, store: PostgresStore, table: Table) -> list[Leaf] | None:
+    """The leaf partitions with their age ranges, when the table is range-partitioned on
+    the store's own time column; else None."""
+    age_column = getattr(store.age, "column", None)
+    if not (
+        table.relkind == "p"
+        and table.range_key is not None
+        and table.range_key == age_column
+        and table.columns[age_column].base in _TIME_TYPES
+    ):
+        return None
+    with session.cursor() as cur:
+        cur.execute(
+            _LEAF_BOUNDS_SQL,
+            {"oid": table.oid, "lower_re": _LOWER_BOUND_RE, "upper_re": _UPPER_BOUND_RE},
+        )
+        leaves = cur.fetchall()
+    session.rollback()
+    return [
+        Leaf(oid=oid, name=sql.Identifier(schema, name), lower=lower, upper=upper, blocks=blocks)
+        for oid, schema, name, lower, upper, blocks in leaves
+    ]
+
+
+def protects_store(store: PostgresStore, protection: Protection) -> bool:
+    """Whether ``protection`` holds the whole category or names a value of this store's
+    subject identities (so the store's expired rows must be checked row by row)."""
+    return protection.category_held or _protects_store(store, protection)
 
 
 def _protects_store(store: PostgresStore, protection: Protection) -> bool:

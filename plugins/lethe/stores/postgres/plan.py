@@ -43,6 +43,9 @@ class Plan:
     held: sql.Composable
     restricted: sql.Composable
     params: dict[str, Any] = field(default_factory=dict)
+    #: The FROM clause is the table alone (no joined age, no per-subject cutoffs): a
+    #: statement may then read and change the table in one scan.
+    table_only: bool = True
 
 
 def plan(
@@ -131,4 +134,5 @@ def plan(
         held=held,
         restricted=restricted,
         params=params,
+        table_only=len(from_parts) == 1,
     )

@@ -476,8 +476,13 @@ class S3Retention(S3Listing):
     def settle(self, count: int, refs: Refs) -> Settlement:
         """How many keys of an open intent (its DeleteObjects call's entries, ``[key,
         version id]``) are gone: a key is, when a HEAD of each of its entries (the
-        version, in a versioned bucket) answers "not found". Any other answer than found
-        or not found leaves the intent in doubt."""
+        version, in a versioned bucket) answers 404. A 405 (a delete marker) or an object
+        means it is there; a 403 (S3 answers it for a missing key to a client that may
+        not list the bucket) leaves the intent in doubt.
+
+        :raises StoreError: when the server cannot be reached or answers an error (the
+            intent stays open for a later run).
+        """
         entries: dict[str, list[str | None]] = {}
         for key, version_id in refs.items:
             entries.setdefault(key, []).append(version_id)
@@ -493,13 +498,15 @@ class S3Retention(S3Listing):
                     client.head_object(**params)
                 except ClientError as e:
                     status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                    if status == 404 or error_code(e) in {"404", "NoSuchKey", "NoSuchVersion"}:
+                    if status == 404:
                         continue
                     if status == 405:  # a delete marker that is still there
                         return False
-                    return None
-                except BotoCoreError:
-                    return None
+                    if status == 403:
+                        return None
+                    raise self.store_error(e, "HeadObject") from e
+                except BotoCoreError as e:
+                    raise self.store_error(e, "HeadObject") from e
                 return False
             return True
 

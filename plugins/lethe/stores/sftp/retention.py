@@ -250,8 +250,12 @@ class SftpRetention(SftpAccess):
 
     def settle(self, count: int, refs: Refs) -> Settlement:
         """How many files of an open intent (its paths) are gone: each is looked up
-        (``stat``); one the server answers about with another error than "no such file"
-        leaves the intent in doubt."""
+        (``stat``); "no such file" means gone, "permission denied" leaves the intent in
+        doubt.
+
+        :raises StoreError: when the session fails or the server answers another error
+            (the intent stays open for a later run).
+        """
         gone = 0
         with self.session() as sftp:
             for path in refs.items:
@@ -259,8 +263,13 @@ class SftpRetention(SftpAccess):
                     sftp.stat(path)
                 except FileNotFoundError:
                     gone += 1
-                except OSError:
+                except PermissionError:
                     return Settlement(removed=None)
+                except Exception as e:
+                    raise StoreError(
+                        f"settling a purge intent on sftp store {self.store.conn_id}:"
+                        f"{self.store.root} failed ({type(e).__name__})"
+                    ) from e
         return Settlement(removed=min(count, gone))
 
     def _walk(

@@ -624,6 +624,47 @@ def test_month_partitions_are_dropped_whole(db, catalog):
     assert db.ids("usage_records", "record_id") == {7, 8, 10, 12}
 
 
+def test_every_transaction_and_partition_drop_is_announced_with_its_transaction_id(
+    db, catalog, stack
+):
+    """A purge intent names each unit's transaction before its commit (a dropped partition
+    too); the unit's count comes back once it is committed, and the transaction is."""
+    category = catalog.category("usage_records")
+    make_usage(
+        db,
+        [(2024, 1), (2024, 2)],
+        [
+            (1, 1, "+31600000001", utc(2024, 1, 5)),  # January: dropped whole
+            (2, 1, "+31600000002", utc(2024, 1, 6)),
+            (3, 1, "+31600000003", utc(2024, 2, 1)),  # February: batches of one
+            (4, 1, "+31600000004", utc(2024, 2, 2)),
+            (5, 1, "+31600000005", utc(2024, 2, 20)),  # young: kept
+        ],
+    )
+    retention = adapter(usage_store(catalog), category, batch_size=1)
+    units: list[tuple[int, int, list[int]]] = []
+
+    def removing(count: int, refs):
+        told: list[int] = []
+        units.append((count, refs.xid, told))
+        return told.append
+
+    retention.on_removing = removing
+    result = retention.purge(Cutoff(default=utc(2024, 2, 10)), Protection())
+
+    assert (result.removed, result.partitions_dropped) == (4, 1)
+    assert [count for count, _, _ in units] == [2, 1, 1]
+    assert all(told == [count] for count, _, told in units)
+    xids = [xid for _, xid, _ in units]
+    assert len(set(xids)) == 3
+    with psycopg.connect(stack.postgres_dsn) as conn:
+        for xid in xids:
+            (status,) = conn.execute(
+                "SELECT pg_xact_status(%s::text::xid8)", (str(xid),)
+            ).fetchone()
+            assert status == "committed"
+
+
 def test_partitions_are_dropped_only_before_the_earliest_subject_cutoff(db, catalog):
     category = catalog.category("usage_records")
     make_usage(

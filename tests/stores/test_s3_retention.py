@@ -23,6 +23,7 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Identity, S3Store
 from lethe.policy.vocabulary import KeyTimeSource
+from lethe.stores.base import Refs, Settlement
 from lethe.stores.s3 import S3RetentionAdapter
 from tests.stores.conftest import (
     export_key,
@@ -481,6 +482,65 @@ def test_each_deleteobjects_call_is_reported_once_its_answer_is_in(
 
     assert sorted(told) == [20, 50, 50]
     assert sum(told) == result.removed == 120
+
+
+def test_each_deleteobjects_call_is_announced_with_its_keys_before_it_is_sent(
+    hook, catalog, client, bucket, monkeypatch
+):
+    """A purge intent names a call's keys while they still exist; its count comes back
+    once the call's answer is in."""
+    from lethe.stores.s3 import deletion
+
+    monkeypatch.setattr(deletion, "DELETE_BATCH", 50)
+    keys = [export_key(datetime(2024, 1, 1) + timedelta(days=n)) for n in range(60)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda key: put_object(client, bucket, key, _visits("2024-01-01")), keys))
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
+    units: list[tuple[int, list[str], list[int]]] = []
+
+    def removing(count: int, refs: Refs):
+        named = [key for key, version_id in refs.items]
+        assert refs.xid is None
+        assert all(version_id is None for _, version_id in refs.items)
+        assert set(named) <= object_keys(client, bucket)  # announced before it is sent
+        told: list[int] = []
+        units.append((count, named, told))
+        return told.append
+
+    adapter.on_removing = removing
+    result = adapter.purge(Cutoff(default=datetime(2024, 6, 1, tzinfo=UTC)), Protection())
+
+    assert result.removed == 60
+    assert sorted(count for count, _, _ in units) == [10, 50]
+    assert sorted(key for _, named, _ in units for key in named) == sorted(keys)
+    assert all(told == [count] for count, _, told in units)
+
+
+def test_settling_counts_the_keys_of_an_intent_that_are_gone(hook, catalog, client, bucket):
+    keys = [export_key(datetime(2024, 1, day)) for day in (1, 2, 3)]
+    for key in keys:
+        put_object(client, bucket, key, _visits("2024-01-01", "v-1"))
+    client.delete_object(Bucket=bucket, Key=keys[0])
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket)
+
+    settled = adapter.settle(3, Refs(items=tuple([key, None] for key in keys)))
+
+    assert settled == Settlement(removed=1)
+
+
+def test_settling_a_versioned_key_counts_it_once_every_named_version_is_gone(
+    hook, catalog, client, versioned_bucket
+):
+    bucket = versioned_bucket
+    key = export_key(datetime(2024, 1, 1))
+    versions = [put_object(client, bucket, key, _visits("2024-01-01", f"v-{n}")) for n in (1, 2)]
+    adapter = s3_adapter(hook, catalog, "web_statistics", bucket, versioned=True)
+    refs = Refs(items=tuple([key, version] for version in versions))
+
+    client.delete_object(Bucket=bucket, Key=key, VersionId=versions[0])
+    assert adapter.settle(1, refs) == Settlement(removed=0)
+    client.delete_object(Bucket=bucket, Key=key, VersionId=versions[1])
+    assert adapter.settle(1, refs) == Settlement(removed=1)
 
 
 def test_per_key_errors_in_a_response_are_counted_not_removed(hook, catalog, client, bucket):

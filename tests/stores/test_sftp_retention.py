@@ -17,6 +17,7 @@ from lethe.domain.cutoffs import Cutoff
 from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Identity, SftpStore
+from lethe.stores.base import Refs, Settlement
 from lethe.stores.sftp import SFTPRetentionAdapter, join_remote, safe_name
 from lethe.stores.sftp.access import RemovePipeline
 from tests.stores.conftest import Tree, sftp_adapter, sftp_hook, stamp, support_name
@@ -398,7 +399,7 @@ def test_remove_pipeline_falls_back_to_one_remove_at_a_time(catalog):
 def test_removed_files_are_reported_in_batches_as_their_answers_come_in(
     hook, catalog, tree, monkeypatch
 ):
-    """What a killed purge removed is on record, a batch of answered removes at a time."""
+    """What a killed purge removed is on record, a unit of answered removes at a time."""
     monkeypatch.setattr(sftp_retention, "REPORT_EVERY", 4)
     # More than the pipeline's window (64 removes in flight), so answers come in mid-walk.
     for n in range(80):
@@ -412,8 +413,52 @@ def test_removed_files_are_reported_in_batches_as_their_answers_come_in(
 
     assert result.removed == 80
     assert sum(told) == 80
-    assert all(count <= 4 + 64 for count in told)  # a batch, plus the removes in flight
-    assert len(told) >= 2
+    assert all(count <= 4 for count in told)  # a unit's removes
+    assert len(told) >= 20
+
+
+def test_each_unit_is_announced_with_its_paths_before_its_removes_are_sent(
+    hook, catalog, tree, monkeypatch
+):
+    """A purge intent names a unit's files while they still exist; its count comes back
+    once every remove of the unit is answered."""
+    monkeypatch.setattr(sftp_retention, "REPORT_EVERY", 8)
+    names = []
+    for n in range(30):
+        moment = datetime(2024, 3, 15, 10, tzinfo=UTC) + timedelta(minutes=n)
+        names.append(tree.file(support_name(moment, "+31611111111", f"k{n}")))
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+    units: list[tuple[int, list[str], list[int]]] = []
+
+    def removing(count: int, refs: Refs):
+        on_disk = {f"{tree.remote}/{name}" for name in tree.files()}
+        assert set(refs.items) <= on_disk  # announced before the removes are sent
+        told: list[int] = []
+        units.append((count, list(refs.items), told))
+        return told.append
+
+    adapter.on_removing = removing
+    result = adapter.purge(Cutoff(default=CUTOFF), Protection())
+
+    assert result.removed == 30
+    assert [count for count, _, _ in units] == [8, 8, 8, 6]
+    assert sorted(p for _, paths, _ in units for p in paths) == sorted(
+        f"{tree.remote}/{name}" for name in names
+    )
+    assert all(told == [count] for count, _, told in units)
+
+
+def test_settling_counts_the_files_of_an_intent_that_are_gone(hook, catalog, tree):
+    names = [
+        tree.file(support_name(datetime(2024, 3, 15, 10, n, tzinfo=UTC), "+31611111111", f"s{n}"))
+        for n in range(3)
+    ]
+    (tree.local / names[1]).unlink()
+    adapter = sftp_adapter(hook, catalog, "support_call_recordings", tree.remote)
+
+    settled = adapter.settle(3, Refs(items=tuple(f"{tree.remote}/{name}" for name in names)))
+
+    assert settled == Settlement(removed=1)
 
 
 def test_a_name_with_fullwidth_digits_is_not_taken_for_a_date(hook, catalog, tree):

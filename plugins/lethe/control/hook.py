@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from lethe.connections import CONTROL_DB, LEDGER_KEY
-from lethe.control import ledger, ledger_chain, protection, request_records, requests
+from lethe.control import intents, ledger, ledger_chain, protection, request_records, requests
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from datetime import datetime
 
+    from lethe.control.intents import PurgeIntent
     from lethe.control.ledger import AuditEntry
     from lethe.control.ledger_chain import Head, LedgerCheck
     from lethe.control.requests import DeadlineReport, SubjectRequest
@@ -151,6 +152,52 @@ class PrivacyControlHook(PostgresHook):
         """Ledger entries in order, optionally of one DAG (and run) and after an entry id."""
         with self.transaction() as conn:
             return ledger.entries(conn, dag_id=dag_id, run_id=run_id, after_entry=after_entry)
+
+    # ------------------------------------------------------------------- purge intents
+
+    def open_intent(
+        self,
+        *,
+        store: str,
+        ti: Any,
+        kind: str,
+        count: int,
+        xid: int | None = None,
+        items: Sequence[Any] = (),
+    ) -> int:
+        """Put a unit of removal on record before it starts (see
+        :mod:`lethe.control.intents`): ``count`` items of ``store`` (its label) that task
+        instance ``ti`` is about to remove, named by a PostgreSQL transaction id ``xid`` or
+        by ``items`` (keys, paths), which are stored encrypted under a key derived from the
+        ledger key, and not at all without one.
+
+        :return: the intent's id, for :meth:`close_intent`.
+        """
+        key = self.ledger_key()
+        refs = intents.seal(key, items) if items and key is not None else None
+        with self.transaction() as conn:
+            return intents.open_intent(
+                conn, store=store, ti=ti, kind=kind, count=count, xid=xid, refs=refs
+            )
+
+    def close_intent(self, intent_id: int, entry: AuditEntry | None) -> None:
+        """Close an intent: delete it and append ``entry`` (what its unit removed; None when
+        it removed nothing) in one transaction.
+
+        :raises ControlSchemaError: the intent is not open (nothing is written).
+        """
+        key = self.ledger_key()
+        with self.transaction() as conn:
+            intents.delete_intent(conn, intent_id)
+            if entry is not None:
+                ledger.append(conn, entry, key=key)
+
+    def open_intents(self, store: str) -> list[PurgeIntent]:
+        """The open intents of ``store`` (its label), oldest first, their refs decrypted
+        (None where none were stored or the ledger key cannot decrypt them)."""
+        key = self.ledger_key()
+        with self.transaction() as conn:
+            return intents.open_intents(conn, store, ledger_key=key)
 
     # ------------------------------------------------------------ holds and restrictions
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lethe.control.hook import PrivacyControlHook
     from lethe.domain.counts import Survey
     from lethe.domain.cutoffs import Cutoff
+    from lethe.operators.accounting import PurgeAccounting
     from lethe.policy.models import Category, PolicyFamily
     from lethe.stores.base import StoreAdapter
 
@@ -209,6 +210,9 @@ class BaseRetentionOperator(BaseOperator):
         progress["phase"] = "lock"
         adapter = self.make_adapter()
         with self.hook.purge_lock(label) as waited, adapter.session():
+            if not dry_run:
+                progress["phase"] = "settle"
+                self._accounting(context).settle(adapter)
             progress["phase"] = "survey"
             survey = adapter.survey(cutoff, protection)
             self.log.info(
@@ -238,7 +242,9 @@ class BaseRetentionOperator(BaseOperator):
                 self._finish(context, entry, "purge", "stopped", survey, 0, started, stop)
                 raise AirflowFailException(str(stop)) from stop
             progress["phase"] = "purge"
-            self._account_removals(context, adapter, survey)
+            self._accounting(context).attach(
+                adapter, survey, in_transaction=self._shares_control_database(adapter)
+            )
             try:
                 result = adapter.purge(cutoff, protection)
             except PurgeError as exc:
@@ -255,76 +261,13 @@ class BaseRetentionOperator(BaseOperator):
             )
             return self._finish(context, entry, "purge", "ok", survey, result.removed, started)
 
-    def _account_removals(self, context: Context, adapter: StoreAdapter, survey: Survey) -> None:
-        """Put the purge on record before it removes anything, and each of its removals as
-        soon as it is final: a ``purge_progress`` entry ``started`` now, then one
-        ``committed`` entry per committed unit (transaction, dropped partition, object
-        batch, file batch). Whatever kills the task, its removals are in the ledger: the
-        sum of its ``committed`` entries. A ledger that cannot be written stops the purge.
-        """
-        head = self._entry_head()
-        ti = context["ti"]
-        self.hook.record(
-            AuditEntry.for_task(
-                ti,
-                action="purge_progress",
-                outcome="started",
-                **head,
-                counts={"removable": survey.removable},
-            )
+    def _accounting(self, context: Context) -> PurgeAccounting:
+        """How this task's removals are put on record (see :mod:`lethe.operators.accounting`)."""
+        from lethe.operators.accounting import PurgeAccounting
+
+        return PurgeAccounting(
+            hook=self.hook, ti=context["ti"], head=self._entry_head(), kind=self.store_kind
         )
-        so_far = 0
-
-        def committed(count: int) -> None:
-            nonlocal so_far
-            so_far += count
-            self.hook.record(
-                AuditEntry.for_task(
-                    ti,
-                    action="purge_progress",
-                    outcome="committed",
-                    **head,
-                    counts={"removed": count, "removed_so_far": so_far},
-                )
-            )
-
-        adapter.on_removed = committed
-        if not self._shares_control_database(adapter):
-            return
-        from psycopg import errors
-
-        from lethe.control import ledger
-
-        key = self.hook.ledger_key()
-        refused = False
-
-        def in_transaction(conn: Any, count: int) -> bool:
-            # The store's database holds the ledger too: the entry commits with the rows it
-            # accounts for, or not at all (a kill between the two leaves nothing unrecorded).
-            nonlocal so_far, refused
-            if refused:
-                return False
-            entry = AuditEntry.for_task(
-                ti,
-                action="purge_progress",
-                outcome="committed",
-                **head,
-                counts={"removed": count, "removed_so_far": so_far + count},
-            )
-            try:
-                with conn.transaction():  # a savepoint: a refusal leaves the removal intact
-                    ledger.append(conn, entry, key=key)
-            except errors.InsufficientPrivilege:
-                self.log.warning(
-                    "The store's login may not write the ledger: each removal is recorded "
-                    "right after its commit instead"
-                )
-                refused = True
-                return False
-            so_far += count
-            return True
-
-        adapter.record_in_transaction = in_transaction
 
     def _shares_control_database(self, adapter: StoreAdapter) -> bool:
         """Whether the store is a table in the control schema's own database (same host,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from lethe.exceptions import StoreError
@@ -35,6 +36,33 @@ if TYPE_CHECKING:
 
 #: What a survey leaves for its purge (each store kind's own memo).
 M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What names the items of one unit of removal, so that a later run can tell which of
+    them are gone if the task dies before the unit is on record (a purge intent).
+
+    :param xid: the PostgreSQL transaction that removes them (taken before its commit).
+    :param items: the S3 entries (``[key, version id or None]``) or the SFTP paths the unit
+        removes: personal data, which the caller keeps only encrypted.
+    """
+
+    xid: int | None = None
+    items: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What became of an open intent's items, as the store tells it now.
+
+    :param removed: how many of them are gone; None: the store cannot tell (in doubt).
+    :param final: False when the unit may still be running (a transaction in progress):
+        the intent stays open for a later run.
+    """
+
+    removed: int | None
+    final: bool = True
 
 
 class RowSink(Protocol):
@@ -78,6 +106,12 @@ class StoreAdapter(abc.ABC):
     #: the record commits (or not) with the removal itself. It returns whether it recorded;
     #: when it did not (it cannot write there), :attr:`on_removed` is told after the commit.
     record_in_transaction: Callable[[Any, int], bool] | None = None
+    #: Two-phase accounting (purge intents): called BEFORE each unit of removal that is not
+    #: recorded inside its own transaction, with the count it is about to remove and the
+    #: :class:`Refs` naming its items; it puts them on record as intended and returns what
+    #: to tell the unit's final count to once the unit is final (0 included), instead of
+    #: :attr:`on_removed`. None: only :attr:`on_removed` is told.
+    on_removing: Callable[[int, Refs], Callable[[int], None]] | None = None
 
     def __init__(self, *, category: Category) -> None:
         self.category = category
@@ -86,6 +120,18 @@ class StoreAdapter(abc.ABC):
         """Tell :attr:`on_removed` that ``count`` more items are gone for good."""
         if count and self.on_removed is not None:
             self.on_removed(count)
+
+    def removing(self, count: int, refs: Refs) -> Callable[[int], None]:
+        """Announce a unit of ``count`` removals named by ``refs`` (:attr:`on_removing`)
+        before it starts; call what it returns with the unit's final count."""
+        if not count or self.on_removing is None:
+            return self.report_removed
+        return self.on_removing(count, refs)
+
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """How many of the ``count`` items named by ``refs`` (an open intent a killed purge
+        left) are gone now. The default cannot tell (in doubt)."""
+        return Settlement(removed=None)
 
     def session(self) -> AbstractContextManager[Any]:
         """A context keeping one connection to the store open across survey and purge.

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from lethe.domain.counts import CollectResult, EraseResult, RectifyResult
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.models import PostgresStore
-from lethe.stores.base import MemoBox, StoreAdapter
+from lethe.stores.base import MemoBox, Settlement, StoreAdapter
 from lethe.stores.postgres import catalog, erasure, subjects
 from lethe.stores.postgres import purge as retention
 from lethe.stores.postgres.connection import Progress, connect, reading, removing
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from lethe.domain.protection import Protection
     from lethe.policy.models import Category
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink
+    from lethe.stores.base import ExportSink, Refs
     from lethe.stores.postgres.catalog import Table
     from lethe.stores.postgres.connection import Session
 
@@ -51,6 +54,8 @@ class PostgresRetentionAdapter(StoreAdapter):
     collect_batch_size: int = subjects.COLLECT_BATCH_SIZE
     #: Rows an erase deletes or anonymises per transaction.
     erase_batch_size: int = erasure.ERASE_BATCH_SIZE
+    #: Seconds :meth:`settle` waits for a transaction still in progress.
+    settle_wait: float = 5.0
 
     def __init__(
         self,
@@ -116,7 +121,9 @@ class PostgresRetentionAdapter(StoreAdapter):
             fails; ``removed`` counts what was committed before (and stays removed).
         """
         progress = Progress(
-            on_removed=self.report_removed, record_in_transaction=self.record_in_transaction
+            on_removed=self.report_removed,
+            record_in_transaction=self.record_in_transaction,
+            removing=self.removing if self.on_removing is not None else None,
         )
         memo = None if self._memo_box is None else self._memo_box.take(cutoff, protection)
         session = connect(self.hook, self.store, PurgeError)
@@ -131,6 +138,42 @@ class PostgresRetentionAdapter(StoreAdapter):
                 progress=progress,
                 memo=memo,
             )
+
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """What became of the transaction an open intent names (its ``xid``), as the store's
+        server tells it (``pg_xact_status``): committed, all ``count`` rows are gone;
+        aborted, none; still in progress (the killed task's session not yet ended), after
+        waiting up to :attr:`settle_wait` seconds, the intent stays open; too old to tell
+        (the status was truncated away), or no ``xid``, in doubt.
+
+        :raises lethe.exceptions.StoreError: when the database cannot be reached.
+        """
+        if refs.xid is None:
+            return Settlement(removed=None)
+        session = connect(self.hook, self.store, StoreError)
+        deadline = time.monotonic() + self.settle_wait
+        with reading(session, self.store, "settling a purge intent"):
+            while True:
+                with session.cursor() as cur:
+                    try:
+                        cur.execute(
+                            "SELECT pg_catalog.pg_xact_status(%s::text::xid8)", (str(refs.xid),)
+                        )
+                        (status,) = cur.fetchone()
+                    except psycopg.errors.InvalidParameterValue:
+                        # An id "in the future": not this server's transaction.
+                        session.rollback()
+                        return Settlement(removed=None)
+                session.rollback()
+                if status == "committed":
+                    return Settlement(removed=count)
+                if status == "aborted":
+                    return Settlement(removed=0)
+                if status is None:
+                    return Settlement(removed=None)
+                if time.monotonic() >= deadline:
+                    return Settlement(removed=None, final=False)
+                time.sleep(0.5)
 
     # ----------------------------------------------------------------------------- subjects
 

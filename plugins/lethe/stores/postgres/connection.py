@@ -18,6 +18,7 @@ from psycopg.rows import tuple_row
 
 from lethe.domain.cutoffs import PROVIDER_TZ
 from lethe.exceptions import PurgeError, StoreError
+from lethe.stores.base import Refs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -91,23 +92,37 @@ class Progress:
     on_removed: Callable[[int], None] | None = None
     #: Records a removal in its own transaction (``StoreAdapter.record_in_transaction``).
     record_in_transaction: Callable[[Any, int], bool] | None = None
+    #: Announces a removal before its commit, with its transaction id
+    #: (``StoreAdapter.removing``); what it returns is told the count once committed.
+    removing: Callable[[int, Refs], Callable[[int], None]] | None = None
     _recorded: bool = False
+    _done: Callable[[int], None] | None = None
 
     def committing(self, session: Session, count: int) -> None:
         """``count`` rows are about to be committed on ``session``: recorded with them, in
-        the same transaction, where the store's database can take the record."""
+        the same transaction, where the store's database can take the record; else
+        announced (a purge intent naming the transaction) before the commit."""
         self._recorded = bool(
             count
             and self.record_in_transaction is not None
             and self.record_in_transaction(session.conn, count)
         )
+        self._done = None
+        if count and not self._recorded and self.removing is not None:
+            with session.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_current_xact_id()::text::bigint")
+                (xid,) = cur.fetchone()
+            self._done = self.removing(count, Refs(xid=int(xid)))
 
     def committed(self, count: int) -> None:
         """``count`` rows were removed and committed: counted, and reported (unless their
         record was committed with them)."""
         self.removed += count
         recorded, self._recorded = self._recorded, False
-        if count and not recorded and self.on_removed is not None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(count)
+        elif count and not recorded and self.on_removed is not None:
             self.on_removed(count)
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lethe.domain.protection import Protection
     from lethe.policy.models import Category, S3Store
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink
+    from lethe.stores.base import ExportSink, Refs, Settlement
     from lethe.stores.s3.access import S3Access
     from lethe.stores.s3.retention import SurveyMemo
 
@@ -80,6 +80,13 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         """
         return self._retention().purge(cutoff, protection)
 
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """How many keys of an open intent are gone.
+
+        See :meth:`~lethe.stores.s3.retention.S3Retention.settle`.
+        """
+        return self._part(S3Retention).settle(count, refs)
+
     def collect(
         self,
         subject: Mapping[Identity, frozenset[str]],
@@ -107,6 +114,7 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         retention = self._part(S3Retention)
         retention.memo_box = self._memo_box
         retention.on_removed = self.report_removed
+        retention.removing = self.removing if self.on_removing is not None else None
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

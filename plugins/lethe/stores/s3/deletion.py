@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lethe.exceptions import PurgeError
+from lethe.stores.base import Refs
 from lethe.stores.s3.access import error_code
 
 if TYPE_CHECKING:
@@ -58,12 +59,15 @@ class _KeyState:
 
     live: bool
     outstanding: int
+    unsent: int = 0
     failed: bool = False
     gone: bool = False
 
 
 #: One queued entry: key, version id (None: the current object), ETag condition (or None).
 _Entry = tuple[str, "str | None", "str | None"]
+#: One call in flight: its answer, its entries, and what to tell its count (or None).
+_Call = tuple["Future[dict[str, Any]]", "list[_Entry]", "Callable[[int], None] | None"]
 
 
 @dataclass
@@ -80,10 +84,14 @@ class Deleter:
     pending: list[_Entry] = field(default_factory=list)
     states: dict[str, _KeyState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
-    _calls: deque[tuple[Future[dict[str, Any]], list[_Entry]]] = field(default_factory=deque)
+    _calls: deque[_Call] = field(default_factory=deque)
     _pool: ThreadPoolExecutor | None = None
     #: Told the count of objects each DeleteObjects call removed, once its answer is in.
     on_removed: Callable[[int], None] | None = None
+    #: Told, before each call is sent, how many keys it completes and their entries
+    #: (``StoreAdapter.removing``); what it returns is told the call's count instead of
+    #: :attr:`on_removed` once its answer is in.
+    removing: Callable[[int, Refs], Callable[[int], None]] | None = None
 
     def add(
         self,
@@ -98,7 +106,9 @@ class Deleter:
         if not version_ids:
             return
         with self.lock:
-            self.states[key] = _KeyState(live=live, outstanding=len(version_ids))
+            self.states[key] = _KeyState(
+                live=live, outstanding=len(version_ids), unsent=len(version_ids)
+            )
             for version_id in version_ids:
                 self.pending.append((key, version_id, etag if version_id is None else None))
                 if len(self.pending) >= DELETE_BATCH:
@@ -140,9 +150,10 @@ class Deleter:
         if not self.pending:
             return
         batch, self.pending = self.pending[:DELETE_BATCH], self.pending[DELETE_BATCH:]
+        done = self._announce(batch)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="lethe-s3-delete")
-        self._calls.append((self._pool.submit(self._call, batch), batch))
+        self._calls.append((self._pool.submit(self._call, batch), batch, done))
         if len(self._calls) > self.in_flight:
             self._settle(self.in_flight)
 
@@ -157,7 +168,7 @@ class Deleter:
             with self.lock:
                 if len(self._calls) <= keep:
                     break
-                future, batch = self._calls.popleft()
+                future, batch, done = self._calls.popleft()
             try:
                 response = future.result()
             except (ClientError, BotoCoreError) as e:
@@ -167,15 +178,33 @@ class Deleter:
                 keep = 0  # stop: answer what is out, then report
                 continue
             with self.lock:
-                self._count(batch, response)
+                self._count(batch, response, done)
         if error is not None:
             raise self._refused(error) from error
 
-    def _count(self, batch: list[_Entry], response: dict[str, Any]) -> None:
+    def _announce(self, batch: list[_Entry]) -> Callable[[int], None] | None:
+        """Before ``batch`` is sent: tell :attr:`removing` the keys whose last entry it
+        holds (the keys its answer can count as removed) and those entries."""
+        completing: set[str] = set()
+        for key, _, _ in batch:
+            state = self.states[key]
+            state.unsent -= 1
+            if state.unsent == 0 and state.live:
+                completing.add(key)
+        if self.removing is None or not completing:
+            return None
+        items = tuple([key, version_id] for key, version_id, _ in batch if key in completing)
+        return self.removing(len(completing), Refs(items=items))
+
+    def _count(
+        self, batch: list[_Entry], response: dict[str, Any], done: Callable[[int], None] | None
+    ) -> None:
         """Count one call's answer: every entry not listed among the errors went."""
         before = self.tally.removed
         self._count_entries(batch, response)
-        if self.on_removed is not None and self.tally.removed > before:
+        if done is not None:
+            done(self.tally.removed - before)
+        elif self.on_removed is not None and self.tally.removed > before:
             self.on_removed(self.tally.removed - before)
 
     def _count_entries(self, batch: list[_Entry], response: dict[str, Any]) -> None:

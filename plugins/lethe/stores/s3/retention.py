@@ -54,6 +54,7 @@ from lethe.domain.counts import PurgeResult
 from lethe.domain.protection import Protection, comparable
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.vocabulary import KeyTimeSource
+from lethe.stores.base import Settlement
 from lethe.stores.s3.access import S3Tally, error_code
 from lethe.stores.s3.deletion import Deleter
 from lethe.stores.s3.listing import S3Listing
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from lethe.domain.counts import Survey
     from lethe.domain.cutoffs import Cutoff
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import MemoBox
+    from lethe.stores.base import MemoBox, Refs
     from lethe.stores.s3.listing import Listing, Version
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ _HELD, _RESTRICTED, _REMOVABLE, _UNREADABLE = (
 LISTING_THREADS = 4
 #: The most removable keys a survey remembers for the purge that follows it.
 MEMO_LIMIT = 200_000
+#: HEAD requests a settling of an open intent sends at once.
+SETTLE_THREADS = 8
 
 
 class _Unreadable(Exception):
@@ -122,6 +125,8 @@ class S3Retention(S3Listing):
     memo_box: MemoBox[SurveyMemo] | None = None
     #: Set by the adapter: told what each DeleteObjects call removed (its ``on_removed``).
     on_removed: Callable[[int], None] | None = None
+    #: Set by the adapter: told each call before it is sent (its ``removing``).
+    removing: Callable[[int, Refs], Callable[[int], None]] | None = None
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired ones and the protected ones.
@@ -186,7 +191,7 @@ class S3Retention(S3Listing):
             tally.unreadable += memo.unreadable_gone
         threshold = cutoff.earliest
         relevant = self._relevant(protection)
-        deleter = Deleter(self, tally, on_removed=self.on_removed)
+        deleter = Deleter(self, tally, on_removed=self.on_removed, removing=self.removing)
         try:
             if memo is not None:
                 for key, version_ids, live, etag in memo.removable:
@@ -467,6 +472,49 @@ class S3Retention(S3Listing):
             raise _Unreadable(type(e).__name__) from e
         finally:
             body.close()
+
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """How many keys of an open intent (its DeleteObjects call's entries, ``[key,
+        version id]``) are gone: a key is, when a HEAD of each of its entries (the
+        version, in a versioned bucket) answers 404. A 405 (a delete marker) or an object
+        means it is there; a 403 (S3 answers it for a missing key to a client that may
+        not list the bucket) leaves the intent in doubt.
+
+        :raises StoreError: when the server cannot be reached or answers an error (the
+            intent stays open for a later run).
+        """
+        entries: dict[str, list[str | None]] = {}
+        for key, version_id in refs.items:
+            entries.setdefault(key, []).append(version_id)
+        client = self.client()
+
+        def gone(item: tuple[str, list[str | None]]) -> bool | None:
+            key, versions = item
+            for version_id in versions:
+                params = {"Bucket": self.store.bucket, "Key": key}
+                if version_id is not None:
+                    params["VersionId"] = version_id
+                try:
+                    client.head_object(**params)
+                except ClientError as e:
+                    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if status == 404:
+                        continue
+                    if status == 405:  # a delete marker that is still there
+                        return False
+                    if status == 403:
+                        return None
+                    raise self.store_error(e, "HeadObject") from e
+                except BotoCoreError as e:
+                    raise self.store_error(e, "HeadObject") from e
+                return False
+            return True
+
+        with ThreadPoolExecutor(SETTLE_THREADS, thread_name_prefix="lethe-s3-settle") as pool:
+            answers = list(pool.map(gone, entries.items()))
+        if None in answers:
+            return Settlement(removed=None)
+        return Settlement(removed=min(count, sum(answers)))
 
     def _log(self, what: str, tally: S3Tally) -> None:
         log.info(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from lethe.domain.protection import Protection
     from lethe.policy.models import Category, SftpStore
     from lethe.policy.vocabulary import Identity
-    from lethe.stores.base import ExportSink
+    from lethe.stores.base import ExportSink, Refs, Settlement
     from lethe.stores.sftp.retention import SurveyMemo
 
 _Part = TypeVar("_Part", bound=SftpAccess)
@@ -99,6 +99,13 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
             subject, protection, sink, include_files=include_files
         )
 
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """How many files of an open intent are gone.
+
+        See :meth:`~lethe.stores.sftp.retention.SftpRetention.settle`.
+        """
+        return self._retention().settle(count, refs)
+
     def erase(
         self, subject: Mapping[Identity, frozenset[str]], protection: Protection
     ) -> EraseResult:
@@ -112,6 +119,7 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
         retention = self._part(SftpRetention)
         retention.memo_box = self._memo_box
         retention.on_removed = self.report_removed
+        retention.removing = self.removing if self.on_removing is not None else None
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

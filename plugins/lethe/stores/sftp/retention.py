@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from lethe.domain.counts import PurgeResult
 from lethe.exceptions import PurgeError, StoreError
+from lethe.stores.base import Refs, Settlement
 from lethe.stores.sftp.access import (
     RemovePipeline,
     SftpAccess,
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 _YOUNG, _HELD, _RESTRICTED, _REMOVABLE = "young", "held", "restricted", "removable"
 #: The most directory entries a survey keeps for the purge that follows it.
 MEMO_LIMIT = 500_000
-#: A purge reports its removed files (:attr:`SftpRetention.on_removed`) in batches of this
-#: many answered removes (and the rest at its end).
+#: A purge removes files in units of this many (the rest at its end): each unit is
+#: announced before its removes are sent, and reported once all of them are answered.
 REPORT_EVERY = 250
 
 #: A directory's entries and, aligned with them, the survey's verdict on each (None for
@@ -100,6 +101,24 @@ class _Directory:
         self.removed_here += 1
 
 
+@dataclass
+class _Unit:
+    """One unit of a purge: :data:`REPORT_EVERY` removes sent together, and their answers."""
+
+    outstanding: int
+    done: Callable[[int], None]
+    removed: int = 0
+
+    def answer(self, error: OSError | None, node: _Directory, tally: SftpTally) -> None:
+        """The answer to one of the unit's removes; the last one tells ``done``."""
+        node.gone(error, tally)
+        if error is None:
+            self.removed += 1
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self.done(self.removed)
+
+
 class SftpRetention(SftpAccess):
     """Survey and purge the files of one store.
 
@@ -108,11 +127,13 @@ class SftpRetention(SftpAccess):
     """
 
     memo_box: MemoBox[SurveyMemo] | None = None
-    #: Set by the adapter: told how many files were removed, every :data:`REPORT_EVERY`.
+    #: Set by the adapter: told how many files each unit of :data:`REPORT_EVERY` removed.
     on_removed: Callable[[int], None] | None = None
+    #: Set by the adapter: told each unit before its removes are sent (its ``removing``).
+    removing: Callable[[int, Refs], Callable[[int], None]] | None = None
     _memo: SurveyMemo | None = None
     _replay: dict[str, _Listing] | None = None
-    _reported: int = 0
+    _batch: list[tuple[str, _Directory]]
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them."""
@@ -147,12 +168,13 @@ class SftpRetention(SftpAccess):
         with self.session() as sftp:
             self.check_root(sftp)
             pipeline = RemovePipeline(sftp, self.store)
+            self._batch = []
             try:
                 root = self._walk(
                     sftp, self.store.root, "", cutoff, protection, tally, pipeline=pipeline
                 )
+                self._send_unit(tally, pipeline)
                 pipeline.drain()
-                self._report(tally, final=True)
                 self._remove_emptied(sftp, root, tally)
             except StoreError as e:
                 raise PurgeError(
@@ -199,13 +221,56 @@ class SftpRetention(SftpAccess):
                 self._memo.listings[directory] = listing
         return listing
 
-    def _report(self, tally: SftpTally, *, final: bool = False) -> None:
-        """Tell :attr:`on_removed` of the files removed since the last report: every
-        :data:`REPORT_EVERY` answered removes, and the rest at the end."""
-        pending = tally.removed - self._reported
-        if pending and (final or pending >= REPORT_EVERY) and self.on_removed is not None:
-            self._reported = tally.removed
-            self.on_removed(pending)
+    def _queue(
+        self, path: str, node: _Directory, tally: SftpTally, pipeline: RemovePipeline
+    ) -> None:
+        """Queue the remove of one file; every :data:`REPORT_EVERY` files go out as a unit."""
+        self._batch.append((path, node))
+        if len(self._batch) >= REPORT_EVERY:
+            self._send_unit(tally, pipeline)
+
+    def _send_unit(self, tally: SftpTally, pipeline: RemovePipeline) -> None:
+        """Announce the queued files (:attr:`removing`: a purge intent naming them), then
+        send their removes; once every one of them is answered, the unit's count is told
+        to what the announcement returned (else to :attr:`on_removed`)."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if self.removing is not None:
+            done = self.removing(len(batch), Refs(items=tuple(path for path, _ in batch)))
+        else:
+            done = self._report
+        unit = _Unit(outstanding=len(batch), done=done)
+        for path, node in batch:
+            pipeline.remove(path, lambda error, node=node: unit.answer(error, node, tally))
+
+    def _report(self, count: int) -> None:
+        if count and self.on_removed is not None:
+            self.on_removed(count)
+
+    def settle(self, count: int, refs: Refs) -> Settlement:
+        """How many files of an open intent (its paths) are gone: each is looked up
+        (``stat``); "no such file" means gone, "permission denied" leaves the intent in
+        doubt.
+
+        :raises StoreError: when the session fails or the server answers another error
+            (the intent stays open for a later run).
+        """
+        gone = 0
+        with self.session() as sftp:
+            for path in refs.items:
+                try:
+                    sftp.stat(path)
+                except FileNotFoundError:
+                    gone += 1
+                except PermissionError:
+                    return Settlement(removed=None)
+                except Exception as e:
+                    raise StoreError(
+                        f"settling a purge intent on sftp store {self.store.conn_id}:"
+                        f"{self.store.root} failed ({type(e).__name__})"
+                    ) from e
+        return Settlement(removed=min(count, gone))
 
     def _walk(
         self,
@@ -250,8 +315,7 @@ class SftpRetention(SftpAccess):
                 verdict = verdicts[index] = self._judge(rel_path, entry, cutoff, protection, tally)
             if verdict != _REMOVABLE or pipeline is None:
                 continue
-            pipeline.remove(path, lambda error, node=node: node.gone(error, tally))
-            self._report(tally)
+            self._queue(path, node, tally, pipeline)
         for path, rel_path in subdirectories:
             node.subdirectories.append(
                 self._walk(sftp, path, rel_path, cutoff, protection, tally, pipeline=pipeline)

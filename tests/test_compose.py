@@ -350,7 +350,8 @@ def test_connections_are_the_ones_the_engine_uses(resolved):
             conn = Connection.from_json(env[var], conn_id=var.removeprefix("AIRFLOW_CONN_").lower())
             if var == connections.env_var_name(connections.LEDGER_KEY):
                 assert conn.password == DUMMY_SECRET, var
-                assert conn.extra_dejson == {"retired": []}, var  # no retired key by default
+                # No retired key by default.
+                assert conn.extra_dejson == {"retired_secrets": []}, var
                 continue
             assert conn.host or conn.extra_dejson.get("endpoint_url"), var
 

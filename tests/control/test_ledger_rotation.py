@@ -78,7 +78,7 @@ def runtime_dsn(admin, scratch_database, monkeypatch):
 def _use_key(monkeypatch, key: str, retired: list | None = None) -> None:
     connection = {"conn_type": "generic", "password": key}
     if retired is not None:
-        connection["extra"] = json.dumps({"retired": retired})
+        connection["extra"] = json.dumps({"retired_secrets": retired})
     monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps(connection))
 
 
@@ -190,4 +190,11 @@ def test_entries_keyed_before_key_ids_verify_with_any_known_key(rotated, admin):
 def test_a_malformed_retired_list_cannot_verify(rotated, monkeypatch, retired, capsys):
     _use_key(monkeypatch, NEW, retired=retired)
     assert _verify_cli() == 2
-    assert "retired" in capsys.readouterr().err or retired == ["short"]
+    err = capsys.readouterr().err
+    assert "retired_secrets" in err or "at least 32 bytes" in err
+
+
+def test_airflow_masks_the_retired_keys_as_secrets():
+    from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+    assert should_hide_value_for_key(ledger_chain.RETIRED_EXTRA)

@@ -122,7 +122,7 @@ class PrivacyControlHook(PostgresHook):
 
     def retired_ledger_keys(self) -> tuple[bytes, ...]:
         """Keys the ledger was keyed with before (the key connection's extra
-        ``{"retired": [...]}``): verification accepts entries they made.
+        ``{"retired_secrets": [...]}``): verification accepts entries they made.
 
         :raises LedgerKeyError: the list is malformed or a key is too short.
         """

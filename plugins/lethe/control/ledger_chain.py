@@ -11,10 +11,10 @@ ledger_heads`) catch that.
 
 Key rotation. Each keyed entry names the key that made its HMAC (``entry_key_id``, migration
 0009: the first 8 hex characters of SHA-256 of the key, :func:`key_id`). A verification
-accepts the current key and the retired ones (the key connection's extra ``{"retired":
-[...]}``, :func:`retired_keys`); an entry made with a key it does not know breaks the chain
-with a message naming the entry and the key id. Keyed entries written before migration 0009
-carry no key id: every known key is tried for them.
+accepts the current key and the retired ones (the key connection's extra
+``{"retired_secrets": [...]}``, :func:`retired_keys`); an entry made with a key it does not
+know breaks the chain with a message naming the entry and the key id. Keyed entries
+written before migration 0009 carry no key id: every known key is tried for them.
 
 The message an HMAC covers is built from text the database produced (the entry's id, its
 timestamp in epoch microseconds, its text columns, ``counts::text`` and ``details::text``),
@@ -35,6 +35,9 @@ from lethe.exceptions import ControlSchemaError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+#: The key of the ledger key connection's extra listing the retired keys; "secret" in the
+#: name makes Airflow mask its values (UI, logs) as it masks the password.
+RETIRED_EXTRA = "retired_secrets"
 #: Shortest ledger key accepted (bytes of its UTF-8 form).
 MIN_KEY_LENGTH = 32
 _ZERO_HASH = "0" * 64
@@ -78,15 +81,16 @@ def key_id(key: bytes) -> str:
 
 
 def retired_keys(extra: Mapping[str, Any] | None) -> tuple[bytes, ...]:
-    """The retired ledger keys of the key connection's ``extra``: ``{"retired": [...]}``.
+    """The retired ledger keys of the key connection's ``extra``:
+    ``{"retired_secrets": [...]}`` (:data:`RETIRED_EXTRA`).
 
-    :raises LedgerKeyError: ``retired`` is not a list of keys, or one is too short.
+    :raises LedgerKeyError: it is not a list of keys, or one is too short.
     """
-    retired = (extra or {}).get("retired") or []
+    retired = (extra or {}).get(RETIRED_EXTRA) or []
     if isinstance(retired, str) or not isinstance(retired, list | tuple):
-        raise LedgerKeyError('the ledger key connection\'s extra "retired" must be a list of keys')
+        raise LedgerKeyError(f"the ledger key connection's extra {RETIRED_EXTRA!r} must be a list")
     if not all(isinstance(item, str) for item in retired):
-        raise LedgerKeyError('the ledger key connection\'s extra "retired" must list keys as text')
+        raise LedgerKeyError(f"the ledger key connection's extra {RETIRED_EXTRA!r} must list text")
     return tuple(check_key(item) for item in retired)
 
 

@@ -1,7 +1,7 @@
 -- Version 9: ledger key rotation. A keyed entry names the key that made its HMAC: the first
 -- 8 hex characters of the SHA-256 of the key (lethe.control.ledger_chain.key_id), so that a
 -- verification holding the current key and the retired ones (the key connection's extra
--- {"retired": [...]}) knows which to use, and names an entry made with an unknown key.
+-- {"retired_secrets": [...]}) knows which to use, and names an entry made with an unknown key.
 -- The id is not covered by the HMAC: changing it makes the entry fail verification all the
 -- same. Keyed entries written before this version have none (every known key is tried).
 

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 embedded = stack.enter_context(EmbeddedStack(state_dir=home / "stack"))
                 os.environ.update(embedded.airflow_env())
+                os.environ.update(embedded.admin_env())  # the tables' owner seeds them
             started = time.perf_counter()
             counts = provider.seed_postgres()
             seconds = time.perf_counter() - started

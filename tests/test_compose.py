@@ -156,6 +156,7 @@ def test_secrets_are_required_never_defaulted():
         "LETHE_TELECOM_DB_PASSWORD",
         "LETHE_CONTROL_DB_PASSWORD",
         "LETHE_CONTROL_DB_RUNTIME_PASSWORD",
+        "LETHE_TELECOM_DB_STORE_PASSWORD",
         "LETHE_SFTP_PASSWORD",
         "LETHE_S3_ACCESS_KEY",
         "LETHE_S3_SECRET_KEY",
@@ -341,13 +342,16 @@ def test_connections_are_the_ones_the_engine_uses(resolved):
     admin = connections.env_var_name(connections.CONTROL_ADMIN_DB)
     for name in AIRFLOW_SERVICES:
         env = resolved["services"][name]["environment"]
-        # The schema owner's connection only where the migrations run.
-        owner = {admin} if name == "airflow-init" else set()
+        # The owners' connections only where the migrations and the grants run.
+        telecom_admin = connections.env_var_name(connections.TELECOM_ADMIN_DB)
+        owner = {admin, telecom_admin} if name == "airflow-init" else set()
         assert {k for k in env if k.startswith("AIRFLOW_CONN_")} == expected | owner, name
         for var in expected | owner:
             conn = Connection.from_json(env[var], conn_id=var.removeprefix("AIRFLOW_CONN_").lower())
             if var == connections.env_var_name(connections.LEDGER_KEY):
                 assert conn.password == DUMMY_SECRET, var
+                # No retired key by default.
+                assert conn.extra_dejson == {"retired_secrets": []}, var
                 continue
             assert conn.host or conn.extra_dejson.get("endpoint_url"), var
 
@@ -367,14 +371,23 @@ def test_connections_reach_the_stand_ins_with_their_credentials(resolved):
         init[connections.env_var_name(connections.CONTROL_ADMIN_DB)],
         conn_id=connections.CONTROL_ADMIN_DB,
     )
-    for c in (conn(connections.TELECOM_DB), owner):
+    telecom_owner = Connection.from_json(
+        init[connections.env_var_name(connections.TELECOM_ADMIN_DB)],
+        conn_id=connections.TELECOM_ADMIN_DB,
+    )
+    for c in (telecom_owner, owner):
         assert (c.host, c.port, c.login, c.schema) == (
             "lethe-db",
             5432,
             db["POSTGRES_USER"],
             db["POSTGRES_DB"],
         ), c.conn_id
-    assert conn(connections.TELECOM_DB).password == db["POSTGRES_PASSWORD"]
+    assert telecom_owner.password == db["POSTGRES_PASSWORD"]
+    # The components reach the telecom database as the store login, never as its owner.
+    telecom = conn(connections.TELECOM_DB)
+    assert (telecom.host, telecom.port, telecom.schema) == ("lethe-db", 5432, db["POSTGRES_DB"])
+    assert telecom.login == "lethe_telecom"
+    assert telecom.login != db["POSTGRES_USER"]
     # The components reach the control schema as the runtime login, never as its owner.
     runtime = conn(connections.CONTROL_DB)
     assert (runtime.host, runtime.port, runtime.schema) == ("lethe-db", 5432, db["POSTGRES_DB"])
@@ -471,10 +484,14 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
     kept.write_bytes(b"RIFF")
     runtime_login = f"lethe_init_{uuid.uuid4().hex[:8]}"
     runtime = dict(control, login=runtime_login, password="runtime-pw")
+    store_login = f"lethe_init_store_{uuid.uuid4().hex[:8]}"
+    store = dict(control, login=store_login, password="store-pw")
     env = {
         **os.environ,
         connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(control),
         connections.env_var_name(connections.CONTROL_DB): json.dumps(runtime),
+        connections.env_var_name(connections.TELECOM_ADMIN_DB): json.dumps(control),
+        connections.env_var_name(connections.TELECOM_DB): json.dumps(store),
         "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
         "PYTHONPATH": str(ROOT / "plugins"),
@@ -505,8 +522,18 @@ def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_databa
         assert conn.execute(
             "SELECT has_table_privilege('privacy.audit_ledger', 'UPDATE')"
         ).fetchone() == (False,)
+    # The store login exists, is no superuser and is a member of lethe_store (the new
+    # database has no telecom schema yet: granted when the schema is seeded).
+    assert "note: schema telecom does not exist yet" in result.stdout
+    as_store = dict(params, user=store_login, password="store-pw")
+    with psycopg.connect(**as_store) as conn:
+        assert conn.execute(
+            "SELECT rolsuper, pg_has_role('lethe_store', 'MEMBER') FROM pg_roles"
+            " WHERE rolname = current_user"
+        ).fetchone() == (False, True)
     with psycopg.connect(scratch_database, autocommit=True) as conn:
         conn.execute(f'DROP ROLE "{runtime_login}"')
+        conn.execute(f'DROP ROLE "{store_login}"')
     shutil.rmtree(recordings / "customers")
 
 

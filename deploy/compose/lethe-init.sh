@@ -32,6 +32,12 @@ python -m lethe.control runtime-login --conn-id lethe_control_admin_db --runtime
 echo "lethe-init: migrating the privacy control schema (as the owner, lethe_control_admin_db)"
 python -m lethe.control migrate --conn-id lethe_control_admin_db
 
+# The telecom connection logs in as a store login (member of lethe_store), not as the
+# tables' owner. A schema that does not exist yet (the demo seeds it later, and grants then)
+# is skipped with a note.
+echo "lethe-init: creating the store login of lethe_telecom_db (member of lethe_store)"
+python -m lethe.stores.postgres store-login --conn-id lethe_telecom_admin_db --store-conn-id lethe_telecom_db --schema telecom
+
 echo "lethe-init: creating the SFTP roots the policies name"
 python "${here}/sftp_roots.py"
 

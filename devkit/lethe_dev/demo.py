@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, state_dir: Path) -> int:
     """The demo itself; its lines go to the console through :func:`_say`."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 server's request log
-    from lethe.connections import CONTROL_ADMIN_DB, TELECOM_DB
+    from lethe.connections import CONTROL_ADMIN_DB, TELECOM_ADMIN_DB
     from lethe.control.migrate import apply_migrations
     from lethe.exceptions import LetheError
     from lethe.policy import load_catalog
@@ -179,8 +179,8 @@ def _run(args: argparse.Namespace, state_dir: Path) -> int:
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 
             _step("Applying the reference telecom schema and the privacy control schema")
-            apply_reference_schema(PostgresHook(postgres_conn_id=TELECOM_DB))
-            os.environ.update(stack.admin_env())
+            os.environ.update(stack.admin_env())  # the owners create the schemas
+            apply_reference_schema(PostgresHook(postgres_conn_id=TELECOM_ADMIN_DB))
             with connect(CONTROL_ADMIN_DB) as conn:  # the schema owner migrates
                 applied = apply_migrations(conn)
             _say(f"control schema migrations applied: {applied or 'none (up to date)'}")

@@ -23,6 +23,10 @@ LEDGER_KEY = "lethe_ledger_key"
 #: The control schema's owner, for the migrations only (``python -m lethe.control migrate
 #: --conn-id lethe_control_admin_db``); Airflow's components need not know it.
 CONTROL_ADMIN_DB = "lethe_control_admin_db"
+#: The telecom tables' owner, for creating and loading them (the development kit's seeding)
+#: and for ``python -m lethe.stores.postgres store-login``; Airflow's components need not
+#: know it: ``lethe_telecom_db`` logs in as a member of ``lethe_store`` (docs/security.md).
+TELECOM_ADMIN_DB = "lethe_telecom_admin_db"
 #: What Airflow's components use: the stores' connections and the ledger key.
 RUNTIME = (*ALL, LEDGER_KEY)
 

@@ -22,7 +22,7 @@ def test_migrates_the_control_schema_and_validates_the_catalog(control_dag, stac
     assert second.state == "success", _task_states(second)
 
     with psycopg.connect(stack.postgres_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM privacy.schema_migrations")
+        cur.execute("SELECT max(version) FROM privacy.schema_migrations")
         (versions,) = cur.fetchone()
         cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
         assert cur.fetchone() == (True,)

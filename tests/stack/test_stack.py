@@ -95,7 +95,8 @@ def test_connections_resolve_from_env_outside_a_task(stack, monkeypatch):
 def test_postgres_round_trip_through_postgres_hook(stack):
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    hook = PostgresHook(postgres_conn_id=connections.TELECOM_DB)
+    # As the owner: the telecom connection's store login may create nothing.
+    hook = PostgresHook(postgres_conn_id=connections.TELECOM_ADMIN_DB)
     hook.run("DROP TABLE IF EXISTS lethe_stack_probe")
     hook.run("CREATE TABLE lethe_stack_probe (id serial PRIMARY KEY, msisdn text, seconds int)")
     try:

@@ -142,7 +142,10 @@ class MemoryRowSink:
 
 # ================================================================================ PostgreSQL
 
-CONN_ID = "lethe_telecom_db"
+#: The adapters here work on tables of each test's own schema, which the superuser creates:
+#: they connect as the owner. What the store login (lethe_telecom_db) may do on the telecom
+#: schema is tests/dags/test_store_login.py's.
+CONN_ID = "lethe_telecom_admin_db"
 
 
 class Db:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lethe.connections import OBJECT_STORE, RECORDINGS_SFTP, TELECOM_DB
+from lethe.connections import OBJECT_STORE, RECORDINGS_SFTP, TELECOM_ADMIN_DB
 from lethe_dev.synthetic import generator as gen
 from lethe_dev.synthetic.fingerprint import postgres_fingerprint, s3_fingerprint, sftp_fingerprint
 from lethe_dev.synthetic.generator import SyntheticProvider
@@ -79,7 +79,7 @@ def hooks(stack):
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     return SimpleNamespace(
-        pg=PostgresHook(postgres_conn_id=TELECOM_DB),
+        pg=PostgresHook(postgres_conn_id=TELECOM_ADMIN_DB),
         sftp=SFTPHook(ssh_conn_id=RECORDINGS_SFTP),
         s3=S3Hook(aws_conn_id=OBJECT_STORE),
     )

@@ -107,10 +107,65 @@ def test_the_page_shows_every_row_its_verdict_requests_and_the_ledger(api_client
     assert set(verdicts.values()) == {"compliant"}
     assert page.requests == [seeded]
     assert re.search(rf'data-request="{seeded}".*OVERDUE', answer.text, re.S)
-    assert "hash chain verified" in answer.text
+    assert 'data-check="keyed"' in answer.text  # the stack's ledger key is readable here
+    assert "Keyed check (HMAC and hash chain) verified over" in answer.text
     assert EMAIL not in answer.text
     assert PHONE not in answer.text
     assert "Marjolein" not in answer.text
+
+
+def _ledger_paragraph(html: str) -> str:
+    return re.search(r'<p class="[a-z]+" id="ledger".*?</p>', html, re.S).group(0)
+
+
+def _one_keyed_entry() -> None:
+    from lethe.control.hook import PrivacyControlHook
+    from lethe.control.ledger import AuditEntry
+
+    hook = PrivacyControlHook()
+    try:
+        hook.record(AuditEntry(action="ui_test", outcome="ok", actor="tests"))
+    finally:
+        hook.close()
+
+
+def test_the_ledger_check_is_keyed_when_the_key_is_readable(api_client, token, stores):
+    _one_keyed_entry()
+    ledger = _ledger_paragraph(api_client.get("/lethe/", headers=bearer(token())).text)
+    assert ledger.startswith('<p class="ok" id="ledger" data-check="keyed">'), ledger
+    assert "Keyed check (HMAC and hash chain) verified over" in ledger
+    assert "entries per key id" in ledger
+
+
+def test_without_the_key_connection_the_page_says_only_the_unkeyed_check_ran(
+    api_client, token, stores, monkeypatch
+):
+    monkeypatch.delenv("AIRFLOW_CONN_LETHE_LEDGER_KEY")
+    ledger = _ledger_paragraph(api_client.get("/lethe/", headers=bearer(token())).text)
+    assert ledger.startswith('<p class="ok" id="ledger" data-check="unkeyed">'), ledger
+    assert "Unkeyed check only: hash chain verified over" in ledger
+    assert (
+        "The keyed check did not run (the ledger key connection &#x27;lethe_ledger_key&#x27; "
+        "is not available)"
+    ) in ledger
+
+
+def test_the_keyed_check_finds_what_the_unkeyed_one_cannot(api_client, token, stores, monkeypatch):
+    """With another key the HMACs do not verify: the keyed check ran (the hash chain, which
+    the unkeyed check reads, is intact)."""
+    import json
+
+    from lethe.control import ledger_chain
+
+    _one_keyed_entry()
+    other = "another-ledger-key-" + "x" * 32
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps({"conn_type": "generic", "password": other})
+    )
+    ledger = _ledger_paragraph(api_client.get("/lethe/", headers=bearer(token())).text)
+    assert ledger.startswith('<p class="bad" id="ledger" data-check="keyed">'), ledger
+    assert "audit ledger broken at entry" in ledger
+    assert ledger_chain.key_id(other.encode()) not in ledger  # it names the entries' key
 
 
 def test_the_ui_cookie_is_accepted(api_client, token, seeded):

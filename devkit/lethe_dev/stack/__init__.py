@@ -15,7 +15,11 @@ that server is used and dropped on stop.
 Two database roles, as in a deployment (docs/security.md): the superuser owns the control
 schema and runs its migrations (:meth:`EmbeddedStack.admin_env`, ``postgres_dsn``); the
 control connection Airflow's components use logs in as a runtime role that may only
-append to the audit ledger. The stack also generates the ledger's HMAC key (kept in
+append to the audit ledger. The telecom connection logs in as a store login, a member of
+``lethe_store`` (:mod:`lethe.stores.postgres.roles`: SELECT, UPDATE, DELETE on the telecom
+tables and ownership of the partitioned ones, no superuser); the superuser is
+``lethe_telecom_admin_db`` (:meth:`EmbeddedStack.admin_env`), which creates and loads the
+telecom tables. The stack also generates the ledger's HMAC key (kept in
 ``state_dir/ledger-key``, so that a restarted stack verifies what it wrote before).
 """
 
@@ -45,6 +49,12 @@ log = logging.getLogger(__name__)
 #: The login role of the control connection on the embedded server (a member of
 #: ``lethe_runtime``); on an external server it is ``<database>_app``.
 RUNTIME_LOGIN = "lethe_app"
+#: The login role of the telecom connection on the embedded server (a member of
+#: ``lethe_store``); on an external server it is ``<database>_telecom``.
+STORE_LOGIN = "lethe_telecom"
+#: The governed schema the telecom connection is granted (when it exists at start, else
+#: when the reference schema is applied: lethe_dev.synthetic.schema).
+STORE_SCHEMAS = ("telecom",)
 _LEDGER_KEY_FILE = "ledger-key"
 
 
@@ -79,6 +89,7 @@ class EmbeddedStack:
         )
         self.s3: EmbeddedS3Server = EmbeddedS3Server()
         self.runtime_password = secrets.token_urlsafe(24)
+        self.store_password = secrets.token_urlsafe(24)
         self._started = False
 
     @property
@@ -87,6 +98,13 @@ class EmbeddedStack:
         if isinstance(self.postgres, ExternalPostgres):
             return f"{self.postgres.database}_app"
         return RUNTIME_LOGIN
+
+    @property
+    def store_login(self) -> str:
+        """The login role of the telecom connection (a member of ``lethe_store``)."""
+        if isinstance(self.postgres, ExternalPostgres):
+            return f"{self.postgres.database}_telecom"
+        return STORE_LOGIN
 
     @property
     def postgres_dsn(self) -> str:
@@ -120,6 +138,7 @@ class EmbeddedStack:
                 started.append(server)
                 if server is self.postgres:
                     self._create_runtime_login()
+                    self._create_store_login()
         except BaseException:
             for server in reversed(started):
                 try:
@@ -143,7 +162,7 @@ class EmbeddedStack:
         self._started = False
         atexit.unregister(self.stop)
         errors: list[Exception] = []
-        login = self.runtime_login
+        logins = (self.runtime_login, self.store_login)
         for server in (self.s3, self.sftp, self.postgres):
             try:
                 server.stop()
@@ -151,7 +170,8 @@ class EmbeddedStack:
                 log.exception("Could not stop %s", type(server).__name__)
                 errors.append(e)
         if isinstance(self.postgres, ExternalPostgres) and not errors:
-            self._drop_runtime_login(login)
+            for login in logins:
+                self._drop_runtime_login(login)
         if errors:
             raise errors[0]
         log.info("Embedded stack in %s stopped", self.state_dir)
@@ -174,6 +194,19 @@ class EmbeddedStack:
 
         with psycopg.connect(self.postgres.dsn, connect_timeout=10) as conn:
             ensure_runtime_login(conn, self.runtime_login, self.runtime_password)
+
+    def _create_store_login(self) -> None:
+        import psycopg
+
+        from lethe.stores.postgres.roles import ensure_store_login
+
+        with psycopg.connect(self.postgres.dsn, connect_timeout=10) as conn:
+            present = tuple(
+                schema
+                for schema in STORE_SCHEMAS
+                if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()[0] is not None
+            )
+            ensure_store_login(conn, self.store_login, self.store_password, present)
 
     def _drop_runtime_login(self, login: str) -> None:
         import psycopg
@@ -199,12 +232,13 @@ class EmbeddedStack:
 
     def airflow_connections(self) -> dict[str, dict[str, Any]]:
         """The lethe connections Airflow's components use, by connection id, as JSON-ready
-        dicts: the four stores' (the control database as the runtime role) and the ledger
-        key."""
+        dicts: the four stores' (the control database as the runtime role, the telecom
+        database as the store login) and the ledger key."""
         database = self.postgres.airflow_connection()
         control = dict(database, login=self.runtime_login, password=self.runtime_password)
+        telecom = dict(database, login=self.store_login, password=self.store_password)
         return {
-            connections.TELECOM_DB: database,
+            connections.TELECOM_DB: telecom,
             connections.CONTROL_DB: control,
             connections.RECORDINGS_SFTP: self.sftp.airflow_connection(),
             connections.OBJECT_STORE: self.s3.airflow_connection(),
@@ -212,13 +246,14 @@ class EmbeddedStack:
         }
 
     def admin_env(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_LETHE_CONTROL_ADMIN_DB``: the control schema's owner, for
-        ``python -m lethe.control migrate --conn-id lethe_control_admin_db`` only."""
-        admin = self.postgres.airflow_connection()
+        """``AIRFLOW_CONN_LETHE_CONTROL_ADMIN_DB`` and ``AIRFLOW_CONN_LETHE_TELECOM_ADMIN_DB``:
+        the owner of the control schema and of the telecom tables (the server's superuser),
+        for ``python -m lethe.control migrate --conn-id lethe_control_admin_db`` and for
+        creating and loading the telecom tables only."""
+        admin = json.dumps(self.postgres.airflow_connection(), sort_keys=True)
         return {
-            connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(
-                admin, sort_keys=True
-            )
+            connections.env_var_name(connections.CONTROL_ADMIN_DB): admin,
+            connections.env_var_name(connections.TELECOM_ADMIN_DB): admin,
         }
 
     def airflow_env(self) -> dict[str, str]:

@@ -183,17 +183,20 @@ def cmd_up(state_dir: Path, timeout: float) -> int:
     return 0
 
 
-def cmd_env(state_dir: Path) -> int:
+def cmd_env(state_dir: Path, admin: bool = False) -> int:
     """Print ``export AIRFLOW_CONN_...='...'`` lines for the running stack.
 
     :param state_dir: the stack's state directory.
+    :param admin: also the owners' connections (``lethe_control_admin_db``,
+        ``lethe_telecom_admin_db``), for migrating and seeding from a shell.
     :return: the exit code.
     :raises StackError: when the stack is not up.
     """
     state = _running_state(state_dir)
     if state is None:
         raise _not_up(state_dir)
-    for name, value in sorted(state["env"].items()):
+    env = {**state["env"], **(state.get("admin_env", {}) if admin else {})}
+    for name, value in sorted(env.items()):
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
@@ -345,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
             default=DEFAULT_STATE_DIR,
             help=f"where the servers keep their state (default: {DEFAULT_STATE_DIR})",
         )
+        if name == "env":
+            command.add_argument(
+                "--admin",
+                action="store_true",
+                help="also the owners' connections (migrating and seeding only)",
+            )
         if name in ("up", "down"):
             command.add_argument(
                 "--timeout", type=float, default=120.0 if name == "up" else 60.0, help="seconds"
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return cmd_up(state_dir, args.timeout)
         if args.command == "env":
-            return cmd_env(state_dir)
+            return cmd_env(state_dir, args.admin)
         if args.command == "down":
             return cmd_down(state_dir, args.timeout)
         if args.command == "status":

@@ -377,7 +377,7 @@ def cmd_up(service_dir: Path, *, port: int, parallelism: int, timeout: float, re
         _run_step(
             "the synthetic provider (scale 1)",
             [python, "-m", "lethe_dev.synthetic", "seed", "--scale", "1"],
-            env,
+            {**env, **admin_env},  # the telecom tables' owner loads them
             prepare_log,
         )
     _ensure_database(stack["postgres_dsn"])

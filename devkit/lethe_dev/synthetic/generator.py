@@ -234,17 +234,15 @@ class SyntheticProvider:
         Applies telecom.sql first (idempotent), empties every table, drops every usage
         partition, creates the month partitions needed and loads the rows with COPY.
 
-        :param hook: hook on the telecom database; default ``PostgresHook(TELECOM_DB)``
+        :param hook: hook on the telecom database as the tables' owner; default
+            ``PostgresHook(TELECOM_ADMIN_DB)`` where that connection is defined, else
+            ``PostgresHook(TELECOM_DB)``
         :return: ``{"telecom.<table>": rows, "telecom.usage_records (partitions)": n}``
         """
         from lethe_dev.synthetic import loaders
 
         if hook is None:
-            from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-            from lethe.connections import TELECOM_DB
-
-            hook = PostgresHook(postgres_conn_id=TELECOM_DB)
+            hook = telecom_admin_hook()
         return loaders.load_postgres(self, hook)
 
     def seed_sftp(self, hook: SFTPHook | None = None) -> dict[str, int]:
@@ -299,3 +297,20 @@ class SyntheticProvider:
             if store in wanted:
                 summary.update(seeders[store]())
         return summary
+
+
+def telecom_admin_hook() -> PostgresHook:
+    """A hook on the telecom database as the owner of its tables: the connection
+    ``lethe_telecom_admin_db`` where it is defined (the embedded stack, compose's seeding),
+    else ``lethe_telecom_db`` (a store login may not create or load tables)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk import BaseHook
+
+    from lethe.connections import TELECOM_ADMIN_DB, TELECOM_DB
+
+    try:
+        BaseHook.get_connection(TELECOM_ADMIN_DB)
+    except AirflowNotFoundException:
+        return PostgresHook(postgres_conn_id=TELECOM_DB)
+    return PostgresHook(postgres_conn_id=TELECOM_ADMIN_DB)

@@ -153,13 +153,23 @@ def apply_reference_schema(hook: PostgresHook) -> None:
 def apply_reference_schema_on(conn: Any) -> None:
     """:func:`apply_reference_schema` on an open psycopg 3 connection; commits.
 
+    Where the stores' group role exists (``lethe_store``: the embedded stack creates it),
+    it is granted its due on the schema (:func:`lethe.stores.postgres.roles.grant_store`),
+    so the connection applying this must own the tables (the telecom admin).
+
     :param conn: an open connection, not in autocommit mode
     """
+    from lethe.stores.postgres.roles import STORE_ROLE, grant_store
+
     sql = reference_sql()
     with conn.cursor() as cur:
         cur.execute("SET LOCAL client_min_messages TO warning")
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_ADVISORY_LOCK_KEY,))
         cur.execute(sql)
+        cur.execute("SELECT to_regrole(%s) IS NOT NULL", (STORE_ROLE,))
+        granted = cur.fetchone()[0]
+    if granted:  # the stores' logins exist (the embedded stack, a compose deployment)
+        grant_store(conn, SCHEMA)
     conn.commit()
     log.info("Reference schema %s applied (%d tables)", SCHEMA, len(TABLE_COLUMNS))
 

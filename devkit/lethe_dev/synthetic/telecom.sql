@@ -177,7 +177,8 @@ CREATE INDEX IF NOT EXISTS usage_records_caller_idx ON telecom.usage_records (ca
 CREATE INDEX IF NOT EXISTS usage_records_callee_idx ON telecom.usage_records (callee_number, started_at);
 CREATE INDEX IF NOT EXISTS usage_records_customer_idx ON telecom.usage_records (customer_id, started_at);
 
--- Creates the month partition holding month_start (any date in it), if it is missing.
+-- Creates the month partition holding month_start (any date in it), if it is missing,
+-- owned by the owner of telecom.usage_records.
 -- Months are UTC calendar months: [first of month 00:00 UTC, first of next month).
 CREATE OR REPLACE FUNCTION telecom.ensure_usage_partition(month_start date)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -193,6 +194,11 @@ BEGIN
             part_name,
             (lower_bound::text || ' 00:00:00+00'),
             (upper_bound::text || ' 00:00:00+00'));
+        -- The partition belongs to whoever owns the table (the stores' group role, which
+        -- drops expired partitions: lethe.stores.postgres.roles), not to its creator.
+        EXECUTE format('ALTER TABLE telecom.%I OWNER TO %I', part_name,
+            (SELECT pg_get_userbyid(relowner) FROM pg_class
+              WHERE oid = 'telecom.usage_records'::regclass));
     END IF;
     RETURN part_name;
 END;

@@ -59,6 +59,7 @@ class PrivacyControlHook(PostgresHook):
         self._session: Any = None
         self._ledger_key: bytes | None = None
         self._ledger_key_read = False
+        self._retired_keys: tuple[bytes, ...] = ()
 
     # --------------------------------------------------------------------- transactions
 
@@ -109,12 +110,25 @@ class PrivacyControlHook(PostgresHook):
             from airflow.exceptions import AirflowNotFoundException
 
             try:
-                secret = self.get_connection(self.ledger_key_conn_id).password
+                connection = self.get_connection(self.ledger_key_conn_id)
             except AirflowNotFoundException:
-                secret = None
+                connection = None
+            secret = connection.password if connection else None
             self._ledger_key = ledger_chain.check_key(secret) if secret else None
+            self._retired_keys = ledger_chain.retired_keys(
+                connection.extra_dejson if connection else None
+            )
             self._ledger_key_read = True
         return self._ledger_key
+
+    def retired_ledger_keys(self) -> tuple[bytes, ...]:
+        """Keys the ledger was keyed with before (the key connection's extra
+        ``{"retired_secrets": [...]}``): verification accepts entries they made.
+
+        :raises LedgerKeyError: the list is malformed or a key is too short.
+        """
+        self.ledger_key()
+        return self._retired_keys
 
     def record(self, entry: AuditEntry) -> int:
         """Append ``entry`` to the audit ledger, with its HMAC when the key is configured.
@@ -126,7 +140,8 @@ class PrivacyControlHook(PostgresHook):
             return ledger.append(conn, entry, key=key)
 
     def check_ledger(self, heads: Sequence[Head] = ()) -> LedgerCheck:
-        """Verify ids, the unkeyed and the keyed chain and the published ``heads``.
+        """Verify ids, the unkeyed and the keyed chain (with the current and the retired
+        keys) and the published ``heads``.
 
         :raises LedgerKeyError: no ledger key is configured (nothing keyed can be checked).
         """
@@ -135,8 +150,9 @@ class PrivacyControlHook(PostgresHook):
             raise ledger_chain.LedgerKeyError(
                 f"no ledger key: define the connection {self.ledger_key_conn_id!r}"
             )
+        retired = self.retired_ledger_keys()
         with self.transaction() as conn:
-            return ledger_chain.verify(conn, key=key, heads=heads)
+            return ledger_chain.verify(conn, key=key, heads=heads, retired=retired)
 
     def verify_ledger(self) -> None:
         """Check the ledger's hash chain.

@@ -39,11 +39,12 @@ _INSERT = (
     f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s)"
     " RETURNING entry_id"
 )
-# A keyed entry names its id and timestamp (the trigger checks them) and carries its HMAC.
+# A keyed entry names its id and timestamp (the trigger checks them) and carries its HMAC
+# and the id of the key that made it.
 _INSERT_KEYED = (
     "INSERT INTO privacy.audit_ledger"  # noqa: S608
-    f" ({', '.join(_COLUMNS)}, counts, details, entry_id, recorded_at, entry_hmac)"
-    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s)"
+    f" ({', '.join(_COLUMNS)}, counts, details, entry_id, recorded_at, entry_hmac, entry_key_id)"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s, %s)"
     " RETURNING entry_id"
 )
 _SELECT = (
@@ -131,8 +132,9 @@ def append(conn, entry: AuditEntry, *, key: bytes | None = None) -> int:
     it together with what it records); return its entry id.
 
     :param key: the ledger key (:func:`lethe.control.ledger_chain.check_key`): the entry
-        carries its HMAC, chained to the previous entry's. Without a key the entry is
-        written unkeyed with a warning, and a verification with the key reports it.
+        carries its HMAC, chained to the previous entry's, and the key's id. Without a key
+        the entry is written unkeyed with a warning, and a verification with the key
+        reports it.
     :raises ControlSchemaError: the entry as stored would not verify (nothing is written).
     """
     values = [getattr(entry, name) for name in _COLUMNS]
@@ -157,7 +159,10 @@ def append(conn, entry: AuditEntry, *, key: bytes | None = None) -> int:
         ]
         content = (entry_id, micros, *columns, counts_text, details_text)
         mac = ledger_chain.entry_hmac(key, content, prev_hmac)
-        cur.execute(_INSERT_KEYED, (*values, counts, details, entry_id, recorded_at, mac))
+        cur.execute(
+            _INSERT_KEYED,
+            (*values, counts, details, entry_id, recorded_at, mac, ledger_chain.key_id(key)),
+        )
         (stored_id,) = cur.fetchone()
         stored = ledger_chain.stored_content(conn, stored_id)
     if not hmac.compare_digest(ledger_chain.entry_hmac(key, stored, prev_hmac), mac):

@@ -9,6 +9,13 @@ the key nobody can rewrite, reorder or remove an entry and repair the chain. Tru
 newest entries leaves a shorter but valid chain: published heads (:mod:`lethe.control.
 ledger_heads`) catch that.
 
+Key rotation. Each keyed entry names the key that made its HMAC (``entry_key_id``, migration
+0009: the first 8 hex characters of SHA-256 of the key, :func:`key_id`). A verification
+accepts the current key and the retired ones (the key connection's extra
+``{"retired_secrets": [...]}``, :func:`retired_keys`); an entry made with a key it does not
+know breaks the chain with a message naming the entry and the key id. Keyed entries
+written before migration 0009 carry no key id: every known key is tried for them.
+
 The message an HMAC covers is built from text the database produced (the entry's id, its
 timestamp in epoch microseconds, its text columns, ``counts::text`` and ``details::text``),
 both when an entry is written and when it is verified, so no JSON or time-zone formatting
@@ -26,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 from lethe.exceptions import ControlSchemaError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
+#: The key of the ledger key connection's extra listing the retired keys; "secret" in the
+#: name makes Airflow mask its values (UI, logs) as it masks the password.
+RETIRED_EXTRA = "retired_secrets"
 #: Shortest ledger key accepted (bytes of its UTF-8 form).
 MIN_KEY_LENGTH = 32
 _ZERO_HASH = "0" * 64
@@ -42,7 +52,8 @@ CONTENT_SQL = (
 # Constant column expressions; nothing interpolated comes from outside.
 _WALK = (
     f"SELECT {CONTENT_SQL}, e.prev_hash, e.entry_hash, privacy.audit_entry_digest(e),"  # noqa: S608
-    " e.entry_hmac FROM privacy.audit_ledger e WHERE e.entry_id > %s ORDER BY e.entry_id LIMIT %s"
+    " e.entry_hmac, e.entry_key_id FROM privacy.audit_ledger e WHERE e.entry_id > %s"
+    " ORDER BY e.entry_id LIMIT %s"
 )
 
 
@@ -61,6 +72,26 @@ def check_key(key: str | bytes) -> bytes:
             f"the ledger key must be at least {MIN_KEY_LENGTH} bytes long (it is {len(raw)})"
         )
     return raw
+
+
+def key_id(key: bytes) -> str:
+    """The id an entry records of the key that made its HMAC: the first 8 hex characters
+    of the key's SHA-256 (it reveals nothing usable of the key)."""
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+def retired_keys(extra: Mapping[str, Any] | None) -> tuple[bytes, ...]:
+    """The retired ledger keys of the key connection's ``extra``:
+    ``{"retired_secrets": [...]}`` (:data:`RETIRED_EXTRA`).
+
+    :raises LedgerKeyError: it is not a list of keys, or one is too short.
+    """
+    retired = (extra or {}).get(RETIRED_EXTRA) or []
+    if isinstance(retired, str) or not isinstance(retired, list | tuple):
+        raise LedgerKeyError(f"the ledger key connection's extra {RETIRED_EXTRA!r} must be a list")
+    if not all(isinstance(item, str) for item in retired):
+        raise LedgerKeyError(f"the ledger key connection's extra {RETIRED_EXTRA!r} must list text")
+    return tuple(check_key(item) for item in retired)
 
 
 def entry_hmac(key: bytes, content: Sequence[Any], prev_hmac: str | None) -> str:
@@ -110,6 +141,7 @@ class LedgerCheck:
     broken_at: int | None = None
     reason: str = ""
     head: Head | None = None
+    key_ids: dict[str, int] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -125,18 +157,29 @@ class LedgerCheck:
         if not self.ok:
             return f"audit ledger broken at entry {self.broken_at}: {self.reason}"
         head = f"head entry {self.head.entry_id}" if self.head else "empty"
+        keys = ", ".join(f"{kid} ({count})" for kid, count in self.key_ids.items())
         return (
             f"audit ledger holds: {self.entries} entries ({head}), {self.unkeyed_before} "
             f"written before keying began, {self.heads_checked} published head(s) match"
+            + (f"; entries per key id: {keys}" if keys else "")
         )
 
 
-def verify(conn, *, key: bytes | None, heads: Iterable[Head] = ()) -> LedgerCheck:
+def verify(
+    conn,
+    *,
+    key: bytes | None,
+    heads: Iterable[Head] = (),
+    retired: Iterable[bytes] = (),
+) -> LedgerCheck:
     """Walk the whole ledger: ids without gaps, the unkeyed chain, the keyed chain (when
     ``key`` is given) and every published head. Read-only; rolls the transaction back.
 
-    An entry without an HMAC after the first entry with one breaks the keyed chain.
+    An entry without an HMAC after the first entry with one breaks the keyed chain. An
+    entry's HMAC is checked with the key its key id names: ``key`` or one of the
+    ``retired`` keys; an entry naming another key breaks the chain.
     """
+    ring = {} if key is None else {key_id(k): k for k in (key, *retired)}
     result = LedgerCheck()
     expected_id, prev_hash, prev_hmac, keyed = 1, _ZERO_HASH, None, False
     ids: dict[int, tuple[str, str | None]] = {}
@@ -150,7 +193,10 @@ def verify(conn, *, key: bytes | None, heads: Iterable[Head] = ()) -> LedgerChec
             if not rows:
                 break
             for row in rows:
-                content, (stored_prev, stored_hash, digest, stored_hmac) = row[:14], row[14:]
+                content, (stored_prev, stored_hash, digest, stored_hmac, stored_kid) = (
+                    row[:14],
+                    row[14:],
+                )
                 entry_id = content[0]
                 last_id = entry_id
                 result.entries += 1
@@ -166,10 +212,19 @@ def verify(conn, *, key: bytes | None, heads: Iterable[Head] = ()) -> LedgerChec
                 elif key is not None and stored_hmac is None and keyed:
                     result._break(entry_id, "it carries no HMAC after keying began")
                 elif key is not None and stored_hmac is not None:
-                    expected = entry_hmac(key, content, prev_hmac)
-                    if not hmac.compare_digest(expected, stored_hmac):
-                        result._break(entry_id, "its HMAC does not match (changed or moved)")
                     keyed = True
+                    if stored_kid is not None and stored_kid not in ring:
+                        result._break(
+                            entry_id,
+                            f"its HMAC was made with key {stored_kid}, which is neither the "
+                            "current ledger key nor a retired one",
+                        )
+                    else:
+                        made_by = _matching_key(ring, stored_kid, content, prev_hmac, stored_hmac)
+                        if made_by is None:
+                            result._break(entry_id, "its HMAC does not match (changed or moved)")
+                        else:
+                            result.key_ids[made_by] = result.key_ids.get(made_by, 0) + 1
                 elif stored_hmac is None:
                     result.unkeyed_before += 1
                 expected_id, prev_hash, prev_hmac = entry_id + 1, stored_hash, stored_hmac
@@ -189,6 +244,22 @@ def verify(conn, *, key: bytes | None, heads: Iterable[Head] = ()) -> LedgerChec
         ):
             result._break(head.entry_id, f"it differs from its published head ({head.source})")
     return result
+
+
+def _matching_key(
+    ring: dict[str, bytes],
+    stored_kid: str | None,
+    content: Sequence[Any],
+    prev_hmac: str | None,
+    stored_hmac: str,
+) -> str | None:
+    """The id of the key that made ``stored_hmac`` (the one ``stored_kid`` names; every
+    known key for an entry written before key ids), or None when none did."""
+    candidates = [stored_kid] if stored_kid is not None else list(ring)
+    for kid in candidates:
+        if hmac.compare_digest(entry_hmac(ring[kid], content, prev_hmac), stored_hmac):
+            return kid
+    return None
 
 
 def next_entry(conn) -> tuple[int, int, Any, str | None]:

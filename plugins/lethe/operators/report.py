@@ -72,14 +72,15 @@ class ComplianceReportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from lethe.policy import load_catalog
         from lethe.report.render import report_html, to_csv
-        from lethe.report.status import ledger_chain, survey_rows
+        from lethe.report.status import ledger_chain, ledger_keys, survey_rows
 
         moment = run_moment(context)
         catalog = load_catalog(self.policy_dir)
         try:
             with self.control.transaction() as control:  # reads only
                 rows = survey_rows(catalog, moment, control)
-                _, _, chain = ledger_chain(control)
+                key, retired, no_key = ledger_keys(self.control)
+                _, _, chain = ledger_chain(control, key=key, retired=retired, no_key=no_key)
             html_key, csv_key = report_keys(moment)
             self.hook.load_string(
                 report_html(rows, moment, chain),

@@ -16,6 +16,7 @@ from lethe.domain.labels import store_label
 from lethe.policy.models import CustomerDefinedRetention, FixedRetention, UntilServiceEnd
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from lethe.policy import Catalog
@@ -82,15 +83,59 @@ def survey_rows(catalog: Catalog, moment: datetime, control) -> list[RowStatus]:
     return rows
 
 
-def ledger_chain(control) -> tuple[bool, int, str]:
-    """The audit ledger's chain: (intact, number of entries, message)."""
+def ledger_keys(hook) -> tuple[bytes | None, tuple[bytes, ...], str]:
+    """The ledger key and the retired keys ``hook`` (a PrivacyControlHook) can read, and,
+    when there is no usable key, why not: (key or None, retired keys, problem or "")."""
+    from lethe.control.ledger_chain import LedgerKeyError
+
+    try:
+        key = hook.ledger_key()
+        retired = hook.retired_ledger_keys()
+    except LedgerKeyError as exc:
+        return None, (), f"the ledger key connection {hook.ledger_key_conn_id!r} is unusable: {exc}"
+    if key is None:
+        return None, (), f"the ledger key connection {hook.ledger_key_conn_id!r} is not available"
+    return key, retired, ""
+
+
+def ledger_chain(
+    control,
+    *,
+    key: bytes | None = None,
+    retired: Sequence[bytes] = (),
+    no_key: str = "no ledger key was given",
+) -> tuple[bool, int, str]:
+    """The audit ledger's chains: (intact, number of entries, message saying which check ran).
+
+    With ``key`` the keyed check runs (ids, the hash chain and the HMAC chain, with the
+    ``retired`` keys accepted; :func:`lethe.control.ledger_chain.verify`); without it only
+    the database's unkeyed hash chain, and the message says so and why (``no_key``).
+    Published heads are not read here (the ledger_verification DAG checks them).
+    """
     from lethe.control import ledger
+    from lethe.control import ledger_chain as chains
     from lethe.control.views import ledger_size
     from lethe.exceptions import ControlSchemaError
 
+    if key is not None:
+        result = chains.verify(control, key=key, retired=retired)
+        if not result.ok:
+            return False, result.entries, f"Keyed check (HMAC and hash chain): {result.summary()}"
+        keys = ", ".join(f"{kid} ({n})" for kid, n in result.key_ids.items()) or "none"
+        return (
+            True,
+            result.entries,
+            f"Keyed check (HMAC and hash chain) verified over {result.entries} entries "
+            f"({result.unkeyed_before} written before keying began; entries per key id: "
+            f"{keys}). Published heads are checked by the ledger_verification DAG.",
+        )
     count = ledger_size(control)
+    reason = (
+        f"The keyed check did not run ({no_key}): a rewrite by someone who may write the "
+        "ledger table would not show here; python -m lethe.ledger verify checks it."
+    )
     try:
         ledger.verify(control)
     except ControlSchemaError as exc:
-        return False, count, str(exc)
-    return True, count, f"hash chain verified over {count} entries"
+        return False, count, f"Unkeyed check only: {exc}. {reason}"
+    return True, count, f"Unkeyed check only: hash chain verified over {count} entries. {reason}"

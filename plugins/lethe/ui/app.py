@@ -5,7 +5,9 @@ links so the page works under any base URL and inside the UI's frame):
 
 - ``/lethe/``: per category (the 16 statement rows and the subject exports): stores,
   items, oldest age against the limit, verdict, last retention run and its ledger
-  outcome; open subject requests with their deadlines; the audit ledger's chain status;
+  outcome; open subject requests with their deadlines; the audit ledger's check (the keyed
+  check when this server can read the ledger key connection, else the unkeyed hash chain,
+  saying so);
   the latest stored compliance report.
 - ``/lethe/requests/<request id>``: one request, with its export's key, checksum, expiry
   and download link.
@@ -84,9 +86,10 @@ def surveyed_rows(refresh: bool = False) -> tuple[datetime, list]:
 def privacy_page(refresh: bool = False) -> HTMLResponse:
     """The Privacy page."""
     from lethe.control import connect
+    from lethe.control.hook import PrivacyControlHook
     from lethe.exceptions import LetheError
     from lethe.report.render import chart_svg, rows_table
-    from lethe.report.status import ledger_chain
+    from lethe.report.status import ledger_chain, ledger_keys
     from lethe.ui.queries import open_requests
 
     try:
@@ -99,8 +102,9 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
             '<p class="bad" id="survey-error">The stores could not be surveyed: '
             f"{escape(str(exc))}</p>"
         )
+    key, retired, no_key = ledger_keys(PrivacyControlHook(control_conn_id=CONTROL_DB))
     with connect(CONTROL_DB) as control:
-        intact, _, chain = ledger_chain(control)
+        intact, _, chain = ledger_chain(control, key=key, retired=retired, no_key=no_key)
         requests = open_requests(control)
     out_of_policy = sum(not row.compliant for row in rows)
     now = datetime.now(UTC)
@@ -133,7 +137,8 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
         f"<h2>Open subject requests ({len(requests)})</h2>",
         requests_html,
         "<h2>Audit ledger</h2>",
-        f'<p class="{"ok" if intact else "bad"}" id="ledger">{escape(chain)}</p>',
+        f'<p class="{"ok" if intact else "bad"}" id="ledger" '
+        f'data-check="{"keyed" if key is not None else "unkeyed"}">{escape(chain)}</p>',
     ]
     return _page("Privacy", "\n".join(body))
 

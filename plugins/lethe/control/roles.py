@@ -11,6 +11,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from lethe.exceptions import ControlSchemaError
+from lethe.pg_roles import ensure_role
 
 #: The NOLOGIN group role Lethe's runtime logins are granted (migration 0007).
 RUNTIME_ROLE = "lethe_runtime"
@@ -29,19 +30,7 @@ def ensure_runtime_login(conn, login: str, password: str | None = None) -> None:
         if cur.fetchone()[0] == login:
             raise ControlSchemaError(f"the runtime login {login!r} must not be the schema owner")
         for role, can_login in ((RUNTIME_ROLE, False), (login, True)):
-            # Roles are the server's: a caller on another database may create one at once.
-            cur.execute(
-                sql.SQL(
-                    "DO $$ BEGIN"
-                    " IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN"
-                    " CREATE ROLE {role} {login}; END IF;"
-                    " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-                ).format(
-                    name=sql.Literal(role),
-                    role=sql.Identifier(role),
-                    login=sql.SQL("LOGIN" if can_login else "NOLOGIN"),
-                )
-            )
+            ensure_role(cur, role, login=can_login)
         cur.execute(
             sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS").format(
                 sql.Identifier(login)

@@ -12,6 +12,7 @@ protections, counts) is :mod:`lethe.domain`.
 from __future__ import annotations
 
 import abc
+import contextlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -19,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from lethe.exceptions import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from lethe.domain.counts import (
         CollectResult,
@@ -219,6 +220,26 @@ class NoRectifiableColumns:
             f"{type(self).__name__} of category {self.category.id!r} has no rectifiable "
             "columns: only table stores (postgres) can be rectified"
         )
+
+
+class RemembersSurvey:
+    """For adapters whose purge may act on what the survey just before it found (same
+    session, cutoff and protection): one :class:`MemoBox` per outermost session."""
+
+    _memo_box: MemoBox[Any] | None = None
+
+    @contextlib.contextmanager
+    def remembering(self) -> Iterator[bool]:
+        """The session's memo box, open while the outermost call lasts; nested calls reuse
+        it. Yields whether this call is the outermost."""
+        if self._memo_box is not None:
+            yield False
+            return
+        self._memo_box = MemoBox()
+        try:
+            yield True
+        finally:
+            self._memo_box = None
 
 
 class MemoBox(Generic[M]):

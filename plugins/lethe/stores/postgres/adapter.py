@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,13 +12,14 @@ import psycopg
 from lethe.domain.counts import CollectResult, EraseResult, RectifyResult
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy.models import PostgresStore
-from lethe.stores.base import MemoBox, Settlement, StoreAdapter
+from lethe.stores.base import MemoBox, RemembersSurvey, Settlement, StoreAdapter
 from lethe.stores.postgres import catalog, erasure, subjects
 from lethe.stores.postgres import purge as retention
 from lethe.stores.postgres.connection import Progress, connect, reading, removing
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
+    from contextlib import AbstractContextManager
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_SIZE = 100_000
 
 
-class PostgresRetentionAdapter(StoreAdapter):
+class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
     """Retention on one PostgreSQL table of a category.
 
     :param hook: a hook on the store's database (``PostgresHook(postgres_conn_id=...)``);
@@ -80,18 +80,10 @@ class PostgresRetentionAdapter(StoreAdapter):
 
     # ---------------------------------------------------------------------------- retention
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
+    def session(self) -> AbstractContextManager[bool]:
         """One survey-then-purge: the purge walks only the blocks where the survey found
         removable rows (same cutoff and protection only). Re-entrant."""
-        if self._memo_box is not None:
-            yield
-            return
-        self._memo_box = MemoBox()
-        try:
-            yield
-        finally:
-            self._memo_box = None
+        return self.remembering()
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the table's rows, the expired ones and the protected ones among them.

@@ -190,13 +190,12 @@ def _blocks(session: Session, relation: str) -> int:
     return int(blocks)
 
 
-def _delete_sql(purge_plan: Plan) -> Any:
-    """The one-scan delete of one block range (the FROM clause is the table alone)."""
+def _removable_in_range(purge_plan: Plan) -> sql.Composable:
+    """The rows of the block range ``lo``-``hi`` that may go (alias ``t``)."""
     return sql.SQL(
-        "DELETE FROM {relation} AS t WHERE t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
+        "t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
         "AND {expired} AND NOT {held} AND NOT {restricted}"
     ).format(
-        relation=purge_plan.relation,
         lo=sql.Placeholder("lo"),
         hi=sql.Placeholder("hi"),
         expired=purge_plan.expired,
@@ -205,21 +204,20 @@ def _delete_sql(purge_plan: Plan) -> Any:
     )
 
 
+def _delete_sql(purge_plan: Plan) -> Any:
+    """The one-scan delete of one block range (the FROM clause is the table alone)."""
+    return sql.SQL("DELETE FROM {} AS t WHERE {}").format(
+        purge_plan.relation, _removable_in_range(purge_plan)
+    )
+
+
 def _change_sql(store: PostgresStore, table: Table, purge_plan: Plan) -> Any:
     """The statement of one block range: a delete, or an anonymising update (which answers
     one row: the rows changed, and those it left unchanged, a replacement that does not
     round-trip in its column)."""
-    rows = sql.SQL(
-        "SELECT t.ctid FROM {from_} "
-        "WHERE t.ctid >= {lo}::tid AND t.ctid < {hi}::tid "
-        "AND {expired} AND NOT {held} AND NOT {restricted} LIMIT {limit}"
-    ).format(
+    rows = sql.SQL("SELECT t.ctid FROM {from_} WHERE {removable} LIMIT {limit}").format(
         from_=purge_plan.from_,
-        lo=sql.Placeholder("lo"),
-        hi=sql.Placeholder("hi"),
-        expired=purge_plan.expired,
-        held=purge_plan.held,
-        restricted=purge_plan.restricted,
+        removable=_removable_in_range(purge_plan),
         limit=sql.Placeholder("limit"),
     )
     if not isinstance(store.on_expiry, Anonymise):

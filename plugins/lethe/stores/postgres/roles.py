@@ -18,6 +18,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from lethe.exceptions import StoreError
+from lethe.pg_roles import ensure_role
 
 #: The NOLOGIN group role of the governed stores' logins.
 STORE_ROLE = "lethe_store"
@@ -34,22 +35,6 @@ ORDER BY c.relkind = 'p' DESC, c.relname
 """
 
 
-def _ensure_role(cur, role: str, *, login: bool) -> None:
-    # Roles are the server's: a caller on another database may create one at once.
-    cur.execute(
-        sql.SQL(
-            "DO $$ BEGIN"
-            " IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN"
-            " CREATE ROLE {role} {login}; END IF;"
-            " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-        ).format(
-            name=sql.Literal(role),
-            role=sql.Identifier(role),
-            login=sql.SQL("LOGIN" if login else "NOLOGIN"),
-        )
-    )
-
-
 def grant_store(conn, schema: str) -> int:
     """Give :data:`STORE_ROLE` what it needs on ``schema`` (creating the role if missing);
     does not commit.
@@ -62,7 +47,7 @@ def grant_store(conn, schema: str) -> int:
         cur.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,))
         if not cur.fetchone()[0]:
             raise StoreError(f"schema {schema!r} does not exist: create the store's tables first")
-        _ensure_role(cur, STORE_ROLE, login=False)
+        ensure_role(cur, STORE_ROLE, login=False)
         role, name = sql.Identifier(STORE_ROLE), sql.Identifier(schema)
         cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(name, role))
         cur.execute(
@@ -97,8 +82,8 @@ def ensure_store_login(conn, login: str, password: str | None, schemas: tuple[st
         cur.execute("SELECT current_user")
         if cur.fetchone()[0] == login:
             raise StoreError(f"the store login {login!r} must not be the role that grants")
-        _ensure_role(cur, STORE_ROLE, login=False)
-        _ensure_role(cur, login, login=True)
+        ensure_role(cur, STORE_ROLE, login=False)
+        ensure_role(cur, login, login=True)
         who = sql.Identifier(login)
         cur.execute(
             sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS").format(who)

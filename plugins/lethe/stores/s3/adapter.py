@@ -10,16 +10,16 @@ leaves what it found for the purge that follows it (see
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, TypeVar
 
-from lethe.stores.base import MemoBox, NoRectifiableColumns, StoreAdapter
+from lethe.stores.base import MemoBox, NoRectifiableColumns, RemembersSurvey, StoreAdapter
 from lethe.stores.s3.collect import S3Collect
 from lethe.stores.s3.erasure import S3Erasure
 from lethe.stores.s3.retention import S3Retention
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
+    from contextlib import AbstractContextManager
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 _Part = TypeVar("_Part", bound="S3Access")
 
 
-class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
+class S3RetentionAdapter(NoRectifiableColumns, RemembersSurvey, StoreAdapter):
     """Survey, purge, collect and erase the objects of one :class:`~lethe.policy.models.S3Store`.
 
     :param hook: the S3 hook of the store's connection (``store.conn_id``); its boto3
@@ -53,18 +53,10 @@ class S3RetentionAdapter(NoRectifiableColumns, StoreAdapter):
         self.store = store
         self._memo_box: MemoBox[SurveyMemo] | None = None
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
+    def session(self) -> AbstractContextManager[bool]:
         """One survey-then-purge: the purge may delete what the survey found instead of
         listing again (same cutoff and protection only). Re-entrant."""
-        if self._memo_box is not None:
-            yield
-            return
-        self._memo_box = MemoBox()
-        try:
-            yield
-        finally:
-            self._memo_box = None
+        return self.remembering()
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the objects fitting the layout, the expired and the protected ones.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, TypeVar
 
-from lethe.stores.base import MemoBox, NoRectifiableColumns, StoreAdapter
+from lethe.stores.base import MemoBox, NoRectifiableColumns, RemembersSurvey, StoreAdapter
 from lethe.stores.sftp.access import SftpAccess
 from lethe.stores.sftp.retention import SftpRetention
 from lethe.stores.sftp.subjects import SftpSubjects
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 _Part = TypeVar("_Part", bound=SftpAccess)
 
 
-class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
+class SFTPRetentionAdapter(NoRectifiableColumns, RemembersSurvey, StoreAdapter):
     """Survey, purge, collect and erase the files of one :class:`~lethe.policy.models.SftpStore`.
 
     :param hook: the SFTP hook of the store's connection (``store.conn_id``); not used
@@ -59,15 +59,8 @@ class SFTPRetentionAdapter(NoRectifiableColumns, StoreAdapter):
 
         :raises StoreError: when no session can be opened (names the connection id).
         """
-        outermost = self._memo_box is None
-        if outermost:
-            self._memo_box = MemoBox()
-        try:
-            with self._part(SftpAccess).session() as client:
-                yield client
-        finally:
-            if outermost:
-                self._memo_box = None
+        with self.remembering(), self._part(SftpAccess).session() as client:
+            yield client
 
     def survey(self, cutoff: Cutoff, protection: Protection) -> Survey:
         """Count the matching files, the expired ones and the protected ones among them.

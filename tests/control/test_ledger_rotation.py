@@ -5,17 +5,14 @@ connection's extra, and names an entry made with a key it does not know."""
 from __future__ import annotations
 
 import json
-import uuid
 
-import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from lethe.control import ledger_chain
 from lethe.control.ledger import AuditEntry
-from lethe.control.migrate import apply_migrations
-from lethe.control.roles import drop_login, ensure_runtime_login
 from lethe.ledger.__main__ import main
+from tests.control.tampering import REHASH
 from tests.databases import control_hook
 
 OLD = "old-key-" + "a" * 32
@@ -25,38 +22,11 @@ OLD_ID = ledger_chain.key_id(OLD.encode())
 NEW_ID = ledger_chain.key_id(NEW.encode())
 OTHER_ID = ledger_chain.key_id(OTHER.encode())
 
-_REHASH = """
-DO $$
-DECLARE
-    r record;
-    prev text := repeat('0', 64);
-BEGIN
-    FOR r IN SELECT entry_id FROM privacy.audit_ledger ORDER BY entry_id LOOP
-        UPDATE privacy.audit_ledger SET prev_hash = prev WHERE entry_id = r.entry_id;
-        UPDATE privacy.audit_ledger e SET entry_hash = privacy.audit_entry_digest(e)
-            WHERE entry_id = r.entry_id RETURNING entry_hash INTO prev;
-    END LOOP;
-END
-$$
-"""
-
 
 @pytest.fixture
-def admin(scratch_database):
-    conn = psycopg.connect(scratch_database, autocommit=True)
-    apply_migrations(conn)
-    conn.autocommit = True
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def runtime_dsn(admin, scratch_database, monkeypatch):
-    """A runtime login on the scratch database, also as connection ``lethe_test_control``."""
-    login = f"lethe_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(scratch_database) as conn:
-        ensure_runtime_login(conn, login, "pw")
-    parts = conninfo_to_dict(scratch_database)
+def control_connection(runtime_dsn, monkeypatch):
+    """The runtime login, also as connection ``lethe_test_control``."""
+    parts = conninfo_to_dict(runtime_dsn)
     monkeypatch.setenv(
         "AIRFLOW_CONN_LETHE_TEST_CONTROL",
         json.dumps(
@@ -64,15 +34,13 @@ def runtime_dsn(admin, scratch_database, monkeypatch):
                 "conn_type": "postgres",
                 "host": parts["host"],
                 "port": int(parts.get("port", 5432)),
-                "login": login,
-                "password": "pw",
+                "login": parts["user"],
+                "password": parts["password"],
                 "schema": parts["dbname"],
             }
         ),
     )
-    yield make_conninfo(scratch_database, user=login, password="pw")
-    with psycopg.connect(scratch_database) as conn:
-        drop_login(conn, login)
+    return runtime_dsn
 
 
 def _use_key(monkeypatch, key: str, retired: list | None = None) -> None:
@@ -104,8 +72,9 @@ def _verify_cli() -> int:
 
 
 @pytest.fixture
-def rotated(admin, runtime_dsn, monkeypatch):
+def rotated(admin, control_connection, monkeypatch):
     """Three entries keyed with OLD, then the key rotated to NEW (OLD retired), three more."""
+    runtime_dsn = control_connection
     _use_key(monkeypatch, OLD)
     _write(runtime_dsn, 3)
     _use_key(monkeypatch, NEW, retired=[OLD])
@@ -161,7 +130,7 @@ def test_an_entry_keyed_with_an_unknown_key_is_named(rotated, monkeypatch, capsy
 def test_an_entry_tampered_after_the_rotation_is_named(rotated, admin, monkeypatch, capsys):
     admin.execute("SET session_replication_role = replica")
     admin.execute("""UPDATE privacy.audit_ledger SET counts = '{"n": 9}' WHERE entry_id = 5""")
-    admin.execute(_REHASH)
+    admin.execute(REHASH)
     result = _check(rotated)
     assert (result.broken_at, result.reason) == (5, "its HMAC does not match (changed or moved)")
     assert _verify_cli() == 1

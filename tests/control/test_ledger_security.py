@@ -4,41 +4,21 @@ keyed, and tampering by the schema owner (triggers off) is found, naming the rig
 from __future__ import annotations
 
 import json
-import uuid
 
 import psycopg
 import pytest
 from psycopg import errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from lethe.control import ledger_chain
 from lethe.control.ledger import AuditEntry
 from lethe.control.ledger_chain import Head
 from lethe.control.migrate import apply_migrations
-from lethe.control.roles import RUNTIME_ROLE, drop_login, ensure_runtime_login
+from lethe.control.roles import RUNTIME_ROLE
+from tests.control.tampering import REHASH
 from tests.databases import control_hook
 
 KEY = b"k" * 32
-
-
-@pytest.fixture
-def admin(scratch_database):
-    conn = psycopg.connect(scratch_database, autocommit=True)
-    apply_migrations(conn)
-    conn.autocommit = True
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def runtime_dsn(admin, scratch_database):
-    """A login role of the runtime group, on the scratch database."""
-    login = f"lethe_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(scratch_database) as conn:
-        ensure_runtime_login(conn, login, "runtime-password")
-    yield make_conninfo(scratch_database, user=login, password="runtime-password")
-    with psycopg.connect(scratch_database) as conn:
-        drop_login(conn, login)
 
 
 @pytest.fixture
@@ -178,21 +158,6 @@ def test_a_short_key_is_refused():
 
 # --- tampering by the schema owner -----------------------------------------------------------
 
-_REHASH = """
-DO $$
-DECLARE
-    r record;
-    prev text := repeat('0', 64);
-BEGIN
-    FOR r IN SELECT entry_id FROM privacy.audit_ledger ORDER BY entry_id LOOP
-        UPDATE privacy.audit_ledger SET prev_hash = prev WHERE entry_id = r.entry_id;
-        UPDATE privacy.audit_ledger e SET entry_hash = privacy.audit_entry_digest(e)
-            WHERE entry_id = r.entry_id RETURNING entry_hash INTO prev;
-    END LOOP;
-END
-$$
-"""
-
 
 @pytest.fixture
 def six(hook, admin):
@@ -210,7 +175,7 @@ def _tamper(admin, *statements: str, rehash: bool = False) -> None:
     for statement in statements:
         admin.execute(statement)
     if rehash:
-        admin.execute(_REHASH)
+        admin.execute(REHASH)
         # The database's own check is fooled: whoever may write the table can rehash it.
         assert admin.execute("SELECT privacy.verify_audit_ledger()").fetchone()[0] is None
 

@@ -4,17 +4,13 @@ encrypted, and an intent closed together with its ledger entry."""
 from __future__ import annotations
 
 import json
-import uuid
 from types import SimpleNamespace
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from lethe.control import intents
 from lethe.control.ledger import AuditEntry
-from lethe.control.migrate import apply_migrations
-from lethe.control.roles import drop_login, ensure_runtime_login
 from lethe.exceptions import ControlSchemaError
 from tests.databases import control_hook
 
@@ -26,24 +22,6 @@ TI = SimpleNamespace(
 #: What an intent names: personal data (an e-mail address in a key, a phone number in a path).
 KEY_WITH_EMAIL = "exports/2024/01/02/jan.jansen@example.nl.zip"
 PATH_WITH_PHONE = "/recordings/support/2024/03/15/20240315T100000Z_+31612345678_a.wav"
-
-
-@pytest.fixture
-def admin(scratch_database):
-    conn = psycopg.connect(scratch_database, autocommit=True)
-    apply_migrations(conn)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def runtime_dsn(admin, scratch_database):
-    login = f"lethe_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(scratch_database) as conn:
-        ensure_runtime_login(conn, login, "runtime-password")
-    yield make_conninfo(scratch_database, user=login, password="runtime-password")
-    with psycopg.connect(scratch_database) as conn:
-        drop_login(conn, login)
 
 
 @pytest.fixture

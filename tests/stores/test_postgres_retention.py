@@ -665,6 +665,56 @@ def test_every_transaction_and_partition_drop_is_announced_with_its_transaction_
             assert status == "committed"
 
 
+@pytest.mark.parametrize(
+    "cutoff",
+    [
+        Cutoff(default=utc(2024, 2, 15)),
+        Cutoff(default=utc(2024, 3, 1)),  # on a month's bound
+        Cutoff(
+            default=utc(2024, 2, 15),
+            per_subject={"2": utc(2024, 1, 20)},
+            subject_identity=Identity.CUSTOMER_ID,
+        ),
+    ],
+    ids=["mid-month", "month-bound", "per-customer"],
+)
+def test_a_survey_leaf_by_leaf_counts_what_a_survey_row_by_row_counts(
+    db, catalog, monkeypatch, cutoff
+):
+    # Months wholly expired, the boundary month, young months and a default partition
+    # holding both: the leaves only counted must add up to the same figures.
+    category = catalog.category("usage_records")
+    months = [(2023, 11), (2023, 12), (2024, 1), (2024, 2), (2024, 3), (2024, 4)]
+    rows = [
+        (n, n % 3, f"+3160000{n:04d}", utc(2023, 11, 1) + timedelta(hours=7 * n))
+        for n in range(1, 400)
+    ]
+    rows += [(1_000, 1, "+31600009999", utc(2022, 5, 1)), (1_001, 2, "+3160000", utc(2025, 1, 1))]
+    make_usage(db, months, rows, default=True)
+    retention = adapter(usage_store(catalog), category)
+    counted: list[str] = []
+    count_leaf = retention_module._count_leaf
+
+    def spy(session, store, leaf, *, expired):
+        counted.append(leaf.name.as_string(None).split(".")[-1].strip('"'))
+        return count_leaf(session, store, leaf, expired=expired)
+
+    monkeypatch.setattr(retention_module, "_count_leaf", spy)
+    leaf_by_leaf = retention.survey(cutoff, Protection())
+    # Only the months wholly on one side of the cutoffs were merely counted.
+    assert sorted(counted) == [
+        f"usage_records_p{year}{month:02d}"
+        for year, month in months
+        if utc(year + month // 12, month % 12 + 1, 1) <= cutoff.earliest
+        or utc(year, month, 1) >= cutoff.latest
+    ]
+    monkeypatch.setattr(retention_module, "leaves_by_age", lambda *args: None)
+    row_by_row = retention.survey(cutoff, Protection())
+
+    assert leaf_by_leaf == row_by_row
+    assert 0 < leaf_by_leaf.expired < leaf_by_leaf.total == len(rows)
+
+
 def test_partitions_are_dropped_only_before_the_earliest_subject_cutoff(db, catalog):
     category = catalog.category("usage_records")
     make_usage(

@@ -98,7 +98,7 @@ def purge_relation(
         low, blocks = within[0], within[1] + 1
     span, total = FIRST_BLOCKS, 0
     picked_at = -1  # the block the one-scan form found too full for one transaction
-    densest = float(MAX_ROWS_PER_BLOCK)  # removable rows a block may hold, until seen
+    densest: float | None = None  # the most removable rows per block a range held so far
     last_logged = time.monotonic()
     while True:
         if low >= blocks:
@@ -108,9 +108,7 @@ def purge_relation(
             if low >= blocks:
                 return total
         if one_scan is not None:
-            # A range that fits under batch_size at the densest removal seen so far.
-            fits = batch_size * (1.0 if densest == MAX_ROWS_PER_BLOCK else DENSITY_HEADROOM)
-            span = max(MIN_BLOCKS, min(span, int(fits / densest)))
+            span = _fitting_span(span, batch_size, densest)
         high = min(low + span, blocks)
         progress.action = f"batch {progress.batches + 1}"
         params = {
@@ -126,7 +124,7 @@ def purge_relation(
                 if cur.rowcount > batch_size:
                     # More than one transaction may remove: undone, and taken in halves
                     # (a single block with the picking form, which has a LIMIT).
-                    densest = max(densest, cur.rowcount / (high - low))
+                    densest = max(densest or 0.0, cur.rowcount / (high - low))
                     session.rollback()
                     span = max(MIN_BLOCKS, (high - low) // 2)
                     picked_at = low if high - low == 1 else picked_at
@@ -159,9 +157,8 @@ def purge_relation(
                     changed,
                     total,
                 )
-        if changed and total == changed:
-            densest = 0.0  # the first removal: from now on, what the ranges show
-        densest = max(densest, changed / (high - low))
+        if changed:
+            densest = max(densest or 0.0, changed / (high - low))
         span = _next_span(span, high - low, elapsed)
         if changed < batch_size:
             low = high
@@ -169,6 +166,16 @@ def purge_relation(
             # The range may hold more: take it again, less at a time (rare: ranges are
             # sized by time, and batch_size is a cap well above what one takes).
             span = max(MIN_BLOCKS, min(span, (high - low) // 2))
+
+
+def _fitting_span(span: int, batch_size: int, densest: float | None) -> int:
+    """``span`` cut so that one range cannot (or, once the relation's density is seen, is
+    unlikely to) remove more than ``batch_size`` rows."""
+    if densest is None:  # nothing removed yet: as many as a block can hold
+        cap = batch_size // MAX_ROWS_PER_BLOCK
+    else:
+        cap = int(batch_size * DENSITY_HEADROOM / densest)
+    return max(MIN_BLOCKS, min(span, cap))
 
 
 def _next_span(span: int, walked: int, elapsed: float) -> int:

@@ -129,6 +129,12 @@ class StoreAdapter(abc.ABC):
             return self.report_removed
         return self.on_removing(count, refs)
 
+    @property
+    def announcer(self) -> Callable[[int, Refs], Callable[[int], None]] | None:
+        """:meth:`removing` when someone listens (:attr:`on_removing`); else None, and a
+        unit's refs need not be gathered at all."""
+        return self.removing if self.on_removing is not None else None
+
     def settle(self, count: int, refs: Refs) -> Settlement:
         """How many of the ``count`` items named by ``refs`` (an open intent a killed purge
         left) are gone now. The default cannot tell (in doubt)."""

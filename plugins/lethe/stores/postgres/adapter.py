@@ -115,7 +115,7 @@ class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
         progress = Progress(
             on_removed=self.report_removed,
             record_in_transaction=self.record_in_transaction,
-            removing=self.removing if self.on_removing is not None else None,
+            removing=self.announcer,
         )
         memo = None if self._memo_box is None else self._memo_box.take(cutoff, protection)
         session = connect(self.hook, self.store, PurgeError)

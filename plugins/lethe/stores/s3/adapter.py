@@ -106,7 +106,7 @@ class S3RetentionAdapter(NoRectifiableColumns, RemembersSurvey, StoreAdapter):
         retention = self._part(S3Retention)
         retention.memo_box = self._memo_box
         retention.on_removed = self.report_removed
-        retention.removing = self.removing if self.on_removing is not None else None
+        retention.removing = self.announcer
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

@@ -112,7 +112,7 @@ class SFTPRetentionAdapter(NoRectifiableColumns, RemembersSurvey, StoreAdapter):
         retention = self._part(SftpRetention)
         retention.memo_box = self._memo_box
         retention.on_removed = self.report_removed
-        retention.removing = self.removing if self.on_removing is not None else None
+        retention.removing = self.announcer
         return retention
 
     def _part(self, kind: type[_Part]) -> _Part:

@@ -53,3 +53,15 @@ def control_hook(dsn: str):
         schema=parts.get("dbname"),
     )
     return PrivacyControlHook(control_conn_id=connection.conn_id, connection=connection)
+
+
+def use_ledger_key(monkeypatch, key: bytes | str, retired: list[str] | None = None) -> None:
+    """Make ``key`` the ledger key connection (``lethe_ledger_key``) for this test, with the
+    ``retired`` keys in its extra."""
+    import json
+
+    secret = key.decode() if isinstance(key, bytes) else key
+    connection: dict = {"conn_type": "generic", "password": secret}
+    if retired is not None:
+        connection["extra"] = json.dumps({"retired_secrets": retired})
+    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps(connection))

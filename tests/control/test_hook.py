@@ -12,30 +12,20 @@ import psycopg
 import pytest
 
 from lethe.control.ledger import AuditEntry
-from lethe.control.migrate import apply_migrations
 from lethe.control.requests import TRANSITIONS, RequestError
 from lethe.policy.vocabulary import EXPORT_RIGHTS, REQUEST_RIGHTS, ROUTES, Identity, Right
 from tests.databases import control_hook
 
 
 @pytest.fixture
-def db(scratch_database):
-    conn = psycopg.connect(scratch_database, autocommit=True)
-    apply_migrations(conn)
-    conn.autocommit = True
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def hook(db, scratch_database):
+def hook(admin, scratch_database):
     made = control_hook(scratch_database)
     yield made
     made.close()
 
 
-def _insert(db, status: str = "verified", right: str = "erasure") -> str:
-    row = db.execute(
+def _insert(admin, status: str = "verified", right: str = "erasure") -> str:
+    row = admin.execute(
         "INSERT INTO privacy.subject_requests (request_right, status, identities,"
         " verified_by, verified_at) VALUES (%s, %s, %s::jsonb, 'tests', now())"
         " RETURNING request_id::text",
@@ -44,8 +34,8 @@ def _insert(db, status: str = "verified", right: str = "erasure") -> str:
     return row[0]
 
 
-def _status(db, request_id: str) -> str:
-    return db.execute(
+def _status(admin, request_id: str) -> str:
+    return admin.execute(
         "SELECT status FROM privacy.subject_requests WHERE request_id = %s::uuid", (request_id,)
     ).fetchone()[0]
 
@@ -58,17 +48,17 @@ ALL_MOVES = [(src, dst) for src in TRANSITIONS for dst in TRANSITIONS]
 
 
 @pytest.mark.parametrize(("src", "dst"), ALL_MOVES, ids=[f"{s}->{d}" for s, d in ALL_MOVES])
-def test_each_transition_is_allowed_or_refused_as_the_state_machine_says(db, hook, src, dst):
-    request_id = _insert(db, status=src)
+def test_each_transition_is_allowed_or_refused_as_the_state_machine_says(admin, hook, src, dst):
+    request_id = _insert(admin, status=src)
     if dst in TRANSITIONS[src]:
         hook.transition(request_id, to=dst, reason="test")
-        assert _status(db, request_id) == dst
+        assert _status(admin, request_id) == dst
     else:
         with pytest.raises(RequestError, match=f"cannot go from {src} to {dst}"):
             hook.transition(request_id, to=dst, reason="test")
-        assert _status(db, request_id) == src
+        assert _status(admin, request_id) == src
     # The hook's connection is usable after a refusal: the refused move was rolled back.
-    assert hook.load_request(request_id).status == _status(db, request_id)
+    assert hook.load_request(request_id).status == _status(admin, request_id)
 
 
 def test_a_move_of_an_unknown_request_is_refused(hook):
@@ -78,31 +68,33 @@ def test_a_move_of_an_unknown_request_is_refused(hook):
     assert hook.count_verified() == 0
 
 
-def test_each_method_commits_its_own_transaction(db, hook):
-    request_id = _insert(db)
+def test_each_method_commits_its_own_transaction(admin, hook):
+    request_id = _insert(admin)
     [(claimed, right)] = hook.claim_verified(claimer="tests", rights=["erasure"])
     assert (claimed, right) == (request_id, "erasure")
     # Seen from another session at once: committed, not left open on the hook's connection.
-    assert _status(db, request_id) == "in_progress"
+    assert _status(admin, request_id) == "in_progress"
     entry_id = hook.record(_entry(request_id=request_id))
-    seen = db.execute("SELECT count(*) FROM privacy.audit_ledger WHERE entry_id = %s", (entry_id,))
+    seen = admin.execute(
+        "SELECT count(*) FROM privacy.audit_ledger WHERE entry_id = %s", (entry_id,)
+    )
     assert seen.fetchone()[0] == 1
 
 
-def test_an_error_rolls_back_everything_the_method_did(db, hook):
-    restriction = _insert(db)
+def test_an_error_rolls_back_everything_the_method_did(admin, hook):
+    restriction = _insert(admin)
     people = [("email", "jan@example.nl"), ("no_such_identity_type", "x")]
     with pytest.raises(psycopg.errors.CheckViolation):
         hook.place_restrictions(restriction, restriction, people)
     # The first identity's restriction went in before the error: rolled back with it.
-    placed = db.execute("SELECT count(*) FROM privacy.processing_restrictions").fetchone()
+    placed = admin.execute("SELECT count(*) FROM privacy.processing_restrictions").fetchone()
     assert placed == (0,)
     # The hook goes on working after the rollback.
     assert hook.place_restrictions(restriction, restriction, people[:1]) == 1
     assert hook.right_and_status(restriction) == ("erasure", "verified")
 
 
-def test_a_registration_and_its_ledger_entry_are_stored_together(db, hook):
+def test_a_registration_and_its_ledger_entry_are_stored_together(admin, hook):
     request_id = hook.register_verified(
         right="erasure",
         identities={Identity.EMAIL: frozenset({"jan@example.nl"})},
@@ -120,11 +112,11 @@ def test_a_registration_and_its_ledger_entry_are_stored_together(db, hook):
     assert str(entry["request_id"]) == request_id
 
 
-def test_protection_reads_holds_and_restrictions_for_the_category(db, hook):
+def test_protection_reads_holds_and_restrictions_for_the_category(admin, hook):
     from lethe.policy import load_catalog
 
     category = load_catalog().categories()[0]
-    db.execute(
+    admin.execute(
         "INSERT INTO privacy.legal_holds (identity_type, identity_value, category_id, reason,"
         " placed_by) VALUES ('email', 'held@example.nl', %s, 'test', 'tests')",
         (category.id,),
@@ -140,7 +132,7 @@ def test_the_ledger_chain_is_verified_through_the_hook(hook):
     assert [e["action"] for e in hook.ledger_entries()] == ["test"]
 
 
-def test_a_broken_connection_is_replaced_on_the_next_call(db, hook):
+def test_a_broken_connection_is_replaced_on_the_next_call(admin, hook):
     assert hook.count_verified() == 0
     hook._control_session().close()
     assert hook.count_verified() == 0
@@ -158,8 +150,8 @@ def test_for_task_names_the_task_and_its_map_index():
 # ---------------------------------------------------------------- one rights vocabulary
 
 
-def test_the_schemas_check_lists_exactly_the_request_rights(db):
-    (definition,) = db.execute(
+def test_the_schemas_check_lists_exactly_the_request_rights(admin):
+    (definition,) = admin.execute(
         "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c"
         " JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
         " WHERE n.nspname = 'privacy' AND t.relname = 'subject_requests' AND c.contype = 'c'"

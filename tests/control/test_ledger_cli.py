@@ -17,7 +17,7 @@ from lethe.control.ledger import AuditEntry
 from lethe.control.migrate import apply_migrations
 from lethe.control.roles import drop_login, ensure_runtime_login
 from lethe.ledger.__main__ import main
-from tests.databases import control_hook
+from tests.databases import control_hook, use_ledger_key
 
 KEY = "0123456789abcdef" * 4
 
@@ -57,9 +57,7 @@ def ledger(scratch_database, monkeypatch):
         "schema": parts["dbname"],
     }
     monkeypatch.setenv("AIRFLOW_CONN_LETHE_TEST_CONTROL", json.dumps(runtime))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps({"conn_type": "generic", "password": KEY})
-    )
+    use_ledger_key(monkeypatch, KEY)
     hook = control_hook(
         f"postgresql://{login}:pw@{parts['host']}:{runtime['port']}/{parts['dbname']}"
     )

@@ -13,7 +13,7 @@ from lethe.control import ledger_chain
 from lethe.control.ledger import AuditEntry
 from lethe.ledger.__main__ import main
 from tests.control.tampering import REHASH
-from tests.databases import control_hook
+from tests.databases import control_hook, use_ledger_key
 
 OLD = "old-key-" + "a" * 32
 NEW = "new-key-" + "b" * 32
@@ -43,13 +43,6 @@ def control_connection(runtime_dsn, monkeypatch):
     return runtime_dsn
 
 
-def _use_key(monkeypatch, key: str, retired: list | None = None) -> None:
-    connection = {"conn_type": "generic", "password": key}
-    if retired is not None:
-        connection["extra"] = json.dumps({"retired_secrets": retired})
-    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps(connection))
-
-
 def _write(runtime_dsn: str, count: int) -> None:
     hook = control_hook(runtime_dsn)
     try:
@@ -75,9 +68,9 @@ def _verify_cli() -> int:
 def rotated(admin, control_connection, monkeypatch):
     """Three entries keyed with OLD, then the key rotated to NEW (OLD retired), three more."""
     runtime_dsn = control_connection
-    _use_key(monkeypatch, OLD)
+    use_ledger_key(monkeypatch, OLD)
     _write(runtime_dsn, 3)
-    _use_key(monkeypatch, NEW, retired=[OLD])
+    use_ledger_key(monkeypatch, NEW, retired=[OLD])
     _write(runtime_dsn, 3)
     return runtime_dsn
 
@@ -102,7 +95,7 @@ def test_a_ledger_rotated_in_the_middle_verifies_with_the_retired_key(rotated, c
 
 
 def test_without_the_retired_key_the_first_old_entry_is_named(rotated, monkeypatch, capsys):
-    _use_key(monkeypatch, NEW)
+    use_ledger_key(monkeypatch, NEW)
     result = _check(rotated)
     assert (result.broken_at, result.reason) == (
         1,
@@ -116,9 +109,9 @@ def test_without_the_retired_key_the_first_old_entry_is_named(rotated, monkeypat
 
 def test_an_entry_keyed_with_an_unknown_key_is_named(rotated, monkeypatch, capsys):
     """Someone holding another key appends an entry: verification names it."""
-    _use_key(monkeypatch, OTHER, retired=[OLD, NEW])
+    use_ledger_key(monkeypatch, OTHER, retired=[OLD, NEW])
     _write(rotated, 1)
-    _use_key(monkeypatch, NEW, retired=[OLD])
+    use_ledger_key(monkeypatch, NEW, retired=[OLD])
     assert _verify_cli() == 1
     err = capsys.readouterr().err
     assert (
@@ -157,7 +150,7 @@ def test_entries_keyed_before_key_ids_verify_with_any_known_key(rotated, admin):
 
 @pytest.mark.parametrize("retired", ["not-a-list", ["short"], [42]])
 def test_a_malformed_retired_list_cannot_verify(rotated, monkeypatch, retired, capsys):
-    _use_key(monkeypatch, NEW, retired=retired)
+    use_ledger_key(monkeypatch, NEW, retired=retired)
     assert _verify_cli() == 2
     err = capsys.readouterr().err
     assert "retired_secrets" in err or "at least 32 bytes" in err

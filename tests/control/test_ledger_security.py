@@ -3,8 +3,6 @@ keyed, and tampering by the schema owner (triggers off) is found, naming the rig
 
 from __future__ import annotations
 
-import json
-
 import psycopg
 import pytest
 from psycopg import errors
@@ -16,7 +14,7 @@ from lethe.control.ledger_chain import Head
 from lethe.control.migrate import apply_migrations
 from lethe.control.roles import RUNTIME_ROLE
 from tests.control.tampering import REHASH
-from tests.databases import control_hook
+from tests.databases import control_hook, use_ledger_key
 
 KEY = b"k" * 32
 
@@ -30,8 +28,7 @@ def runtime(runtime_dsn):
 
 @pytest.fixture
 def hook(runtime_dsn, monkeypatch):
-    key_connection = json.dumps({"conn_type": "generic", "password": KEY.decode()})
-    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", key_connection)
+    use_ledger_key(monkeypatch, KEY)
     made = control_hook(runtime_dsn)
     yield made
     made.close()

@@ -3,7 +3,6 @@ encrypted, and an intent closed together with its ledger entry."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import psycopg
@@ -12,7 +11,7 @@ import pytest
 from lethe.control import intents
 from lethe.control.ledger import AuditEntry
 from lethe.exceptions import ControlSchemaError
-from tests.databases import control_hook
+from tests.databases import control_hook, use_ledger_key
 
 KEY = b"i" * 32
 STORE = "s3:lethe_s3:lethe-exports/exports/"
@@ -26,8 +25,7 @@ PATH_WITH_PHONE = "/recordings/support/2024/03/15/20240315T100000Z_+31612345678_
 
 @pytest.fixture
 def hook(runtime_dsn, monkeypatch):
-    key_connection = json.dumps({"conn_type": "generic", "password": KEY.decode()})
-    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", key_connection)
+    use_ledger_key(monkeypatch, KEY)
     made = control_hook(runtime_dsn)
     yield made
     made.close()

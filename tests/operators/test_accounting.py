@@ -3,7 +3,6 @@ purge left (what the store says became of them, in the killed task's name)."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import psycopg
@@ -15,7 +14,7 @@ from lethe.operators.accounting import PurgeAccounting
 from lethe.policy import load_catalog
 from lethe.stores.base import Refs, Settlement
 from lethe.stores.postgres import PostgresRetentionAdapter
-from tests.databases import control_hook
+from tests.databases import control_hook, use_ledger_key
 
 KEY = b"a" * 32
 KILLED = SimpleNamespace(
@@ -37,8 +36,7 @@ def control(scratch_database):
 
 @pytest.fixture
 def hook(control, monkeypatch):
-    key_connection = json.dumps({"conn_type": "generic", "password": KEY.decode()})
-    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LEDGER_KEY", key_connection)
+    use_ledger_key(monkeypatch, KEY)
     made = control_hook(control)
     yield made
     made.close()

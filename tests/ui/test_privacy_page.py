@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 import pytest
 
 from tests.dags.conftest import run_dag, task_states
+from tests.databases import use_ledger_key
 
 EMAIL = "marjolein.visser@example.nl"  # a synthetic subject: must never appear on a page
 PHONE = "+31611122233"
@@ -153,15 +154,12 @@ def test_without_the_key_connection_the_page_says_only_the_unkeyed_check_ran(
 def test_the_keyed_check_finds_what_the_unkeyed_one_cannot(api_client, token, stores, monkeypatch):
     """With another key the HMACs do not verify: the keyed check ran (the hash chain, which
     the unkeyed check reads, is intact)."""
-    import json
 
     from lethe.control import ledger_chain
 
     _one_keyed_entry()
     other = "another-ledger-key-" + "x" * 32
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LETHE_LEDGER_KEY", json.dumps({"conn_type": "generic", "password": other})
-    )
+    use_ledger_key(monkeypatch, other)
     ledger = _ledger_paragraph(api_client.get("/lethe/", headers=bearer(token())).text)
     assert ledger.startswith('<p class="bad" id="ledger" data-check="keyed">'), ledger
     assert "audit ledger broken at entry" in ledger

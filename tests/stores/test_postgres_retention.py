@@ -7,6 +7,7 @@ checks row by row what is left.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -217,6 +218,49 @@ def test_customer_defined_cutoffs_per_subject(db, tickets_category):
     assert result.batches == 2
     assert db.ids("tickets", "ticket_id") == {2, 4, 6}
     assert retention.purge(cutoff, Protection()).removed == 0
+
+
+@pytest.mark.parametrize("per_subject", [False, True])
+def test_a_survey_with_nothing_protected_counts_what_the_full_pass_counts(
+    db, tickets_category, monkeypatch, per_subject
+):
+    # With nothing held or restricted the survey's pass takes fewer aggregates (every
+    # expired row is removable); the figures and block bounds must be the full pass's.
+    # Open tickets (no age), and per-customer cutoffs under which the oldest row is young.
+    rows = [(i, i % 3, None, None, utc(2024, 1, 1) + timedelta(days=i)) for i in range(1, 120)]
+    rows += [(500, 2, None, None, utc(2023, 1, 1)), (501, 1, None, None, None)]
+    rows += [(502, None, None, None, None)]
+    make_tickets(db, rows)
+    cutoff = Cutoff(
+        default=utc(2024, 3, 1),
+        per_subject={"1": utc(2024, 2, 1), "2": utc(2022, 1, 1)} if per_subject else {},
+        subject_identity=Identity.CUSTOMER_ID if per_subject else None,
+    )
+    memos: list[retention_module.SurveyMemo] = []
+    survey_pass = retention_module.survey
+
+    def keep_memo(*args, **kwargs):
+        found, memo = survey_pass(*args, **kwargs)
+        memos.append(memo)
+        return found, memo
+
+    monkeypatch.setattr(retention_module, "survey", keep_memo)
+    retention = adapter(tickets_store(), tickets_category)
+    lean = retention.survey(cutoff, Protection())
+    plan_of = retention_module.plan
+    monkeypatch.setattr(
+        retention_module,
+        "plan",
+        lambda *args, **kwargs: dataclasses.replace(plan_of(*args, **kwargs), protects=True),
+    )
+    full = retention.survey(cutoff, Protection())
+
+    assert lean == full
+    assert memos[0].removable_blocks == memos[1].removable_blocks != {}
+    assert (lean.total, lean.unaged) == (len(rows), 2)
+    assert 0 < lean.expired < lean.total - lean.unaged
+    if per_subject:  # customer 2's row of 2023 is young: the oldest removable is younger
+        assert lean.oldest == utc(2023, 1, 1) < lean.oldest_removable
 
 
 def test_per_subject_cutoffs_need_a_subject_column_of_their_identity(db, tickets_category):

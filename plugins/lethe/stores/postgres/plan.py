@@ -46,6 +46,8 @@ class Plan:
     #: The FROM clause is the table alone (no joined age, no per-subject cutoffs): a
     #: statement may then read and change the table in one scan.
     table_only: bool = True
+    #: Some row may be held or restricted (``held`` or ``restricted`` is not just FALSE).
+    protects: bool = True
 
 
 def plan(
@@ -126,6 +128,7 @@ def plan(
     else:
         held = matches(store, table, protection.held, "held", params)
     restricted = matches(store, table, protection.restricted, "restricted", params)
+    unprotected = sql.SQL("FALSE")
     return Plan(
         relation=table_relation,
         from_=sql.SQL(" ").join(from_parts),
@@ -135,4 +138,5 @@ def plan(
         restricted=restricted,
         params=params,
         table_only=len(from_parts) == 1,
+        protects=not (held == unprotected and restricted == unprotected),
     )

@@ -74,7 +74,7 @@ def survey(
     rows = _leaf_by_leaf(session, store, table, cutoff, protection)
     if rows is None:
         survey_plan = plan(store, table, cutoff, protection)
-        rows = _survey_rows(session, survey_plan, per_leaf=table.relkind == "p")
+        rows = _survey_rows(session, survey_plan, None if table.relkind == "p" else table.oid)
     total = expired = held = restricted = unaged = 0
     newest = oldest_removable = oldest = None
     blocks: dict[int, tuple[int, int]] = {}
@@ -208,7 +208,7 @@ def _leaf_by_leaf(
             rows.append(_count_leaf(session, store, leaf, expired=expired))
         else:
             leaf_plan = plan(store, table, cutoff, protection, on=leaf.name)
-            rows += _survey_rows(session, leaf_plan, per_leaf=True)
+            rows += _survey_rows(session, leaf_plan, leaf.oid)
     return rows
 
 
@@ -238,37 +238,52 @@ def _count_leaf(session: Session, store: PostgresStore, leaf: Leaf, *, expired: 
     return (leaf.oid, first, last, count, count, 0, 0, newest, 0, oldest, oldest)
 
 
-def _survey_rows(session: Session, survey_plan: Plan, *, per_leaf: bool) -> list[tuple]:
+def _survey_rows(session: Session, survey_plan: Plan, relation: int | None) -> list[tuple]:
     with session.cursor() as cur:
-        cur.execute(_survey_sql(survey_plan, per_leaf=per_leaf), survey_plan.params)
+        cur.execute(_survey_sql(survey_plan, relation), survey_plan.params)
         rows = cur.fetchall()
     session.rollback()
     return rows
 
 
-def _survey_sql(survey_plan: Plan, *, per_leaf: bool) -> sql.Composable:
+def _survey_sql(survey_plan: Plan, relation: int | None) -> sql.Composable:
     """One pass over the table counting every figure of a :class:`Survey`, and the first
-    and last heap block holding a removable row; per leaf partition with ``per_leaf``
-    (a ``ctid`` is a partition's own), else one row."""
+    and last heap block holding a removable row: one row for ``relation`` (the oid of
+    the table, or of the one leaf partition the plan reads), or with None one row per
+    leaf partition of a partitioned table (a ``ctid`` is a partition's own).
+
+    Where no row can be held or restricted, the protected counts are 0 and every expired
+    row is removable: the pass then evaluates fewer aggregates (each costs every row).
+    """
     # A tid's text is "(block,offset)", which reads as a point.
-    block = "(({}(x.tid) FILTER (WHERE x.expired AND NOT x.held AND NOT x.restricted))"
-    block += "::text::point)[0]::bigint"
+    block = "(({}(x.tid) FILTER (WHERE {}))::text::point)[0]::bigint"
+    if survey_plan.protects:
+        removable = "x.expired AND NOT x.held AND NOT x.restricted"
+        figures = (
+            "count(*) FILTER (WHERE x.expired AND x.held), "
+            "count(*) FILTER (WHERE x.expired AND NOT x.held AND x.restricted), "
+            "max(x.age)::timestamptz, "
+            "count(*) FILTER (WHERE x.age IS NULL), "
+            f"(min(x.age) FILTER (WHERE {removable}))::timestamptz, "
+            "(min(x.age) FILTER (WHERE NOT x.expired OR NOT (x.held OR x.restricted)))"
+            "::timestamptz "
+        )
+    else:
+        removable = "x.expired"
+        figures = (
+            "0, 0, max(x.age)::timestamptz, count(*) - count(x.age), "
+            "(min(x.age) FILTER (WHERE x.expired))::timestamptz, min(x.age)::timestamptz "
+        )
     return sql.SQL(
-        "SELECT {leaf}, {first}, {last}, count(*), "
-        "count(*) FILTER (WHERE x.expired), "
-        "count(*) FILTER (WHERE x.expired AND x.held), "
-        "count(*) FILTER (WHERE x.expired AND NOT x.held AND x.restricted), "
-        "max(x.age)::timestamptz, "
-        "count(*) FILTER (WHERE x.age IS NULL), "
-        "(min(x.age) FILTER (WHERE x.expired AND NOT x.held AND NOT x.restricted))::timestamptz, "
-        "(min(x.age) FILTER (WHERE NOT x.expired OR NOT (x.held OR x.restricted)))::timestamptz "
+        "SELECT {leaf}, {first}, {last}, count(*), count(*) FILTER (WHERE x.expired), {figures}"
         "FROM (SELECT t.tableoid AS leaf, t.ctid AS tid, {age} AS age, {expired} AS expired, "
         "{held} AS held, {restricted} AS restricted FROM {from_}) AS x{group}"
     ).format(
-        leaf=sql.SQL("x.leaf" if per_leaf else "min(x.leaf)"),
-        first=sql.SQL(block.format("min")),
-        last=sql.SQL(block.format("max")),
-        group=sql.SQL(" GROUP BY x.leaf" if per_leaf else ""),
+        leaf=sql.SQL("x.leaf") if relation is None else sql.Literal(relation),
+        first=sql.SQL(block.format("min", removable)),
+        last=sql.SQL(block.format("max", removable)),
+        figures=sql.SQL(figures),
+        group=sql.SQL(" GROUP BY x.leaf" if relation is None else ""),
         age=survey_plan.age,
         expired=survey_plan.expired,
         held=survey_plan.held,

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncssh
@@ -316,6 +317,33 @@ def test_s3_versioned_bucket_through_the_hook_client(stack):
         region_name="us-east-1",
     )
     assert bucket in {b["Name"] for b in plain.list_buckets()["Buckets"]}
+
+
+def test_s3_listings_answer_the_times_a_head_answers(stack):
+    # The embedded server reads ISO timestamps with the standard library when it lists
+    # (lethe_dev.stack.s3): every listing must still carry each object's own time.
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = S3Hook(aws_conn_id=connections.OBJECT_STORE).get_conn()
+    bucket = f"lethe-times-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    before = datetime.now(UTC).replace(microsecond=0)
+    for n in range(3):
+        client.put_object(Bucket=bucket, Key=f"k{n}", Body=b"x")
+    after = datetime.now(UTC)
+    heads = {
+        f"k{n}": client.head_object(Bucket=bucket, Key=f"k{n}")["LastModified"] for n in range(3)
+    }
+    listed = {
+        o["Key"]: o["LastModified"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]
+    }
+    versions = {
+        v["Key"]: v["LastModified"] for v in client.list_object_versions(Bucket=bucket)["Versions"]
+    }
+
+    assert listed == heads == versions
+    assert all(before <= t <= after for t in listed.values())
 
 
 # --- command line -------------------------------------------------------------------------------

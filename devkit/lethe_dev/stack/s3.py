@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from lethe.exceptions import StackError
@@ -53,6 +54,7 @@ class EmbeddedS3Server:
         except ImportError as e:
             raise StackError("the S3 server needs moto[server]: pip install 'moto[server]'") from e
 
+        _parse_iso_timestamps_natively()
         server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
         # ThreadedMotoServer.start() waits without a timeout; a server that fails to bind
         # would hang it, so it is started from a helper thread and awaited with one.
@@ -91,3 +93,30 @@ class EmbeddedS3Server:
     def describe(self) -> dict[str, Any]:
         """Where the server is, without credentials."""
         return {"endpoint_url": self.endpoint_url}
+
+
+def _parse_iso_timestamps_natively() -> None:
+    """Have moto's response serializer read ISO 8601 timestamps with the standard library.
+
+    moto turns every ``LastModified`` it lists back into a datetime through botocore's
+    general parser (dateutil), twice a key: two thirds of a listing's time here. The
+    standard library reads the same strings hundreds of times faster; any other form still
+    goes to moto's own parser. Listings answer the same, only sooner.
+    """
+    import moto.core.serialize as serialize
+
+    original = serialize.parse_to_aware_datetime
+    if getattr(original, "lethe_native", False):
+        return
+
+    def parse_to_aware_datetime(value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return original(value)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        return original(value)
+
+    parse_to_aware_datetime.lethe_native = True  # type: ignore[attr-defined]
+    serialize.parse_to_aware_datetime = parse_to_aware_datetime

@@ -245,8 +245,13 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
         "PATH": os.pathsep.join([str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")]),
     }
     cluster = Cluster(state_dir, env)
-    # The metadata database migrates (the longest step) while the stores are prepared.
+    # The metadata database migrates (the longest step) while the stores are prepared and
+    # the Celery workers start on the core the migration leaves free: an Airflow 3 worker
+    # does not use Airflow's tables (its tasks go through the execution API); the result
+    # backend's tables, in the same database, are Celery's own, which it makes itself.
     cluster.start("db-migrate", "db", "migrate")
+    for worker in WORKERS:
+        cluster.start_worker(worker, queue)
 
     conn = psycopg.connect(stack.postgres_dsn)
     apply_reference_schema_on(conn)
@@ -261,8 +266,6 @@ def scaleout(run_dir, stack, redis_url, metadata_db) -> Iterator[Scaleout]:
         cluster.start("api-server", "api-server", "--port", str(api_port))
         cluster.start("scheduler", "scheduler")
         cluster.start("dag-processor", "dag-processor")
-        for worker in WORKERS:
-            cluster.start_worker(worker, queue)
         api = RestClient(f"http://127.0.0.1:{api_port}")
 
         def ready() -> bool:

@@ -46,14 +46,15 @@ CHILD = textwrap.dedent(
 
     # Slow enough to be killed mid-way: a pause after each committed transaction, before
     # or after its entry is written when that comes after the commit ("before" puts the
-    # kill where an entry written after the commit would be lost).
+    # kill where an entry written after the commit would be lost); none for a run that is
+    # not killed ("none").
     committed = connection.Progress.committed
-    pause_first = len(sys.argv) > 4 and sys.argv[4] == "before"
+    pause = sys.argv[4] if len(sys.argv) > 4 else "after"
     def slowly(self, count):
-        if pause_first:
+        if pause == "before":
             time.sleep(0.05)
         committed(self, count)
-        if not pause_first:
+        if pause == "after":
             time.sleep(0.05)
     connection.Progress.committed = slowly
 
@@ -179,7 +180,7 @@ def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_i
     assert before <= removed <= before + BATCH  # at most the transaction in flight is open
 
     rerun_id = f"{run_id}-rerun"
-    _rerun([sys.executable, "-c", CHILD, rerun_id, str(BATCH), "", "after"], env)
+    _rerun([sys.executable, "-c", CHILD, rerun_id, str(BATCH), "", "none"], env)
 
     progress = _progress(stack, run_id)
     assert progress[0]["outcome"] == "started"
@@ -275,21 +276,22 @@ OBJECT_CHILD = textwrap.dedent(
     from lethe.stores.s3 import deletion
     from lethe.stores.sftp import access, retention
 
-    # Small, slow units, to be killed mid-way.
+    kind, run_id, policy_dir, pace = sys.argv[1:5]
+    # Small units; slow ones in a run to be killed mid-way ("slow"), not in its rerun.
     deletion.DELETE_BATCH = 20
-    call = deletion.Deleter._call
-    def slow_call(self, batch):
-        time.sleep(0.05)
-        return call(self, batch)
-    deletion.Deleter._call = slow_call
     retention.REPORT_EVERY = 10
-    remove = access.RemovePipeline.remove
-    def slow_remove(self, path, done):
-        time.sleep(0.01)
-        return remove(self, path, done)
-    access.RemovePipeline.remove = slow_remove
+    if pace == "slow":
+        call = deletion.Deleter._call
+        def slow_call(self, batch):
+            time.sleep(0.05)
+            return call(self, batch)
+        deletion.Deleter._call = slow_call
+        remove = access.RemovePipeline.remove
+        def slow_remove(self, path, done):
+            time.sleep(0.01)
+            return remove(self, path, done)
+        access.RemovePipeline.remove = slow_remove
 
-    kind, run_id, policy_dir = sys.argv[1:4]
     operator = {"s3": operators.S3RetentionOperator, "sftp": operators.SFTPRetentionOperator}
     family, category = {
         "s3": ("subject_exports", "subject_exports"),
@@ -395,7 +397,7 @@ def test_an_object_or_file_purge_killed_mid_way_is_exact_after_the_next_run(
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
     }
-    command = [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies)]
+    command = [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies), "slow"]
     _kill_at_random(stack, command, env, run_id, 8)
 
     removed = OBJECTS - expired_left()
@@ -404,7 +406,7 @@ def test_an_object_or_file_purge_killed_mid_way_is_exact_after_the_next_run(
     assert before <= removed <= before + in_flight
 
     rerun_id = f"{run_id}-rerun"
-    _rerun([sys.executable, "-c", OBJECT_CHILD, kind, rerun_id, str(policies)], env)
+    _rerun([sys.executable, "-c", OBJECT_CHILD, kind, rerun_id, str(policies), "fast"], env)
 
     progress = _progress(stack, run_id)
     assert progress[0]["outcome"] == "started"

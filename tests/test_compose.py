@@ -14,9 +14,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -451,114 +453,6 @@ def test_the_sftp_stand_in_serves_every_root_the_policies_name(resolved):
     assert any(str(v).split(":")[1] == f"/home/{user}/{directory}" for v in sftp.get("volumes", []))
 
 
-# --- the init step ------------------------------------------------------------------------
-
-
-def test_the_init_script_is_valid_bash():
-    result = subprocess.run(
-        ["bash", "-n", str(INIT_SCRIPT)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def test_the_init_script_prepares_empty_stores(stack, airflow_db, scratch_database):
-    """lethe-init.sh against the suite's servers: a new control database is migrated, the
-    policies validated, the missing SFTP root created and the existing one left as it is."""
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(scratch_database)
-    control = {
-        "conn_type": "postgres",
-        "host": params["host"],
-        "port": int(params.get("port", 5432)),
-        "login": params["user"],
-        "schema": params["dbname"],
-    }
-    if params.get("password"):
-        control["password"] = params["password"]
-    recordings = stack.sftp_root / "recordings"
-    shutil.rmtree(recordings / "support", ignore_errors=True)
-    kept = recordings / "customers" / "7" / "kept.wav"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_bytes(b"RIFF")
-    runtime_login = f"lethe_init_{uuid.uuid4().hex[:8]}"
-    runtime = dict(control, login=runtime_login, password="runtime-pw")
-    store_login = f"lethe_init_store_{uuid.uuid4().hex[:8]}"
-    store = dict(control, login=store_login, password="store-pw")
-    env = {
-        **os.environ,
-        connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(control),
-        connections.env_var_name(connections.CONTROL_DB): json.dumps(runtime),
-        connections.env_var_name(connections.TELECOM_ADMIN_DB): json.dumps(control),
-        connections.env_var_name(connections.TELECOM_DB): json.dumps(store),
-        "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-        "PYTHONPATH": str(ROOT / "plugins"),
-    }
-
-    result = subprocess.run(
-        ["bash", str(INIT_SCRIPT)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    # The suite's Airflow runs SimpleAuthManager: the FAB grant has nothing to do.
-    assert "not the FAB auth manager: no permission to grant" in result.stdout
-    assert (recordings / "support").is_dir()
-    assert kept.read_bytes() == b"RIFF"
-    for root in ("/recordings/customers", "/recordings/support"):
-        assert f"{connections.RECORDINGS_SFTP}: {root}" in result.stdout
-    with psycopg.connect(scratch_database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
-        assert cur.fetchone()[0]
-    # The runtime login exists, may append to the ledger and may not rewrite it.
-    as_runtime = dict(params, user=runtime_login, password="runtime-pw")
-    with psycopg.connect(**as_runtime) as conn:
-        assert conn.execute("SELECT pg_has_role('lethe_runtime', 'MEMBER')").fetchone() == (True,)
-        assert conn.execute(
-            "SELECT has_table_privilege('privacy.audit_ledger', 'UPDATE')"
-        ).fetchone() == (False,)
-    # The store login exists, is no superuser and is a member of lethe_store (the new
-    # database has no telecom schema yet: granted when the schema is seeded).
-    assert "note: schema telecom does not exist yet" in result.stdout
-    as_store = dict(params, user=store_login, password="store-pw")
-    with psycopg.connect(**as_store) as conn:
-        assert conn.execute(
-            "SELECT rolsuper, pg_has_role('lethe_store', 'MEMBER') FROM pg_roles"
-            " WHERE rolname = current_user"
-        ).fetchone() == (False, True)
-    with psycopg.connect(scratch_database, autocommit=True) as conn:
-        conn.execute(f'DROP ROLE "{runtime_login}"')
-        conn.execute(f'DROP ROLE "{store_login}"')
-    shutil.rmtree(recordings / "customers")
-
-
-def test_the_init_script_stops_on_an_invalid_policy(tmp_path):
-    bad = tmp_path / "policies"
-    bad.mkdir()
-    (bad / "broken.yaml").write_text("family: broken\ncategories: []\n")
-    result = subprocess.run(
-        ["bash", str(INIT_SCRIPT)],
-        env={
-            **os.environ,
-            "LETHE_POLICY_DIR": str(bad),
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-            "PYTHONPATH": str(ROOT / "plugins"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "broken.yaml" in result.stdout + result.stderr
-    assert "metadata database" not in result.stdout  # stopped at the first step
-
-
 # --- the Privacy page under the FAB auth manager ------------------------------------------
 
 #: Run in the FAB home after the grant: grants again (must add nothing), then asks the auth
@@ -682,3 +576,171 @@ def test_fab_lets_admin_op_and_privacy_read_the_privacy_page_after_the_grant(fab
         "User": [False, False],
         "Public": [False, False],
     }
+
+
+# --- the init step ------------------------------------------------------------------------
+
+
+def test_the_init_script_is_valid_bash():
+    result = subprocess.run(
+        ["bash", "-n", str(INIT_SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@dataclass
+class InitRun:
+    """lethe-init.sh started against the suite's servers (``init_run``), and what it was
+    given: a new control database (``database``, a libpq URI), the names of the runtime and
+    store logins to create, and a kept recording under the served ``recordings`` tree."""
+
+    process: subprocess.Popen
+    logs: Path
+    database: str
+    runtime_login: str
+    store_login: str
+    recordings: Path
+    kept: Path
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        """Wait for the script; its exit code and output."""
+        code = self.process.wait(timeout=300)
+        return subprocess.CompletedProcess(
+            self.process.args,
+            code,
+            (self.logs / "stdout").read_text(errors="replace"),
+            (self.logs / "stderr").read_text(errors="replace"),
+        )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _init_script(request, tmp_path_factory) -> Iterator[InitRun | None]:
+    """Starts lethe-init.sh against the suite's servers when the module starts, when a
+    selected test needs it (``init_run``): its steps, a Python process each and over ten
+    seconds in all, then run while this module's other tests run (the FAB migration's among
+    them)."""
+    if not any("init_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.databases import new_database
+
+    stack = request.getfixturevalue("stack")
+    request.getfixturevalue("airflow_db")  # the script checks its migrations
+    with new_database(stack) as database:
+        params = conninfo_to_dict(database)
+        control = {
+            "conn_type": "postgres",
+            "host": params["host"],
+            "port": int(params.get("port", 5432)),
+            "login": params["user"],
+            "schema": params["dbname"],
+        }
+        if params.get("password"):
+            control["password"] = params["password"]
+        recordings = stack.sftp_root / "recordings"
+        shutil.rmtree(recordings / "support", ignore_errors=True)
+        kept = recordings / "customers" / "7" / "kept.wav"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(b"RIFF")
+        runtime_login = f"lethe_init_{uuid.uuid4().hex[:8]}"
+        runtime = dict(control, login=runtime_login, password="runtime-pw")
+        store_login = f"lethe_init_store_{uuid.uuid4().hex[:8]}"
+        store = dict(control, login=store_login, password="store-pw")
+        env = {
+            **os.environ,
+            connections.env_var_name(connections.CONTROL_ADMIN_DB): json.dumps(control),
+            connections.env_var_name(connections.CONTROL_DB): json.dumps(runtime),
+            connections.env_var_name(connections.TELECOM_ADMIN_DB): json.dumps(control),
+            connections.env_var_name(connections.TELECOM_DB): json.dumps(store),
+            "LETHE_POLICY_DIR": str(ROOT / "include" / "policies"),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHONPATH": str(ROOT / "plugins"),
+        }
+        logs = tmp_path_factory.mktemp("lethe-init")
+        with (logs / "stdout").open("wb") as out, (logs / "stderr").open("wb") as err:
+            process = subprocess.Popen(
+                ["bash", str(INIT_SCRIPT)],
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its group: the script and the step it runs
+            )
+        try:
+            yield InitRun(process, logs, database, runtime_login, store_login, recordings, kept)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def init_run(_init_script) -> InitRun:
+    """lethe-init.sh, started when the module started (``_init_script``)."""
+    assert _init_script is not None
+    return _init_script
+
+
+def test_the_init_script_prepares_empty_stores(init_run):
+    """lethe-init.sh against the suite's servers: a new control database is migrated, the
+    policies validated, the missing SFTP root created and the existing one left as it is."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    result = init_run.result()
+    recordings, kept = init_run.recordings, init_run.kept
+    runtime_login, store_login = init_run.runtime_login, init_run.store_login
+    params = conninfo_to_dict(init_run.database)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The suite's Airflow runs SimpleAuthManager: the FAB grant has nothing to do.
+    assert "not the FAB auth manager: no permission to grant" in result.stdout
+    assert (recordings / "support").is_dir()
+    assert kept.read_bytes() == b"RIFF"
+    for root in ("/recordings/customers", "/recordings/support"):
+        assert f"{connections.RECORDINGS_SFTP}: {root}" in result.stdout
+    with psycopg.connect(init_run.database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('privacy.audit_ledger') IS NOT NULL")
+        assert cur.fetchone()[0]
+    # The runtime login exists, may append to the ledger and may not rewrite it.
+    as_runtime = dict(params, user=runtime_login, password="runtime-pw")
+    with psycopg.connect(**as_runtime) as conn:
+        assert conn.execute("SELECT pg_has_role('lethe_runtime', 'MEMBER')").fetchone() == (True,)
+        assert conn.execute(
+            "SELECT has_table_privilege('privacy.audit_ledger', 'UPDATE')"
+        ).fetchone() == (False,)
+    # The store login exists, is no superuser and is a member of lethe_store (the new
+    # database has no telecom schema yet: granted when the schema is seeded).
+    assert "note: schema telecom does not exist yet" in result.stdout
+    as_store = dict(params, user=store_login, password="store-pw")
+    with psycopg.connect(**as_store) as conn:
+        assert conn.execute(
+            "SELECT rolsuper, pg_has_role('lethe_store', 'MEMBER') FROM pg_roles"
+            " WHERE rolname = current_user"
+        ).fetchone() == (False, True)
+    with psycopg.connect(init_run.database, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE "{runtime_login}"')
+        conn.execute(f'DROP ROLE "{store_login}"')
+    shutil.rmtree(recordings / "customers")
+
+
+def test_the_init_script_stops_on_an_invalid_policy(tmp_path):
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    (bad / "broken.yaml").write_text("family: broken\ncategories: []\n")
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)],
+        env={
+            **os.environ,
+            "LETHE_POLICY_DIR": str(bad),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHONPATH": str(ROOT / "plugins"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "broken.yaml" in result.stdout + result.stderr
+    assert "metadata database" not in result.stdout  # stopped at the first step

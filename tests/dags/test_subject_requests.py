@@ -438,7 +438,16 @@ SFTP_ENV = "AIRFLOW_CONN_LETHE_RECORDINGS_SFTP"
 
 
 def unreachable_sftp(monkeypatch) -> str:
-    """Point the recordings connection at a closed port; return its real value."""
+    """Point the recordings connection at a closed port; return its real value.
+
+    The SSH hook still makes its three attempts to connect, without its pause of 3 to 5 s
+    before each retry.
+    """
+    from airflow.providers.ssh.hooks import ssh
+    from tenacity import wait_none
+
+    monkeypatch.setattr(ssh, "wait_fixed", lambda seconds: wait_none())
+    monkeypatch.setattr(ssh, "wait_random", lambda low, high: wait_none())
     real = os.environ[SFTP_ENV]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -13,6 +13,7 @@ After that rerun the killed task's entries add up to exactly what it removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -46,17 +47,19 @@ CHILD = textwrap.dedent(
 
     # Slow enough to be killed mid-way: a pause after each committed transaction, before
     # or after its entry is written when that comes after the commit ("before" puts the
-    # kill where an entry written after the commit would be lost).
+    # kill where an entry written after the commit would be lost); none for a run that is
+    # not killed ("none").
     committed = connection.Progress.committed
-    pause_first = len(sys.argv) > 4 and sys.argv[4] == "before"
+    pause = sys.argv[4] if len(sys.argv) > 4 else "after"
     def slowly(self, count):
-        if pause_first:
+        if pause == "before":
             time.sleep(0.05)
         committed(self, count)
-        if not pause_first:
+        if pause == "after":
             time.sleep(0.05)
     connection.Progress.committed = slowly
 
+    sys.stdin.readline()  # the test's go (start_purge)
     moment = datetime(2026, 6, 1, tzinfo=UTC)
     ti = SimpleNamespace(dag_id="retention_kill", task_id="purge_postgres", run_id=sys.argv[1],
                          map_index=0)
@@ -115,30 +118,57 @@ def _progress(stack, run_id: str) -> list[dict]:
     return [e for e in entries if e["action"] == "purge_progress"]
 
 
-def _kill_at_random(stack, command: list[str], env: dict[str, str], run_id: str, most: int):
-    """Run ``command`` (a purge writing the ledger as ``run_id``) and SIGKILL it once it has
-    written between 2 and ``most`` committed entries."""
-    kill_after = random.randint(2, most)
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and child.poll() is None:
-            committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
-            if len(committed) >= kill_after:
-                break
-            time.sleep(0.02)
-        assert child.poll() is None, child.stderr.read().decode()[-2000:]
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
+@pytest.fixture
+def start_purge():
+    """A function: start a purge child ahead, a :class:`subprocess.Popen`. It loads its
+    modules (over a second), then waits for a line on its stdin before it runs, so the
+    loading overlaps the test's other work: seeding, or the run before it. A child still
+    running at the end of the test is killed."""
+    children: list[subprocess.Popen] = []
+
+    def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        child = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
         if child.poll() is None:
             child.kill()
+        child.wait(30)
+        for pipe in (child.stdin, child.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
-def _rerun(command: list[str], env: dict[str, str]) -> None:
-    """Run the purge again to its end (as the next scheduled run would)."""
-    done = subprocess.run(command, env=env, capture_output=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+def _kill_at_random(stack, child: subprocess.Popen, run_id: str, most: int):
+    """Let ``child`` (a purge writing the ledger as ``run_id``, from ``start_purge``) run and
+    SIGKILL it once it has written between 2 and ``most`` committed entries."""
+    kill_after = random.randint(2, most)
+    child.stdin.write(b"go\n")
+    child.stdin.close()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and child.poll() is None:
+        committed = [e for e in _progress(stack, run_id) if e["outcome"] == "committed"]
+        if len(committed) >= kill_after:
+            break
+        time.sleep(0.02)
+    assert child.poll() is None, child.stderr.read().decode()[-2000:]
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+
+
+def _rerun(child: subprocess.Popen) -> None:
+    """Let ``child`` (the purge again, from ``start_purge``) run to its end, as the next
+    scheduled run would."""
+    _, stderr = child.communicate(b"go\n", timeout=300)
+    assert child.returncode == 0, stderr.decode()[-3000:]
 
 
 def _open_intents(stack, store_prefix: str) -> int:
@@ -155,16 +185,18 @@ def _committed(progress: list[dict]) -> int:
 
 
 def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_is_exact(
-    stack, visits
+    stack, visits, start_purge
 ):
     """The store is not in the ledger's database: each transaction opens an intent naming
     its transaction id before its commit. The kill comes after a commit, before its entry
     (where an entry written only after the commit would be lost); the next purge settles
     the open intent as committed, in the killed task's name."""
     run_id = f"killed-{random.randrange(10**9)}"
+    rerun_id = f"{run_id}-rerun"
     env = _env(stack, visits)
-    command = [sys.executable, "-c", CHILD, run_id, str(BATCH), "", "before"]
-    _kill_at_random(stack, command, env, run_id, EXPIRED // BATCH - 10)
+    child = start_purge([sys.executable, "-c", CHILD, run_id, str(BATCH), "", "before"], env)
+    rerun = start_purge([sys.executable, "-c", CHILD, rerun_id, str(BATCH), "", "none"], env)
+    _kill_at_random(stack, child, run_id, EXPIRED // BATCH - 10)
 
     def expired_left() -> int:
         with psycopg.connect(visits) as conn:
@@ -178,8 +210,7 @@ def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_i
     before = _committed(_progress(stack, run_id))
     assert before <= removed <= before + BATCH  # at most the transaction in flight is open
 
-    rerun_id = f"{run_id}-rerun"
-    _rerun([sys.executable, "-c", CHILD, rerun_id, str(BATCH), "", "after"], env)
+    _rerun(rerun)
 
     progress = _progress(stack, run_id)
     assert progress[0]["outcome"] == "started"
@@ -201,7 +232,7 @@ def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_i
     assert young == YOUNG
 
 
-def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_path):
+def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_path, start_purge):
     """Where the store's table and the ledger share a database, each transaction's entry
     commits with its rows: whatever the moment of the kill, the ledger is exact."""
     import shutil
@@ -209,6 +240,24 @@ def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_pat
     from lethe.control.migrate import apply_migrations
 
     schema = f"killtest_{random.randrange(10**9)}"
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "include" / "policies", policies)
+    website = policies / "website.yaml"
+    website.write_text(
+        website.read_text().replace("table: telecom.web_visits", f"table: {schema}.web_visits")
+    )
+    run_id = f"killed-{schema}"
+    env = {
+        **os.environ,
+        # A login that may write the ledger beside the table: the stack's telecom connection
+        # is a store login, which may not (docs/security.md "Roles"), so the tables' owner.
+        connections.env_var_name(connections.TELECOM_DB): os.environ[
+            connections.env_var_name(connections.TELECOM_ADMIN_DB)
+        ],
+        "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
+    }
+    command = [sys.executable, "-c", CHILD, run_id, str(BATCH), str(policies), "before"]
+    child = start_purge(command, env)  # loads its modules while the table is made
     with psycopg.connect(stack.postgres_dsn) as conn:
         apply_migrations(conn)
         conn.execute(f"CREATE SCHEMA {schema}")
@@ -226,29 +275,7 @@ def test_a_purge_of_a_table_beside_the_ledger_is_recorded_exactly(stack, tmp_pat
             (EXPIRED, EXPIRED + YOUNG),
         )
         conn.commit()
-    policies = tmp_path / "policies"
-    shutil.copytree(ROOT / "include" / "policies", policies)
-    website = policies / "website.yaml"
-    website.write_text(
-        website.read_text().replace("table: telecom.web_visits", f"table: {schema}.web_visits")
-    )
-    run_id = f"killed-{schema}"
-    env = {
-        **os.environ,
-        # A login that may write the ledger beside the table: the stack's telecom connection
-        # is a store login, which may not (docs/security.md "Roles"), so the tables' owner.
-        connections.env_var_name(connections.TELECOM_DB): os.environ[
-            connections.env_var_name(connections.TELECOM_ADMIN_DB)
-        ],
-        "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
-    }
-    _kill_at_random(
-        stack,
-        [sys.executable, "-c", CHILD, run_id, str(BATCH), str(policies), "before"],
-        env,
-        run_id,
-        EXPIRED // BATCH - 10,
-    )
+    _kill_at_random(stack, child, run_id, EXPIRED // BATCH - 10)
     with psycopg.connect(stack.postgres_dsn) as conn:
         (left,) = conn.execute(
             f"SELECT count(*) FROM {schema}.web_visits WHERE visited_at < '2021-01-01'"  # noqa: S608
@@ -275,26 +302,28 @@ OBJECT_CHILD = textwrap.dedent(
     from lethe.stores.s3 import deletion
     from lethe.stores.sftp import access, retention
 
-    # Small, slow units, to be killed mid-way.
+    kind, run_id, policy_dir, pace = sys.argv[1:5]
+    # Small units; slow ones in a run to be killed mid-way ("slow"), not in its rerun.
     deletion.DELETE_BATCH = 20
-    call = deletion.Deleter._call
-    def slow_call(self, batch):
-        time.sleep(0.05)
-        return call(self, batch)
-    deletion.Deleter._call = slow_call
     retention.REPORT_EVERY = 10
-    remove = access.RemovePipeline.remove
-    def slow_remove(self, path, done):
-        time.sleep(0.01)
-        return remove(self, path, done)
-    access.RemovePipeline.remove = slow_remove
+    if pace == "slow":
+        call = deletion.Deleter._call
+        def slow_call(self, batch):
+            time.sleep(0.05)
+            return call(self, batch)
+        deletion.Deleter._call = slow_call
+        remove = access.RemovePipeline.remove
+        def slow_remove(self, path, done):
+            time.sleep(0.01)
+            return remove(self, path, done)
+        access.RemovePipeline.remove = slow_remove
 
-    kind, run_id, policy_dir = sys.argv[1:4]
     operator = {"s3": operators.S3RetentionOperator, "sftp": operators.SFTPRetentionOperator}
     family, category = {
         "s3": ("subject_exports", "subject_exports"),
         "sftp": ("call_recordings", "support_call_recordings"),
     }[kind]
+    sys.stdin.readline()  # the test's go (start_purge)
     moment = datetime(2026, 6, 1, tzinfo=UTC)
     ti = SimpleNamespace(dag_id="retention_kill", task_id=f"purge_{kind}", run_id=run_id,
                          map_index=0)
@@ -339,8 +368,9 @@ def _seed_objects(stack, bucket: str) -> Any:
 
     client.create_bucket(Bucket=bucket)
     keys = [f"exports/2024/01/02/{n:08d}-kill.zip" for n in range(OBJECTS)]
-    # Young ones too: what the guard would otherwise see as a store that is all expired.
-    keys += [f"exports/2026/05/30/{n:08d}-young.zip" for n in range(OBJECTS)]
+    # Young ones too, which the purge must neither count nor remove; a few are enough (the
+    # policy's purge guard is 100% and it has no stale guard, so their share is no matter).
+    keys += [f"exports/2026/05/30/{n:08d}-young.zip" for n in range(20)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
 
@@ -380,7 +410,7 @@ def _seed_files(stack, root: str) -> Any:
     ],
 )
 def test_an_object_or_file_purge_killed_mid_way_is_exact_after_the_next_run(
-    stack, tmp_path, kind, in_flight
+    stack, tmp_path, start_purge, kind, in_flight
 ):
     from lethe.control.migrate import apply_migrations
 
@@ -388,23 +418,26 @@ def test_an_object_or_file_purge_killed_mid_way_is_exact_after_the_next_run(
         apply_migrations(control)
     tag = f"kill{random.randrange(10**9)}"
     place = f"lethe-{tag}" if kind == "s3" else f"/{tag}/support"
-    expired_left = (_seed_objects if kind == "s3" else _seed_files)(stack, place)
     policies = _policies(tmp_path, kind, place)
     run_id = f"killed-{kind}-{tag}"
+    rerun_id = f"{run_id}-rerun"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(ROOT / f) for f in ("plugins", "devkit")),
     }
-    command = [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies)]
-    _kill_at_random(stack, command, env, run_id, 8)
+    command = [sys.executable, "-c", OBJECT_CHILD, kind, run_id, str(policies), "slow"]
+    child = start_purge(command, env)
+    rerun = start_purge([*command[:4], rerun_id, str(policies), "fast"], env)
+    # The purges load their modules meanwhile.
+    expired_left = (_seed_objects if kind == "s3" else _seed_files)(stack, place)
+    _kill_at_random(stack, child, run_id, 8)
 
     removed = OBJECTS - expired_left()
     assert 0 < removed < OBJECTS, "the kill came before or after the purge, not during it"
     before = _committed(_progress(stack, run_id))
     assert before <= removed <= before + in_flight
 
-    rerun_id = f"{run_id}-rerun"
-    _rerun([sys.executable, "-c", OBJECT_CHILD, kind, rerun_id, str(policies)], env)
+    _rerun(rerun)
 
     progress = _progress(stack, run_id)
     assert progress[0]["outcome"] == "started"

@@ -131,14 +131,19 @@ class Cluster:
         _kill_tree(process.pid)
         process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """SIGTERM every process group, then SIGKILL whatever is left of each tree."""
+    def stop(self, grace: float = 2.0) -> None:
+        """SIGTERM every process group, then SIGKILL whatever is left of each tree after
+        ``grace`` seconds.
+
+        Nothing of the cluster is kept, and the api-server, done serving within a second,
+        then spends seconds more in its interpreter's final garbage collection.
+        """
         trees = {name: _descendants(p.pid) for name, p in self.processes.items()}
         for process in self.processes.values():
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + grace
         for process in self.processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))

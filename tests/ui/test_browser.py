@@ -85,6 +85,11 @@ def api_server(airflow_db, stack, dagbag, run_dir):
         # The DAG files do not change during the test: one parse, not one every 30 s on a
         # machine the task shares with the browser.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+        # The run takes a scheduler loop per step (queue, finish) and the run's page shows
+        # the outcome at its next refresh: an idle loop sleeps 0.2 s (default 1 s), the page
+        # refreshes every second (default 3 s).
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        "AIRFLOW__API__AUTO_REFRESH_INTERVAL": "1",
     }
     base = f"http://127.0.0.1:{port}"
     try:
@@ -98,14 +103,15 @@ def api_server(airflow_db, stack, dagbag, run_dir):
             time.sleep(0.25)
         yield base
     finally:
-        # Nothing to keep (the scheduler's orderly shutdown takes over 10 s here): what has
-        # not stopped after 5 s is killed.
-        service._stop_components(service_dir, timeout=5)
+        # Nothing to keep (the api-server, done serving within a second, then spends seconds
+        # in its interpreter's final garbage collection): what has not stopped after 2 s is
+        # killed.
+        service._stop_components(service_dir, timeout=2)
 
 
-@pytest.fixture
-def browser_page(request):
-    """A fresh page of headless Chromium; a screenshot is kept when the test fails."""
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, launched once for the module's tests."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -119,15 +125,24 @@ def browser_page(request):
                 "--no-first-run",
             ],
         )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        yield page
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser_page(browser, request):
+    """A fresh page in a context of its own (no cookies or storage of another test's); a
+    screenshot is kept when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
 
 
 def test_log_in_see_the_dags_and_read_a_verdict_on_the_privacy_page(
@@ -220,7 +235,7 @@ def test_trigger_a_subject_export_from_its_form_and_follow_the_link_to_its_reque
         }
         assert not states & {"failed", "up_for_retry", "upstream_failed"}, states
         assert time.monotonic() < deadline, f"the export run is not done: {states}"
-        page.wait_for_timeout(500)
+        page.wait_for_timeout(200)
     assert _rest(api_server, runs, token)["state"] == "success"
 
     # The export task's extra link (its Details tab): the request's page, not the download.

@@ -346,6 +346,50 @@ def test_s3_listings_answer_the_times_a_head_answers(stack):
     assert all(before <= t <= after for t in listed.values())
 
 
+def test_s3_version_listings_page_by_page_mark_the_latest_and_keep_the_contents(stack):
+    # The embedded server's version listing copies versions shallowly (lethe_dev.stack.s3):
+    # pages must still mark each key's latest version, delete markers included, and a
+    # listing must leave every version as it was, contents included.
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = S3Hook(aws_conn_id=connections.OBJECT_STORE).get_conn()
+    bucket = f"lethe-versions-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    written = {}
+    for key in ("a", "b", "c"):
+        for n in range(3):
+            version = client.put_object(Bucket=bucket, Key=key, Body=f"{key}{n}".encode())
+            written[version["VersionId"]] = f"{key}{n}".encode()
+    marker = client.delete_object(Bucket=bucket, Key="b")["VersionId"]
+
+    def listing() -> tuple[list, list]:
+        versions, markers = [], []
+        pages = client.get_paginator("list_object_versions").paginate(
+            Bucket=bucket, PaginationConfig={"PageSize": 2}
+        )
+        for page in pages:
+            versions += [
+                (v["Key"], v["VersionId"], v["IsLatest"]) for v in page.get("Versions", [])
+            ]
+            markers += [
+                (m["Key"], m["VersionId"], m["IsLatest"]) for m in page.get("DeleteMarkers", [])
+            ]
+        return versions, markers
+
+    first = listing()
+    versions, markers = first
+    assert {version_id for _, version_id, _ in versions} == set(written)
+    assert markers == [("b", marker, True)]
+    latest = {key for key, _, is_latest in versions if is_latest}
+    assert latest == {"a", "c"}  # b's latest is its delete marker
+    assert listing() == first
+    for version_id, body in written.items():
+        key = body.decode()[0]
+        got = client.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
+        assert got == body
+
+
 # --- command line -------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ client signs its requests the same way. Buckets live in this process's memory.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ class EmbeddedS3Server:
             raise StackError("the S3 server needs moto[server]: pip install 'moto[server]'") from e
 
         _parse_iso_timestamps_natively()
+        _list_versions_without_deep_copies()
         server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
         # ThreadedMotoServer.start() waits without a timeout; a server that fails to bind
         # would hang it, so it is started from a helper thread and awaited with one.
@@ -120,3 +122,49 @@ def _parse_iso_timestamps_natively() -> None:
 
     parse_to_aware_datetime.lethe_native = True  # type: ignore[attr-defined]
     serialize.parse_to_aware_datetime = parse_to_aware_datetime
+
+
+def _list_versions_without_deep_copies() -> None:
+    """Have moto's version listing copy each version shallowly.
+
+    For every page it answers, moto deep-copies every version of every key in the bucket,
+    contents included (a new spooled file each), only to mark each copy ``is_latest``:
+    most of a versioned listing's time. A shallow copy serves the same, since the listing
+    sets nothing else on its copies. The copies read the stored versions' contents and
+    never close them (a copy's ``dispose``, which its garbage collection calls, does
+    nothing); the stored versions stay as they are.
+    """
+    import moto.s3.models as models
+
+    if not isinstance(models.copy, _ShallowVersionCopies):
+        models.copy = _ShallowVersionCopies(models.FakeKey, models.FakeDeleteMarker)
+
+
+class _ShallowVersionCopies:
+    """What :mod:`moto.s3.models` sees as its ``copy`` module: ``deepcopy`` of a list of
+    versions (the only deep copy there, the version listing's) copies each shallowly;
+    anything else is the standard module's."""
+
+    copy = staticmethod(copy.copy)
+
+    def __init__(self, *version_types: type) -> None:
+        # Each version type's listed copy: the same class, but disposing of it leaves the
+        # contents it shares with the stored version open.
+        self.copy_types = {
+            kind: type(kind.__name__, (kind,), {"dispose": _keep_shared_contents})
+            for kind in version_types
+        }
+
+    def deepcopy(self, value: Any) -> Any:
+        if not (isinstance(value, list) and all(type(v) in self.copy_types for v in value)):
+            return copy.deepcopy(value)
+        shallow = []
+        for version in value:
+            clone = object.__new__(self.copy_types[type(version)])
+            clone.__dict__.update(version.__dict__)
+            shallow.append(clone)
+        return shallow
+
+
+def _keep_shared_contents(self: Any, garbage: bool = False) -> None:
+    """A listed copy's ``dispose``: its contents are the stored version's, left open."""

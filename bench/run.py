@@ -8,7 +8,8 @@ Usage (from the project root)::
     .venv/bin/python bench/run.py --only postgres,parse --no-doc
 
 Each benchmark runs in a process of its own (a script ``bench/bench_<name>.py``;
-``objects-remote`` is ``bench_objects.py`` again, S3 behind a network's round trip) and
+``objects-remote`` and ``objects-lan`` are ``bench_objects.py`` again, S3 and SFTP behind a
+network's round trip) and
 prints its rows; this script gathers them. Options a benchmark takes can be passed after ``--``:
 ``bench/run.py --only postgres -- --rows 500000``.
 """
@@ -25,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ROOT, Row, collected, table, write_doc
 
-#: A round trip to an object store across a network, for the reference rows of S3.
-REMOTE_MS = "10"
+#: Round trips for the reference rows: an object store across a network (S3), and a
+#: server on the provider's LAN (SFTP).
+REMOTE_MS, LAN_MS = "10", "1"
 #: Benchmark name -> its script (``bench/bench_<script>.py``), its options at full size
 #: and with --quick.
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
@@ -36,11 +38,16 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--rows", "200000", "--rounds", "2", "--scaling", "100000,400000"],
     ),
     "objects": ("objects", [], ["--quick"]),
-    # The S3 cases again behind a network's round trip: what loopback hides.
+    # The cases again behind a network's round trip: what loopback hides.
     "objects-remote": (
         "objects",
         ["--cases", "s3,s3-versioned", "--latency-ms", REMOTE_MS],
         ["--cases", "s3,s3-versioned", "--latency-ms", REMOTE_MS, "--quick"],
+    ),
+    "objects-lan": (
+        "objects",
+        ["--cases", "sftp", "--latency-ms", LAN_MS],
+        ["--cases", "sftp", "--latency-ms", LAN_MS, "--quick"],
     ),
     "export": ("export", [], ["--quick"]),
     "parse": ("parse", [], ["--rounds", "2"]),

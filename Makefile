@@ -17,7 +17,7 @@ test: install tools validate
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every benchmark side by side (bench/run.py): a table of medians and ratios against the
-# targets, and docs/benchmarks.md rewritten. ~10 minutes on 2 CPUs; BENCH_ARGS=--quick for a
+# targets, and docs/benchmarks.md rewritten. ~11 minutes on 2 CPUs; BENCH_ARGS=--quick for a
 # smoke run of a minute or two (docs left alone).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -148,14 +148,16 @@ def _started(state_dir: Path, latency_ms: float) -> Iterator[tuple[dict, dict]]:
         running.callback(s3.stop)
         sftp_connection, s3_connection = sftp.airflow_connection(), s3.airflow_connection()
         if latency_ms:
-            for port, reach in ((sftp.port, sftp_connection), (s3.port, s3_connection)):
+
+            def delayed(port: int) -> int:
+                """The port of a proxy in front of ``port``, stopped with the servers."""
                 proxy = DelayingProxy(port, latency_ms / 1000)
                 proxy_port = proxy.start()
                 running.callback(proxy.stop)
-                if reach is s3_connection:
-                    reach["extra"]["endpoint_url"] = f"http://{LOOPBACK}:{proxy_port}"
-                else:
-                    reach["port"] = proxy_port
+                return proxy_port
+
+            sftp_connection["port"] = delayed(sftp.port)
+            s3_connection["extra"]["endpoint_url"] = f"http://{LOOPBACK}:{delayed(s3.port)}"
         yield sftp_connection, s3_connection
 
 

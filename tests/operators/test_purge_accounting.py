@@ -184,6 +184,20 @@ def _committed(progress: list[dict]) -> int:
     return sum(e["counts"]["removed"] for e in progress if e["outcome"] == "committed")
 
 
+def _settled_exactly(stack, run_id: str, rerun_id: str, removable: int, removed: int) -> list:
+    """Check the killed run's entries after ``rerun_id`` settled them: started with what
+    was ``removable``, nothing in doubt, and its committed entries (the settled ones
+    included) add up to what it ``removed``. :return: the entries the rerun settled."""
+    progress = _progress(stack, run_id)
+    assert progress[0]["outcome"] == "started"
+    assert progress[0]["counts"] == {"removable": removable}
+    assert not [e for e in progress if e["outcome"] == "in_doubt"]
+    assert _committed(progress) == removed
+    settled = [e for e in progress if "reconciled_by" in e["details"]]
+    assert all(e["details"]["reconciled_by"] == rerun_id for e in settled)
+    return settled
+
+
 def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_is_exact(
     stack, visits, start_purge
 ):
@@ -212,14 +226,7 @@ def test_a_purge_of_a_table_in_another_database_killed_at_a_random_transaction_i
 
     _rerun(rerun)
 
-    progress = _progress(stack, run_id)
-    assert progress[0]["outcome"] == "started"
-    assert progress[0]["counts"] == {"removable": EXPIRED}
-    assert not [e for e in progress if e["outcome"] == "in_doubt"]
-    # Exact: the killed task's entries, the settled ones included, are what it removed.
-    assert _committed(progress) == removed
-    settled = [e for e in progress if "reconciled_by" in e["details"]]
-    assert all(e["details"]["reconciled_by"] == rerun_id for e in settled)
+    settled = _settled_exactly(stack, run_id, rerun_id, EXPIRED, removed)
     assert all(e["task_id"] == "purge_postgres[0]" for e in settled)
     # The rerun's own entries are its own, and it removed the rest.
     assert expired_left() == 0
@@ -439,14 +446,7 @@ def test_an_object_or_file_purge_killed_mid_way_is_exact_after_the_next_run(
 
     _rerun(rerun)
 
-    progress = _progress(stack, run_id)
-    assert progress[0]["outcome"] == "started"
-    assert progress[0]["counts"] == {"removable": OBJECTS}
-    assert not [e for e in progress if e["outcome"] == "in_doubt"]
-    # Exact: the killed task's entries, the settled ones included, are what it removed.
-    assert _committed(progress) == removed
-    settled = [e for e in progress if "reconciled_by" in e["details"]]
-    assert all(e["details"]["reconciled_by"] == rerun_id for e in settled)
+    _settled_exactly(stack, run_id, rerun_id, OBJECTS, removed)
     assert expired_left() == 0
     assert _committed(_progress(stack, rerun_id)) == OBJECTS - removed
     assert _open_intents(stack, f"{kind}:%{place}") == 0

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from lethe.stores.postgres.predicates import protects_any_value
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -78,7 +80,7 @@ def drop_partitions(
         partitions = cur.fetchall()
     session.rollback()
     earliest = cutoff.earliest
-    check = _protects_store(store, protection)
+    check = protects_any_value(store, protection)
     for schema, name, upper in partitions:
         if upper is None or upper > earliest:
             continue  # the default partition, or one that may hold young rows
@@ -221,15 +223,3 @@ def leaves_by_age(session: Session, store: PostgresStore, table: Table) -> list[
         Leaf(oid=oid, name=sql.Identifier(schema, name), lower=lower, upper=upper, blocks=blocks)
         for oid, schema, name, lower, upper, blocks in leaves
     ]
-
-
-def protects_store(store: PostgresStore, protection: Protection) -> bool:
-    """Whether ``protection`` holds the whole category or names a value of this store's
-    subject identities (so the store's expired rows must be checked row by row)."""
-    return protection.category_held or _protects_store(store, protection)
-
-
-def _protects_store(store: PostgresStore, protection: Protection) -> bool:
-    """Whether ``protection`` names any value of this store's subject identities."""
-    identities = store.identities
-    return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from lethe.exceptions import StoreError
 from lethe.policy.models import AgeFromColumn, Anonymise
-from lethe.stores.postgres.predicates import anonymised, matches, relation
+from lethe.stores.postgres.predicates import anonymised, matches, protects_store, relation
 
 if TYPE_CHECKING:
     from lethe.domain.cutoffs import Cutoff
@@ -46,7 +46,9 @@ class Plan:
     #: The FROM clause is the table alone (no joined age, no per-subject cutoffs): a
     #: statement may then read and change the table in one scan.
     table_only: bool = True
-    #: Some row may be held or restricted (``held`` or ``restricted`` is not just FALSE).
+    #: Some row may be held or restricted (``held`` or ``restricted`` is not just FALSE):
+    #: the whole category is held, or a held or restricted value is of this store's
+    #: identities.
     protects: bool = True
 
 
@@ -128,7 +130,6 @@ def plan(
     else:
         held = matches(store, table, protection.held, "held", params)
     restricted = matches(store, table, protection.restricted, "restricted", params)
-    unprotected = sql.SQL("FALSE")
     return Plan(
         relation=table_relation,
         from_=sql.SQL(" ").join(from_parts),
@@ -138,5 +139,5 @@ def plan(
         restricted=restricted,
         params=params,
         table_only=len(from_parts) == 1,
-        protects=not (held == unprotected and restricted == unprotected),
+        protects=protects_store(store, protection),
     )

@@ -20,6 +20,7 @@ from psycopg import sql
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from lethe.domain.protection import Protection
     from lethe.policy.models import PostgresStore
     from lethe.policy.vocabulary import Identity
     from lethe.stores.postgres.catalog import Column, Table
@@ -186,3 +187,16 @@ def count_rows(
         cur.execute(query, params)
         (count,) = cur.fetchone()
     return count
+
+
+def protects_store(store: PostgresStore, protection: Protection) -> bool:
+    """Whether ``protection`` holds the whole category or names a value of this store's
+    subject identities (so the store's expired rows must be checked row by row)."""
+    return protection.category_held or protects_any_value(store, protection)
+
+
+def protects_any_value(store: PostgresStore, protection: Protection) -> bool:
+    """Whether ``protection`` names any value of this store's subject identities (else
+    :func:`matches` is just FALSE for its held and its restricted values)."""
+    identities = store.identities
+    return any(protection.held.get(i) or protection.restricted.get(i) for i in identities)

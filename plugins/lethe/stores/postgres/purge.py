@@ -31,9 +31,9 @@ from lethe.stores.postgres.partitions import (
     drop_partitions,
     leaves_by_age,
     leaves_to_walk,
-    protects_store,
 )
 from lethe.stores.postgres.plan import Plan, plan
+from lethe.stores.postgres.predicates import protects_store
 
 if TYPE_CHECKING:
     from lethe.domain.cutoffs import Cutoff

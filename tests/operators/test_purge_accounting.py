@@ -43,7 +43,11 @@ CHILD = textwrap.dedent(
     from types import SimpleNamespace
 
     from lethe.operators.retention import PostgresRetentionOperator
-    from lethe.stores.postgres import connection
+    from lethe.stores.postgres import blocks, connection
+
+    # Two sessions walk the expired blocks at once, as on a large table (parts of 2 blocks
+    # here, where a table needs 8 MB): a kill also finds the other session mid-transaction.
+    blocks.MIN_PART_BLOCKS = 2
 
     # Slow enough to be killed mid-way: a pause after each committed transaction, before
     # or after its entry is written when that comes after the commit ("before" puts the

@@ -110,8 +110,23 @@ class TestTemplateFields:
         }
         assert expected <= set(operator.template_fields)
 
-    def test_postgres_batch_size_is_templated(self):
-        assert "batch_size" in PostgresRetentionOperator.template_fields
+    def test_postgres_batch_size_and_purge_sessions_are_templated_and_reach_the_adapter(self):
+        assert {"batch_size", "purge_sessions"} <= set(PostgresRetentionOperator.template_fields)
+        op = PostgresRetentionOperator(
+            task_id="t",
+            family_id="website",
+            category_id="web_statistics",
+            batch_size="500",
+            purge_sessions="3",
+        )  # as rendered from a template
+        assert op.adapter_options() == {"batch_size": 500, "purge_sessions": 3}
+        defaults = PostgresRetentionOperator(
+            task_id="t", family_id="website", category_id="web_statistics"
+        )
+        assert defaults.adapter_options() == {
+            "batch_size": 100_000,
+            "purge_sessions": 2,
+        }
 
     def test_construction_reads_no_policy_and_opens_no_connection(self):
         op = PostgresRetentionOperator(

@@ -103,15 +103,24 @@ def test_constructor_validates_and_does_no_io(tickets_category):
     )
     assert built.batch_size == 1
     assert built.store.table == f"{SCHEMA}.tickets"
-    for bad in (0, -1, 100_001):
-        with pytest.raises(ValueError, match="batch_size"):
+    assert built.purge_sessions == 2
+    too_few_or_many = [
+        ("batch_size", 0),
+        ("batch_size", -1),
+        ("batch_size", 100_001),
+        ("purge_sessions", 0),
+        ("purge_sessions", 9),
+    ]
+    for option, bad in too_few_or_many:
+        with pytest.raises(ValueError, match=option):
             PostgresRetentionAdapter(
-                hook=NoIO(), store=tickets_store(), category=tickets_category, batch_size=bad
+                hook=NoIO(), store=tickets_store(), category=tickets_category, **{option: bad}
             )
-    with pytest.raises(TypeError, match="batch_size"):
-        PostgresRetentionAdapter(
-            hook=NoIO(), store=tickets_store(), category=tickets_category, batch_size=True
-        )
+    for option in ("batch_size", "purge_sessions"):
+        with pytest.raises(TypeError, match=option):
+            PostgresRetentionAdapter(
+                hook=NoIO(), store=tickets_store(), category=tickets_category, **{option: True}
+            )
 
 
 # ======================================================================= age and cutoffs
@@ -503,6 +512,119 @@ def test_no_transaction_removes_more_than_batch_size_rows(db, tickets_category, 
     assert result.removed == sum(per_transaction) == 3_000
     assert max(per_transaction) <= 70
     assert db.ids("tickets", "ticket_id") == set()
+
+
+# ====================================================================== sessions at once
+
+
+def test_parts_cover_the_range_once_in_order_each_at_least_the_minimum(monkeypatch):
+    monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 10)
+    assert blocks._parts(None, 4) == [None]  # a walk of the whole relation stays whole
+    for first, last, sessions, count in [
+        (5, 24, 1, 1),
+        (5, 23, 2, 1),  # 19 blocks: no room for a second part of 10
+        (5, 24, 2, 2),
+        (0, 99, 3, 3),
+        (7, 107, 8, 8),
+        (7, 56, 8, 5),
+        (0, 0, 2, 1),
+    ]:
+        parts = blocks._parts((first, last), sessions)
+        assert len(parts) == count
+        assert [b for lo, hi in parts for b in range(lo, hi + 1)] == list(range(first, last + 1))
+        if count > 1:
+            assert min(hi - lo + 1 for lo, hi in parts) >= 10
+
+
+def _alternating_tickets(db: Db) -> set[int]:
+    """6,000 tickets over some 60 blocks, expired and young alternating, one expired ticket
+    (4,001) held by its e-mail; :return: the ids a purge must leave."""
+    rows = [(i, i, None, None, utc(2020, 1, 1) if i % 2 else utc(2024, 6, 1)) for i in range(6_000)]
+    rows[4_001] = (4_001, 4_001, "held@example.com", None, utc(2020, 1, 1))
+    make_tickets(db, rows)
+    return {i for i in range(0, 6_000, 2)} | {4_001}
+
+
+HELD_TICKET = Protection(held={Identity.EMAIL: frozenset({"held@example.com"})})
+
+
+def _sessions_seen(monkeypatch) -> tuple[list[tuple[int, int]], list[Any]]:
+    """(backend pid, rows) of every committed unit, and every session the adapter opens."""
+    from lethe.stores.postgres import adapter as adapter_module
+
+    units: list[tuple[int, int]] = []
+    opened: list[Any] = []
+    committing, connect = blocks_progress.committing, adapter_module.connect
+
+    def spy_committing(self, session, count):
+        if count:
+            units.append((session.conn.info.backend_pid, count))
+        committing(self, session, count)
+
+    def spy_connect(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(blocks_progress, "committing", spy_committing)
+    monkeypatch.setattr(adapter_module, "connect", spy_connect)
+    return units, opened
+
+
+@pytest.mark.parametrize("sessions", [1, 3])
+def test_a_purge_walks_the_removable_blocks_on_several_sessions_at_once(
+    db, tickets_category, monkeypatch, sessions
+):
+    kept = _alternating_tickets(db)
+    monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 4)
+    units, opened = _sessions_seen(monkeypatch)
+    retention = adapter(tickets_store(), tickets_category, batch_size=200, purge_sessions=sessions)
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    with retention.session():
+        survey = retention.survey(cutoff, HELD_TICKET)
+        result = retention.purge(cutoff, HELD_TICKET)
+
+    assert survey.removable == result.removed == result.details["batch_rows"] == 2_999
+    assert db.ids("tickets", "ticket_id") == kept
+    # Every unit counted once, each on one of the purge's sessions, all of them used.
+    assert sum(rows for _, rows in units) == 2_999
+    assert len(units) == result.batches
+    assert max(rows for _, rows in units) <= 200
+    assert len({pid for pid, _ in units}) == sessions
+    assert len(opened) == 2 + (sessions - 1)  # the survey's, the purge's, the others
+    assert all(session.conn.closed for session in opened)
+
+
+def test_a_failure_on_one_session_stops_the_walk_and_counts_what_every_session_committed(
+    db, tickets_category, monkeypatch
+):
+    _alternating_tickets(db)
+    # The last part's rows cannot all go: a trigger refuses ticket 5,001.
+    db.run(
+        "CREATE OR REPLACE FUNCTION {s}.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused: %', OLD.contact_email; END $$"
+    )
+    db.run(
+        "CREATE TRIGGER refuse BEFORE DELETE ON {s}.tickets FOR EACH ROW "
+        "WHEN (OLD.ticket_id = 5001) EXECUTE FUNCTION {s}.refuse()"
+    )
+    monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 4)
+    units, opened = _sessions_seen(monkeypatch)
+    retention = adapter(tickets_store(), tickets_category, batch_size=200, purge_sessions=3)
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    with retention.session():
+        retention.survey(cutoff, HELD_TICKET)
+        with pytest.raises(PurgeError) as raised:
+            retention.purge(cutoff, HELD_TICKET)
+
+    (left,) = db.one("SELECT count(*) FROM {s}.tickets WHERE closed_at < '2024-01-01'")
+    gone = 3_000 - left
+    assert 0 < gone < 2_999
+    assert raised.value.removed == gone == sum(rows for _, rows in units)
+    assert f"{gone} rows were removed before the failure" in str(raised.value)
+    assert "P0001" in str(raised.value)
+    assert "refused" not in str(raised.value)
+    assert 5_001 in db.ids("tickets", "ticket_id")
+    assert all(session.conn.closed for session in opened)
 
 
 def test_batch_progress_is_logged_at_info_with_counts_only(

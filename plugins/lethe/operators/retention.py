@@ -460,17 +460,22 @@ class PostgresRetentionOperator(BaseRetentionOperator):
     """Retention on a PostgreSQL table: bounded batches, whole expired partitions dropped.
 
     :param batch_size: rows per delete transaction. (templated)
+    :param purge_sessions: connections one purge may walk a table with at once, each its
+        own part of the removable blocks (1-8). (templated)
     """
 
     store_kind = "postgres"
-    template_fields = (*BaseRetentionOperator.template_fields, "batch_size")
+    template_fields = (*BaseRetentionOperator.template_fields, "batch_size", "purge_sessions")
 
-    def __init__(self, *, batch_size: int = 100_000, **kwargs: Any) -> None:
+    def __init__(
+        self, *, batch_size: int = 100_000, purge_sessions: int = 2, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
+        self.purge_sessions = purge_sessions
 
     def adapter_options(self) -> dict[str, Any]:
-        return {"batch_size": int(self.batch_size)}
+        return {"batch_size": int(self.batch_size), "purge_sessions": int(self.purge_sessions)}
 
 
 class SFTPRetentionOperator(BaseRetentionOperator):

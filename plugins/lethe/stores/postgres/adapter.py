@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: The largest batch one transaction may delete or anonymise.
 MAX_BATCH_SIZE = 100_000
+#: The most sessions one purge may walk a table with at once.
+MAX_PURGE_SESSIONS = 8
 
 
 class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
@@ -48,6 +50,10 @@ class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
     :param store: the policy's store: table, key columns, age, subject columns, on expiry.
     :param category: the category the store belongs to.
     :param batch_size: rows deleted or anonymised per transaction (1-100 000).
+    :param purge_sessions: sessions (connections) one purge may walk a table's removable
+        blocks with at once, each its own part of them (1-8; parts of at least 8 MB). The
+        default, 2, is as many as PostgreSQL's own parallel scans add by default
+        (``max_parallel_workers_per_gather``); 1 walks with the purge's one session.
     """
 
     #: Rows a collect fetches per round trip from its server-side cursor.
@@ -64,17 +70,17 @@ class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
         store: PostgresStore,
         category: Category,
         batch_size: int = 100_000,
+        purge_sessions: int = 2,
     ) -> None:
         super().__init__(category=category)
         if not isinstance(store, PostgresStore):
             raise TypeError(f"expected a PostgresStore, got {type(store).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+        _check_count("batch_size", batch_size, MAX_BATCH_SIZE)
+        _check_count("purge_sessions", purge_sessions, MAX_PURGE_SESSIONS)
         self.hook = hook
         self.store = store
         self.batch_size = batch_size
+        self.purge_sessions = purge_sessions
         self._table: Table | None = None
         self._memo_box: MemoBox[retention.SurveyMemo] | None = None
 
@@ -129,6 +135,8 @@ class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
                 batch_size=self.batch_size,
                 progress=progress,
                 memo=memo,
+                sessions=self.purge_sessions,
+                open_session=lambda: connect(self.hook, self.store, PurgeError),
             )
 
     def settle(self, count: int, refs: Refs) -> Settlement:
@@ -351,3 +359,10 @@ class PostgresRetentionAdapter(RemembersSurvey, StoreAdapter):
         if self._table is None:
             self._table = catalog.describe(session, self.store, self.category)
         return self._table
+
+
+def _check_count(name: str, value: object, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 1 <= value <= most:
+        raise ValueError(f"{name} must be between 1 and {most}, got {value}")

@@ -25,6 +25,15 @@ walk ends at the relation's last block, read again at the end for rows added mea
 rows another session moves behind the walk wait for the next run. After a survey, the
 walk covers only the blocks where the survey found removable rows (``within``).
 
+Those blocks, when there are enough of them, are cut into contiguous parts walked at once,
+each on a session of its own (``sessions``; parts of at least :data:`MIN_PART_BLOCKS`): a
+single session waits on its statement's I/O and on each commit's WAL flush, time another
+session's statement fills (measured in docs/benchmarks.md). The parts are disjoint, so no
+two sessions touch one row. The sessions commit one at a time under ``progress.lock``,
+each commit with its accounting (a ledger entry in the transaction, or a purge intent
+naming it), so the accounting stays the sequence of committed units it is with one
+session.
+
 A partitioned table is walked leaf by leaf (a partition's ``ctid`` is its own); a leaf
 whose range starts at or after the latest cutoff cannot hold an expired row and is left
 alone.
@@ -33,7 +42,9 @@ alone.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -43,6 +54,8 @@ from lethe.policy.models import Anonymise
 from lethe.stores.postgres.predicates import anonymised
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lethe.policy.models import PostgresStore
     from lethe.stores.postgres.catalog import Table
     from lethe.stores.postgres.connection import Progress, Session
@@ -62,6 +75,8 @@ MAX_ROWS_PER_BLOCK = 291
 #: A one-scan range is sized for at most this share of ``batch_size`` at the densest
 #: removal seen so far in the relation, so that a rollback (a range over the cap) is rare.
 DENSITY_HEADROOM = 0.5
+#: The fewest blocks (8 MB) a session walks when a purge's sessions share one relation.
+MIN_PART_BLOCKS = 1024
 #: Seconds between two INFO lines of a purge's progress (the first batch is logged).
 PROGRESS_INTERVAL = 10.0
 
@@ -80,92 +95,202 @@ def purge_relation(
     batch_size: int,
     progress: Progress,
     within: tuple[int, int] | None = None,
+    sessions: int = 1,
+    open_session: Callable[[], Session] | None = None,
 ) -> int:
     """Remove (or anonymise) the removable rows of ``purge_plan.relation`` (a table or one
     leaf partition), one block range per committed transaction.
 
     :param within: the first and last block to walk (where a survey found removable rows);
         None: the whole relation, and the blocks added while it is walked.
+    :param sessions: how many sessions may walk ``within`` at once, each its own part of
+        it (see :func:`_parts`); the others are opened by ``open_session`` and closed here.
     :return: the rows removed or anonymised.
     """
-    change = _change_sql(store, table, purge_plan)
-    anonymises = isinstance(store.on_expiry, Anonymise)
-    one_scan = None if anonymises or not purge_plan.table_only else _delete_sql(purge_plan)
-    name = purge_plan.relation.as_string(session.conn)
+    walk = _Walk(session.conn, store, table, purge_plan, batch_size, progress)
+    parts = _parts(within, sessions if open_session is not None else 1)
+    if len(parts) < 2:
+        return walk.run(session, within, None)
+    log.info(
+        "%s: %d blocks walked in %d parts, each on a session of its own",
+        store.table,
+        within[1] - within[0] + 1,
+        len(parts),
+    )
+    return _in_parts(walk, session, open_session, parts)
+
+
+def _parts(within: tuple[int, int] | None, sessions: int) -> list[tuple[int, int] | None]:
+    """``within`` cut into at most ``sessions`` contiguous parts of at least
+    :data:`MIN_PART_BLOCKS` blocks (a smaller part would not repay its connection). A walk
+    of the whole relation (None) stays whole: it also takes the blocks added meanwhile."""
     if within is None:
-        low, blocks = 0, _blocks(session, name)
-    else:
-        low, blocks = within[0], within[1] + 1
-    span, total = FIRST_BLOCKS, 0
-    picked_at = -1  # the block the one-scan form found too full for one transaction
-    densest: float | None = None  # the most removable rows per block a range held so far
-    last_logged = time.monotonic()
-    while True:
-        if low >= blocks:
-            if within is not None:
-                return total
-            blocks = _blocks(session, name)  # rows added meanwhile
+        return [None]
+    first, last = within
+    count = max(1, min(sessions, (last - first + 1) // MIN_PART_BLOCKS))
+    bounds = [first + (last - first + 1) * i // count for i in range(count + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
+
+
+def _in_parts(
+    walk: _Walk,
+    session: Session,
+    open_session: Callable[[], Session],
+    parts: list[tuple[int, int] | None],
+) -> int:
+    """Walk ``parts[0]`` on ``session`` and each other part on a session of its own, at
+    once. The parts are disjoint block ranges, so no two sessions touch one row.
+
+    The other sessions are opened here, in the calling thread, before any walk starts (a
+    connection's lookup goes through Airflow, which a task's threads should not share). A
+    failure in any walk stops the others after their transaction in progress; the first
+    one's error is raised once they have stopped (what they committed is in ``progress``).
+    """
+    opened: list[Session] = []
+    try:
+        for _ in parts[1:]:
+            opened.append(open_session())
+    except BaseException:
+        for own in opened:
+            own.close()
+        raise
+    stop = threading.Event()
+
+    def helper(own: Session, part: tuple[int, int] | None) -> int:
+        try:
+            return walk.run(own, part, stop)
+        except BaseException:
+            stop.set()
+            own.abandon()
+            raise
+        finally:
+            own.close()
+
+    with ThreadPoolExecutor(len(opened), thread_name_prefix="lethe-pg-purge") as pool:
+        pairs = zip(opened, parts[1:], strict=True)
+        helpers = [pool.submit(helper, own, part) for own, part in pairs]
+        try:
+            total = walk.run(session, parts[0], stop)
+        except BaseException:
+            stop.set()  # the pool waits for the helpers' transactions in progress
+            raise
+        return total + sum(done.result() for done in helpers)
+
+
+class _Walk:
+    """One relation's removals: the statements and the tally shared by the sessions that
+    walk its parts (changed under ``progress.lock``)."""
+
+    def __init__(
+        self,
+        conn: Any,
+        store: PostgresStore,
+        table: Table,
+        purge_plan: Plan,
+        batch_size: int,
+        progress: Progress,
+    ) -> None:
+        self.store = store
+        self.purge_plan = purge_plan
+        self.batch_size = batch_size
+        self.progress = progress
+        self.change = _change_sql(store, table, purge_plan)
+        self.anonymises = isinstance(store.on_expiry, Anonymise)
+        self.one_scan = (
+            None if self.anonymises or not purge_plan.table_only else _delete_sql(purge_plan)
+        )
+        self.name = purge_plan.relation.as_string(conn)
+        self.total = 0
+        self.last_logged = time.monotonic()
+
+    def run(
+        self, session: Session, within: tuple[int, int] | None, stop: threading.Event | None
+    ) -> int:
+        """Walk ``within`` (None: the whole relation) on ``session`` until done or
+        ``stop``; :return: the rows it removed or anonymised."""
+        progress, batch_size, one_scan = self.progress, self.batch_size, self.one_scan
+        if within is None:
+            low, blocks = 0, _blocks(session, self.name)
+        else:
+            low, blocks = within[0], within[1] + 1
+        span, total = FIRST_BLOCKS, 0
+        picked_at = -1  # the block the one-scan form found too full for one transaction
+        densest: float | None = None  # the most removable rows per block a range held so far
+        while stop is None or not stop.is_set():
             if low >= blocks:
-                return total
-        if one_scan is not None:
-            span = _fitting_span(span, batch_size, densest)
-        high = min(low + span, blocks)
-        progress.action = f"batch {progress.batches + 1}"
-        params = {
-            **purge_plan.params,
-            "lo": f"({low},0)",
-            "hi": f"({high},0)",
-            "limit": batch_size,
-        }
-        started = time.monotonic()
-        with session.cursor() as cur:
-            if one_scan is not None and (high - low > 1 or low != picked_at):
-                cur.execute(one_scan, params)
-                if cur.rowcount > batch_size:
-                    # More than one transaction may remove: undone, and taken in halves
-                    # (a single block with the picking form, which has a LIMIT).
-                    densest = max(densest or 0.0, cur.rowcount / (high - low))
-                    session.rollback()
-                    span = max(MIN_BLOCKS, (high - low) // 2)
-                    picked_at = low if high - low == 1 else picked_at
-                    continue
+                if within is not None:
+                    return total
+                blocks = _blocks(session, self.name)  # rows added meanwhile
+                if low >= blocks:
+                    return total
+            if one_scan is not None:
+                span = _fitting_span(span, batch_size, densest)
+            high = min(low + span, blocks)
+            progress.action = f"batch {progress.batches + 1}"
+            params = {
+                **self.purge_plan.params,
+                "lo": f"({low},0)",
+                "hi": f"({high},0)",
+                "limit": batch_size,
+            }
+            started = time.monotonic()
+            with session.cursor() as cur:
+                if one_scan is not None and (high - low > 1 or low != picked_at):
+                    cur.execute(one_scan, params)
+                    if cur.rowcount > batch_size:
+                        # More than one transaction may remove: undone, and taken in halves
+                        # (a single block with the picking form, which has a LIMIT).
+                        densest = max(densest or 0.0, cur.rowcount / (high - low))
+                        session.rollback()
+                        span = max(MIN_BLOCKS, (high - low) // 2)
+                        picked_at = low if high - low == 1 else picked_at
+                        continue
+                else:
+                    cur.execute(self.change, params)
+                if self.anonymises:
+                    changed, unchanged = cur.fetchone()
+                else:
+                    changed, unchanged = cur.rowcount, 0
+                if unchanged:
+                    raise StoreError(
+                        f"anonymising {self.store.table} left {unchanged} rows unchanged "
+                        f"(a replacement value does not round-trip in its column)"
+                    )
+            self._commit(session, changed)
+            elapsed = time.monotonic() - started
+            total += changed
+            if changed:
+                densest = max(densest or 0.0, changed / (high - low))
+            span = _next_span(span, high - low, elapsed)
+            if changed < batch_size:
+                low = high
             else:
-                cur.execute(change, params)
-            if anonymises:
-                changed, unchanged = cur.fetchone()
-            else:
-                changed, unchanged = cur.rowcount, 0
-            if unchanged:
-                raise StoreError(
-                    f"anonymising {store.table} left {unchanged} rows unchanged "
-                    f"(a replacement value does not round-trip in its column)"
-                )
-        progress.committing(session, changed)
-        session.commit()
-        elapsed = time.monotonic() - started
-        if changed:
+                # The range may hold more: take it again, less at a time (rare: ranges are
+                # sized by time, and batch_size is a cap well above what one takes).
+                span = max(MIN_BLOCKS, min(span, (high - low) // 2))
+        return total
+
+    def _commit(self, session: Session, changed: int) -> None:
+        """Commit ``session``'s range with its accounting, and log the progress."""
+        progress = self.progress
+        with progress.lock:
+            progress.committing(session, changed)
+            session.commit()
+            if not changed:
+                return
             progress.committed(changed)
             progress.batches += 1
-            total += changed
+            self.total += changed
             now = time.monotonic()
-            if progress.batches == 1 or now - last_logged >= PROGRESS_INTERVAL:
-                last_logged = now
+            if progress.batches == 1 or now - self.last_logged >= PROGRESS_INTERVAL:
+                self.last_logged = now
                 log.info(
                     "%s: batch %d done: %d rows in it, %d so far",
-                    store.table,
+                    self.store.table,
                     progress.batches,
                     changed,
-                    total,
+                    self.total,
                 )
-        if changed:
-            densest = max(densest or 0.0, changed / (high - low))
-        span = _next_span(span, high - low, elapsed)
-        if changed < batch_size:
-            low = high
-        else:
-            # The range may hold more: take it again, less at a time (rare: ranges are
-            # sized by time, and batch_size is a cap well above what one takes).
-            span = max(MIN_BLOCKS, min(span, (high - low) // 2))
 
 
 def _fitting_span(span: int, batch_size: int, densest: float | None) -> int:

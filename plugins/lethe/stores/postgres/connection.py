@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -95,6 +96,10 @@ class Progress:
     #: Announces a removal before its commit, with its transaction id
     #: (``StoreAdapter.removing``); what it returns is told the count once committed.
     removing: Callable[[int, Refs], Callable[[int], None]] | None = None
+    #: Held from a unit's :meth:`committing` to its :meth:`committed`: the sessions of one
+    #: purge walking a table at once (:mod:`~lethe.stores.postgres.blocks`) commit one at a
+    #: time, so its accounting stays sequential.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _recorded: bool = False
     _done: Callable[[int], None] | None = None
 

@@ -36,6 +36,8 @@ from lethe.stores.postgres.plan import Plan, plan
 from lethe.stores.postgres.predicates import protects_store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lethe.domain.cutoffs import Cutoff
     from lethe.domain.protection import Protection
     from lethe.policy.models import PostgresStore
@@ -122,6 +124,8 @@ def purge(
     batch_size: int,
     progress: Progress,
     memo: SurveyMemo | None = None,
+    sessions: int = 1,
+    open_session: Callable[[], Session] | None = None,
 ) -> PurgeResult:
     """Remove (or anonymise) every expired row that is neither held nor restricted.
 
@@ -129,6 +133,9 @@ def purge(
 
     :param memo: what the survey just before found (same cutoff and protection): only
         the blocks it found removable rows in are walked. None: every block.
+    :param sessions: how many sessions may walk one relation's removable blocks at once
+        (:func:`~lethe.stores.postgres.blocks.purge_relation`); the others are opened
+        with ``open_session``.
     """
     purge_plan = plan(store, table, cutoff, protection)
     if protection.category_held:
@@ -137,7 +144,17 @@ def purge(
         if store.partitioned_by_month:
             drop_partitions(session, store, table, purge_plan, cutoff, protection, progress)
         _purge_batches(
-            session, store, table, cutoff, protection, purge_plan, batch_size, progress, memo
+            session,
+            store,
+            table,
+            cutoff,
+            protection,
+            purge_plan,
+            batch_size,
+            progress,
+            memo,
+            sessions=sessions,
+            open_session=open_session,
         )
     details = {"partition_rows": progress.partition_rows}
     anonymises = isinstance(store.on_expiry, Anonymise)
@@ -167,10 +184,14 @@ def _purge_batches(
     batch_size: int,
     progress: Progress,
     memo: SurveyMemo | None,
+    *,
+    sessions: int,
+    open_session: Callable[[], Session] | None,
 ) -> None:
     """Delete (or anonymise) the removable rows left, walking the table (or each leaf
     partition that may hold one) in block ranges, one committed transaction each; with a
-    survey's ``memo``, only the blocks where it found removable rows."""
+    survey's ``memo``, only the blocks where it found removable rows (by up to
+    ``sessions`` sessions at once)."""
     if table.relkind == "p":
         leaves = leaves_to_walk(session, store, table, cutoff)
         plans = [(oid, plan(store, table, cutoff, protection, on=leaf)) for leaf, oid in leaves]
@@ -188,6 +209,8 @@ def _purge_batches(
             batch_size=batch_size,
             progress=progress,
             within=within,
+            sessions=sessions,
+            open_session=open_session,
         )
 
 

@@ -45,7 +45,10 @@ bounded by the listing both sides do (and SFTP's by the server's own work per re
 ``--latency-ms`` puts the servers behind a proxy adding that round trip to every request
 (:mod:`latency`); ``make bench`` runs the S3 cases again at 10 ms (an object store across
 a network) and the SFTP case at 1 ms (a recording server on the provider's LAN), as
-reference rows.
+reference rows. ``--s3-endpoint URL`` runs the S3 cases on another S3-compatible server
+(a scratch MinIO, SeaweedFS or S3 bucket space; ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY`` give its credentials): the provider's own object store, measured
+the same way.
 
 (A little over 600 lines: the servers, the items and both sides of three stores stay in
 the one script, which runs alone as ``bench/run.py`` runs it.)
@@ -72,6 +75,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -119,9 +123,9 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _serve(state_dir: str, pipe: Any, latency_ms: float) -> None:
+def _serve(state_dir: str, pipe: Any, latency_ms: float, s3_endpoint: str | None) -> None:
     """In the server process: start SFTP and S3, send their connections, serve until told."""
-    with _started(Path(state_dir), latency_ms) as connections:
+    with _started(Path(state_dir), latency_ms, s3_endpoint) as connections:
         try:
             pipe.send(connections)
             pipe.recv()  # anything, or EOF when the parent dies, ends the servers
@@ -130,9 +134,12 @@ def _serve(state_dir: str, pipe: Any, latency_ms: float) -> None:
 
 
 @contextlib.contextmanager
-def _started(state_dir: Path, latency_ms: float) -> Iterator[tuple[dict, dict]]:
+def _started(
+    state_dir: Path, latency_ms: float, s3_endpoint: str | None = None
+) -> Iterator[tuple[dict, dict]]:
     """SFTP and S3 up (each behind a :class:`~latency.DelayingProxy` given a latency); their
-    Airflow connections."""
+    Airflow connections. With ``s3_endpoint``, that S3-compatible server instead of the
+    embedded one (:func:`external_s3`)."""
     from latency import LOOPBACK, DelayingProxy
 
     from lethe_dev.stack.s3 import EmbeddedS3Server
@@ -140,13 +147,17 @@ def _started(state_dir: Path, latency_ms: float) -> Iterator[tuple[dict, dict]]:
 
     quiet()
     sftp = EmbeddedSFTPServer(state_dir / "sftp-root", state_dir / "sftp")
-    s3 = EmbeddedS3Server()
     with contextlib.ExitStack() as running:
         sftp.start()
         running.callback(sftp.stop)
-        s3.start()
-        running.callback(s3.stop)
-        sftp_connection, s3_connection = sftp.airflow_connection(), s3.airflow_connection()
+        if s3_endpoint:
+            s3_connection = external_s3(s3_endpoint)
+        else:
+            s3 = EmbeddedS3Server()
+            s3.start()
+            running.callback(s3.stop)
+            s3_connection = s3.airflow_connection()
+        sftp_connection = sftp.airflow_connection()
         if latency_ms:
 
             def delayed(port: int) -> int:
@@ -157,13 +168,31 @@ def _started(state_dir: Path, latency_ms: float) -> Iterator[tuple[dict, dict]]:
                 return proxy_port
 
             sftp_connection["port"] = delayed(sftp.port)
-            s3_connection["extra"]["endpoint_url"] = f"http://{LOOPBACK}:{delayed(s3.port)}"
+            s3_port = urlsplit(s3_connection["extra"]["endpoint_url"]).port
+            s3_connection["extra"]["endpoint_url"] = f"http://{LOOPBACK}:{delayed(s3_port)}"
         yield sftp_connection, s3_connection
+
+
+def external_s3(endpoint: str) -> dict[str, Any]:
+    """An Airflow connection to the S3-compatible server at ``endpoint`` (path-style
+    addressing), with the credentials and region of the ``AWS_*`` environment variables.
+    The server should be a scratch one: the policies' buckets are created on it, and each
+    case expects them to hold nothing of an earlier run."""
+    return {
+        "conn_type": "aws",
+        "login": os.environ.get("AWS_ACCESS_KEY_ID", "lethe-bench"),
+        "password": os.environ.get("AWS_SECRET_ACCESS_KEY", "lethe-bench-secret"),
+        "extra": {
+            "endpoint_url": endpoint,
+            "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "config_kwargs": {"s3": {"addressing_style": "path"}},
+        },
+    }
 
 
 @contextlib.contextmanager
 def servers(
-    state_dir: Path, *, same_process: bool, latency_ms: float = 0.0
+    state_dir: Path, *, same_process: bool, latency_ms: float = 0.0, s3_endpoint: str | None = None
 ) -> Iterator[dict[str, str]]:
     """The SFTP and S3 servers, up; :return: their ``AIRFLOW_CONN_*`` variables."""
     from lethe import connections
@@ -175,12 +204,14 @@ def servers(
         }
 
     if same_process:
-        with _started(state_dir, latency_ms) as (sftp, s3):
+        with _started(state_dir, latency_ms, s3_endpoint) as (sftp, s3):
             yield env(sftp, s3)
         return
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    process = context.Process(target=_serve, args=(str(state_dir), theirs, latency_ms), daemon=True)
+    process = context.Process(
+        target=_serve, args=(str(state_dir), theirs, latency_ms, s3_endpoint), daemon=True
+    )
     process.start()
     try:
         if not ours.poll(60):
@@ -502,7 +533,8 @@ def build_cases(args: argparse.Namespace, names: list[str], state_dir: Path) -> 
         else:
             expired = intercept_keys(cutoff.default, args.keys, expired=True)
             young = intercept_keys(cutoff.default, args.young_keys, expired=False)
-        client.create_bucket(Bucket=store.bucket)
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=store.bucket)
         if store.versioned:
             client.put_bucket_versioning(
                 Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"}
@@ -555,9 +587,16 @@ def sftp_left(local: Path, young: list[str]) -> None:
 # --------------------------------------------------------------------------- the rows
 
 
-def measure(case: Case, counter: RequestCounter, rounds: int, latency_ms: float = 0.0) -> Row:
+def measure(
+    case: Case,
+    counter: RequestCounter,
+    rounds: int,
+    latency_ms: float = 0.0,
+    s3_endpoint: str | None = None,
+) -> Row:
     """Interleaved rounds of Lethe and the baseline on ``case``; its row. Given a round
-    trip (``latency_ms``), the row is a reference: the target is for the store as it is."""
+    trip (``latency_ms``), the row is a reference: the target is for the store as it is.
+    An S3 case on an ``s3_endpoint`` names the endpoint's host and port."""
     baseline = sftp_naive if case.name == "sftp" else s3_per_key
     sides = {"lethe": lethe_run, "baseline": baseline}
     case.runs = {side: [] for side in sides}
@@ -599,6 +638,8 @@ def measure(case: Case, counter: RequestCounter, rounds: int, latency_ms: float 
         f"(one version each) of {total:,}",
         "sftp": f"SFTP, {len(case.expired):,} expired files of {total:,}",
     }[case.name]
+    if s3_endpoint and case.name != "sftp":
+        what += f", on the S3 server at {urlsplit(s3_endpoint).netloc}"
     if latency_ms:
         what += f", {latency_ms:g} ms a round trip"
     return Row(
@@ -641,6 +682,12 @@ def main(argv: list[str] | None = None) -> int:
         "network does (0: none); its rows are references",
     )
     parser.add_argument(
+        "--s3-endpoint",
+        help="run the S3 cases on this S3-compatible server (a scratch one: MinIO, SeaweedFS, "
+        "S3) instead of the embedded moto; credentials from AWS_ACCESS_KEY_ID / "
+        "AWS_SECRET_ACCESS_KEY; with --latency-ms, a loopback endpoint only",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a smoke run: small sizes, 2 rounds (~2 minutes)"
     )
     args = parser.parse_args(argv)
@@ -651,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(STORES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    if args.s3_endpoint and args.latency_ms:
+        endpoint = urlsplit(args.s3_endpoint)
+        if endpoint.hostname not in ("127.0.0.1", "localhost") or endpoint.scheme != "http":
+            parser.error("--latency-ms fronts a loopback http:// --s3-endpoint only")
 
     with tempfile.TemporaryDirectory(prefix="lethe-bench-objects-") as tmp:
         os.environ.setdefault("AIRFLOW_HOME", str(Path(tmp) / "airflow"))
@@ -659,14 +710,19 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(tmp) / "stack"
         counter = RequestCounter()
         counter.install()
-        with servers(state_dir, same_process=args.same_process, latency_ms=args.latency_ms) as env:
+        with servers(
+            state_dir,
+            same_process=args.same_process,
+            latency_ms=args.latency_ms,
+            s3_endpoint=args.s3_endpoint,
+        ) as env:
             os.environ.update(env)
             quiet()
             cases = build_cases(args, names, state_dir)
             quiet()  # after Airflow's imports, which configure logging
             rows = []
             for case in cases:
-                rows.append(measure(case, counter, args.rounds, args.latency_ms))
+                rows.append(measure(case, counter, args.rounds, args.latency_ms, args.s3_endpoint))
                 print(f"# {case.name}: {rows[-1].samples}", file=sys.stderr, flush=True)
     emit(rows)
     return 0

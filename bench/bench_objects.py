@@ -50,7 +50,7 @@ reference rows. ``--s3-endpoint URL`` runs the S3 cases on another S3-compatible
 ``AWS_SECRET_ACCESS_KEY`` give its credentials): the provider's own object store, measured
 the same way.
 
-(A little over 600 lines: the servers, the items and both sides of three stores stay in
+(Some 700 lines: the servers, the items and both sides of three stores stay in
 the one script, which runs alone as ``bench/run.py`` runs it.)
 """
 

@@ -226,8 +226,9 @@ def test_trigger_a_subject_export_from_its_form_and_follow_the_link_to_its_reque
     ]
     runs = f"/api/v2/dags/subject_export/dagRuns/{urllib.parse.quote(run_id)}"
     deadline = time.monotonic() + RUN_TIMEOUT
-    success = page.get_by_text("Success", exact=True).first
-    while not success.is_visible():
+    # Until the run itself is over (a task's "Success" shows on the page before the
+    # scheduler marks the run).
+    while (state := _rest(api_server, runs, token)["state"]) in ("queued", "running"):
         # Fail at the first failed try instead of waiting out the retries.
         states = {
             ti["state"]
@@ -236,7 +237,8 @@ def test_trigger_a_subject_export_from_its_form_and_follow_the_link_to_its_reque
         assert not states & {"failed", "up_for_retry", "upstream_failed"}, states
         assert time.monotonic() < deadline, f"the export run is not done: {states}"
         page.wait_for_timeout(200)
-    assert _rest(api_server, runs, token)["state"] == "success"
+    assert state == "success"
+    page.get_by_text("Success", exact=True).first.wait_for(timeout=30_000)  # the page shows it
 
     # The export task's extra link (its Details tab): the request's page, not the download.
     page.goto(f"{page.url}/tasks/export_subject_data/details")

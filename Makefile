@@ -17,8 +17,8 @@ test: install tools validate
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every benchmark side by side (bench/run.py): a table of medians and ratios against the
-# targets, and docs/benchmarks.md rewritten. ~11 minutes on 2 CPUs; BENCH_ARGS=--quick for a
-# smoke run of a minute or two (docs left alone).
+# targets, and docs/benchmarks.md rewritten. 11-26 minutes on 2 CPUs, by the machine;
+# BENCH_ARGS=--quick for a smoke run of a minute or two (docs left alone).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 

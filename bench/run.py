@@ -3,7 +3,7 @@ docs/benchmarks.md rewritten with it, the machine and the date.
 
 Usage (from the project root)::
 
-    make bench                                   # the sizes, ~11 minutes on 2 CPUs
+    make bench                                   # the sizes, 11-26 minutes on 2 CPUs
     .venv/bin/python bench/run.py --quick        # small sizes, a minute or two
     .venv/bin/python bench/run.py --only postgres,parse --no-doc
 

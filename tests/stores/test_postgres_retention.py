@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -624,6 +625,49 @@ def test_a_failure_on_one_session_stops_the_walk_and_counts_what_every_session_c
     assert "P0001" in str(raised.value)
     assert "refused" not in str(raised.value)
     assert 5_001 in db.ids("tickets", "ticket_id")
+    assert all(session.conn.closed for session in opened)
+
+
+def test_a_purge_interrupted_while_it_waits_for_the_other_sessions_stops_them(
+    db, tickets_category, monkeypatch
+):
+    """A task killed (SIGTERM: an exception in its main thread) while its own part is done
+    and the other sessions still walk: they stop after their transaction in progress."""
+    import concurrent.futures
+    import threading
+
+    _alternating_tickets(db)
+    monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 4)
+    units, opened = _sessions_seen(monkeypatch)
+    spied = blocks_progress.committing
+
+    def slow_off_the_main_thread(self, session, count):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.02)
+        spied(self, session, count)
+
+    class Killed(Exception):
+        pass
+
+    def killed_while_waiting(self, timeout=None):
+        raise Killed
+
+    monkeypatch.setattr(blocks_progress, "committing", slow_off_the_main_thread)
+    monkeypatch.setattr(concurrent.futures.Future, "result", killed_while_waiting)
+    retention = adapter(tickets_store(), tickets_category, batch_size=20, purge_sessions=2)
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    with retention.session():
+        retention.survey(cutoff, HELD_TICKET)
+        started = time.monotonic()
+        with pytest.raises(Killed):
+            retention.purge(cutoff, HELD_TICKET)
+    waited = time.monotonic() - started
+
+    (left,) = db.one(
+        "SELECT count(*) FROM {s}.tickets WHERE closed_at < '2024-01-01' AND ticket_id <> 4001"
+    )
+    assert left > 0, f"the other session walked its whole part ({waited:.1f} s)"
+    assert sum(rows for _, rows in units) == 2_999 - left
     assert all(session.conn.closed for session in opened)
 
 

@@ -171,10 +171,12 @@ def _in_parts(
         helpers = [pool.submit(helper, own, part) for own, part in pairs]
         try:
             total = walk.run(session, parts[0], stop)
+            return total + sum(done.result() for done in helpers)
         except BaseException:
-            stop.set()  # the pool waits for the helpers' transactions in progress
+            # Also a task being killed while this thread waits for the helpers: the pool
+            # then waits only for their transactions in progress.
+            stop.set()
             raise
-        return total + sum(done.result() for done in helpers)
 
 
 class _Walk:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,67 @@ def test_one_identity_is_enough_in_the_subject_forms(parsed, dag_id):
         assert not _required_in_the_form(params["corrections"]["schema"])
         assert _required_in_the_form(params["verified_by"]["schema"])  # truly required
         assert _required_in_the_form(params["right"]["schema"])
+
+
+#: Run in a fresh interpreter: imports Airflow as the DAG processor has before it forks,
+#: then parses each DAG file in a fork of its own and prints the modules it loaded.
+_PARSE_IN_FORKS = """
+import importlib.util, json, os, sys
+import airflow, airflow.sdk
+loaded = {}
+for path in sys.argv[1:]:
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        before = set(sys.modules)
+        spec = importlib.util.spec_from_file_location("parsed_dag", path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        os.write(write_end, json.dumps(sorted(set(sys.modules) - before)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        loaded[os.path.basename(path)] = json.loads(pipe.read() or "null")
+    os.wait()
+print(json.dumps(loaded))
+"""
+
+#: What no DAG file may load at parse time: the stores' clients and the providers (the
+#: operators import them when they run), and Airflow's run-time models.
+_RUN_TIME_ONLY = (
+    "boto3",
+    "botocore",
+    "paramiko",
+    "psycopg",
+    "airflow.providers.amazon",
+    "airflow.providers.postgres",
+    "airflow.providers.sftp",
+    "airflow.models.dagrun",
+    "airflow.models.taskinstance",
+)
+
+
+def test_dag_files_load_at_parse_time_only_what_their_dag_needs():
+    """The DAG processor parses every file again and again, each in a fresh fork: a file
+    loads neither a store's client nor the policy models it does not read (only the
+    retention DAGs build their tasks from the policy catalog)."""
+    files = sorted(str(path) for path in DAGS_FOLDER.glob("*.py"))
+    done = subprocess.run(
+        [sys.executable, "-c", _PARSE_IN_FORKS, *files],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert set(loaded) == {Path(f).name for f in files}
+    for name, modules in loaded.items():
+        assert modules is not None, f"{name} did not parse"
+        heavy = [p for p in _RUN_TIME_ONLY if any(_within(m, p) for m in modules)]
+        assert heavy == [], f"{name} loads {heavy} at parse time"
+        reads_policy = name.startswith("retention_")
+        assert ("lethe.policy.models" in modules) == reads_policy, name
+
+
+def _within(module: str, package: str) -> bool:
+    """``module`` is ``package`` or inside it (not merely a name that starts the same, as
+    ``psycopg2`` does with ``psycopg``)."""
+    return module == package or module.startswith(f"{package}.")

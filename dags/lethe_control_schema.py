@@ -7,7 +7,7 @@ Run once after installing or upgrading Lethe, and whenever in doubt:
    requests, legal holds, processing restrictions, customer retention settings and the
    append-only audit ledger) on the `lethe_control_db` connection. Idempotent.
 2. **validate_policies** loads every policy file in `include/policies/` and fails with the
-   file, category and field of the first error.
+   file, category and field of the first error (without retrying).
 
 Nothing here touches personal data.
 """
@@ -17,12 +17,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import DAG
 
 from lethe.operators.control import PostgresMigrateControlSchemaOperator
+from lethe.operators.policy import ValidatePolicyCatalogOperator
 
-
-@dag(
+with DAG(
     dag_id="lethe_control_schema",
     description="Create or upgrade the privacy control schema, then validate the policy catalog",
     schedule=None,
@@ -35,18 +35,6 @@ from lethe.operators.control import PostgresMigrateControlSchemaOperator
         "retry_delay": timedelta(minutes=1),
     },
     tags=["lethe", "control"],
-)
-def lethe_control_schema():
+):
     migrate = PostgresMigrateControlSchemaOperator(task_id="migrate_control_schema")
-
-    @task
-    def validate_policies() -> dict[str, int]:
-        from lethe.policy import load_catalog
-
-        catalog = load_catalog()
-        return {"families": len(catalog.families), "categories": len(catalog.categories())}
-
-    migrate >> validate_policies()
-
-
-lethe_control_schema()
+    migrate >> ValidatePolicyCatalogOperator(task_id="validate_policies")

@@ -66,3 +66,20 @@ def test_a_run_fails_on_its_first_try_with_the_policy_error(dagbag, stack, broke
     out, err = capfd.readouterr()
     assert ERROR in out + err
     assert "the policy catalog is invalid (1 error(s))" in out + err
+
+
+def test_the_control_dags_validation_fails_for_good_naming_the_error(broken_policies):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lethe.operators.policy import ValidatePolicyCatalogOperator
+
+    validate = ValidatePolicyCatalogOperator(task_id="validate_policies")
+    with pytest.raises(AirflowFailException, match=ERROR):  # not retried
+        validate.execute(context={})
+
+    shutil.copy(ROOT / "include" / "policies" / "support_tickets.yaml", broken_policies)
+    clear_cache()
+    counted = validate.execute(context={})
+    families = len(list((ROOT / "include" / "policies").glob("*.yaml")))
+    assert counted["families"] == families
+    assert counted["categories"] >= families

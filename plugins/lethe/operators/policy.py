@@ -1,10 +1,12 @@
-"""The task a retention DAG has when its policy could not be read: it fails with the errors.
+"""The tasks that check the policy catalog: the one a retention DAG has when its policy
+could not be read (it fails with the errors), and the control DAG's validation.
 
 A retention DAG is built from the policy catalog when its file is parsed. When the
 catalog is invalid, the DAG file still parses (an import error would hide all seven
 retention DAGs behind one small badge, the unpaused ones included): the DAG keeps its id
-and schedule, says in its description that the policy is invalid, and has this one task,
-which fails every run, without retries, naming each error's file, category and field.
+and schedule, says in its description that the policy is invalid, and has one task,
+:class:`PolicyInvalidOperator`, which fails every run, without retries, naming each
+error's file, category and field.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+
+from lethe.operators.failures import not_retried
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,3 +53,25 @@ class PolicyInvalidOperator(BaseOperator):
             f"the policy catalog was invalid when this DAG was parsed and is valid now; "
             f"the DAG of {self.family_id} is rebuilt at its next parse: trigger it again then"
         )
+
+
+class ValidatePolicyCatalogOperator(BaseOperator):
+    """Load and validate every policy file; fail for good (no retry fixes a policy) with
+    the first error's file, category and field.
+
+    :return: (XCom) how many families and categories the catalog holds.
+    """
+
+    template_fields = ()
+
+    @not_retried()
+    def execute(self, context: Context) -> dict[str, int]:
+        from lethe.policy import load_catalog
+
+        catalog = load_catalog()
+        self.log.info(
+            "The policy catalog is valid: %d families, %d categories",
+            len(catalog.families),
+            len(catalog.categories()),
+        )
+        return {"families": len(catalog.families), "categories": len(catalog.categories())}

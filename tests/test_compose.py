@@ -295,6 +295,7 @@ def test_the_image_holds_the_project_and_its_pins(resolved):
         "deploy/compose/lethe-init.sh",
         "deploy/compose/sftp_roots.py",
         "deploy/compose/privacy_access.py",
+        "deploy/compose/pools.py",
         *(str(p.relative_to(ROOT)) for p in (ROOT / "dags").glob("*.py")),
         *(str(p.relative_to(ROOT)) for p in (ROOT / "include").rglob("*.yaml")),
     ]
@@ -695,6 +696,8 @@ def test_the_init_script_prepares_empty_stores(init_run):
     assert result.returncode == 0, result.stdout + result.stderr
     # The suite's Airflow runs SimpleAuthManager: the FAB grant has nothing to do.
     assert "not the FAB auth manager: no permission to grant" in result.stdout
+    # The shipped policies name no pool: the pool step says so and creates none.
+    assert "no store names a pool: every retention task runs in default_pool" in result.stdout
     assert (recordings / "support").is_dir()
     assert kept.read_bytes() == b"RIFF"
     for root in ("/recordings/customers", "/recordings/support"):

@@ -38,6 +38,9 @@ python -m lethe.control migrate --conn-id lethe_control_admin_db
 echo "lethe-init: creating the store login of lethe_telecom_db (member of lethe_store)"
 python -m lethe.stores.postgres store-login --conn-id lethe_telecom_admin_db --store-conn-id lethe_telecom_db --schema telecom
 
+echo "lethe-init: creating the Airflow pools the policies name (missing ones only)"
+python "${here}/pools.py"
+
 echo "lethe-init: creating the SFTP roots the policies name"
 python "${here}/sftp_roots.py"
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from lethe.exceptions import PolicyError
+from tests.policy.conftest import StoreRef
 
 # ============================================================================ plain fields
 
@@ -791,3 +792,59 @@ def test_never_holds_cannot_name_a_type_the_store_selects(workspace, kind):
         f"'{selected['type']}' is the identity of one of the store's subject selectors, so the "
         "store can hold it; leave it out of never_holds",
     )
+
+
+# ============================================================================ pools
+
+
+def _pool(name):
+    return lambda store: store.update(pool=name)
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_store_may_name_the_airflow_pool_of_its_task(workspace, kind):
+    store = workspace.find_store(kind)
+    family = store.category.family
+    workspace.edit(
+        family,
+        lambda data: [
+            s.update(pool="lethe_system-1.a")
+            for c in data["categories"]
+            for s in c["stores"]
+            if s["kind"] == kind
+        ],
+    )
+    catalog = workspace.load()
+    assert catalog.family(family).pool(kind) == "lethe_system-1.a"
+    assert catalog.pools()["lethe_system-1.a"] == [f"retention_{family}.purge_{kind}"]
+    others = {s.kind for c in catalog.family(family).categories for s in c.stores} - {kind}
+    assert all(catalog.family(family).pool(other) is None for other in others)
+
+
+@pytest.mark.parametrize("name", ["", "telecom db", "-pool", "x" * 257, "pool;drop"])
+def test_a_pool_name_airflow_could_not_hold_is_refused(workspace, name):
+    store = workspace.find_store("postgres")
+    workspace.edit_store(store, _pool(name))
+    workspace.expect_error(store.category, f"{store.path}.pool", "is not a valid pool name")
+
+
+def test_the_stores_of_one_kind_in_a_family_share_one_pool(workspace):
+    """They are one mapped task; the second store that differs is named."""
+    refs = [
+        (ref, index)
+        for ref, category in workspace.categories()
+        for index, store in enumerate(category["stores"])
+        if store["kind"] == "postgres"
+    ]
+    family = next(f for f in workspace.families() if sum(ref.family == f for ref, _ in refs) >= 2)
+    (first, first_index), (second, second_index) = [r for r in refs if r[0].family == family][:2]
+    workspace.edit_store(StoreRef(first, first_index), _pool("lethe_telecom_db"))
+    workspace.expect_error(
+        second,
+        f"stores[{second_index}].pool",
+        "no pool (default_pool) differs from pool 'lethe_telecom_db' of postgres store "
+        f"{first_index} of category '{first.id}'",
+        "one retention task, which runs in one pool",
+    )
+    workspace.edit_store(StoreRef(second, second_index), _pool("lethe_other_db"))
+    workspace.expect_error(second, f"stores[{second_index}].pool", "pool 'lethe_other_db'")

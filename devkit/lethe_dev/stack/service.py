@@ -7,7 +7,8 @@ checkout's ``.lethe/``:
 2. the control schema migrated and, when the telecom schema is missing (or ``--reseed``),
    the synthetic provider seeded at scale 1;
 3. Airflow's metadata in a database of its own (``airflow``) on the stack's PostgreSQL
-   server, migrated with ``airflow db migrate``;
+   server, migrated with ``airflow db migrate``, and the pools the policies name
+   (``deploy/compose/pools.py``, as in the compose stack);
 4. the api-server, scheduler (LocalExecutor), dag-processor and triggerer, each started
    in its own process group, its log and pid in ``.lethe/airflow-service/``;
 5. a wait until the api-server answers ``/api/v2/monitor/health``; then the login is
@@ -383,6 +384,9 @@ def cmd_up(service_dir: Path, *, port: int, parallelism: int, timeout: float, re
     _ensure_database(stack["postgres_dsn"])
     airflow = str(Path(python).with_name("airflow"))
     _run_step("Airflow's metadata database", [airflow, "db", "migrate"], env, prepare_log)
+    # As airflow-init does: a task in a pool that does not exist is never scheduled.
+    pools = checkout.root() / "deploy" / "compose" / "pools.py"
+    _run_step("the Airflow pools the policies name", [python, str(pools)], env, prepare_log)
 
     for component in COMPONENTS:
         pid = _start(component, env, service_dir)

@@ -286,7 +286,8 @@ def retention_tasks(
     """Add one family's retention tasks to the DAG being defined; return the final task.
 
     One mapped task per store kind, mapped over the family's stores of that kind (each
-    store one visible task instance, labelled by category and location), followed by the
+    store one visible task instance, labelled by category and location), in the Airflow
+    pool the stores name (else ``defaults``' pool, else default_pool), followed by the
     compliance check, which runs whatever the purges did. When the policy catalog is
     invalid: one task, ``policy_invalid``, which fails with the errors.
 
@@ -309,6 +310,7 @@ def retention_tasks(
         ]
         if not targets:
             continue
+        pool = family.pool(kind)
         purges.append(
             operator.partial(
                 task_id=f"purge_{kind}",
@@ -317,7 +319,7 @@ def retention_tasks(
                 override_guard="{{ params.override_guard }}",
                 override_reason="{{ params.override_reason }}",
                 map_index_template="{{ task.category_id }} · {{ task.store_label }}",
-                **defaults,
+                **{**defaults, **({"pool": pool} if pool else {})},
             ).expand_kwargs(targets)
         )
     check = RetentionComplianceOperator(

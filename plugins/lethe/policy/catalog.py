@@ -102,6 +102,18 @@ class Catalog:
         )
         return (*(self._by_row[row] for row in sorted(self._by_row)), *derived)
 
+    def pools(self) -> dict[str, list[str]]:
+        """Each Airflow pool the stores name -> the retention tasks that run in it
+        (``retention_<family>.purge_<kind>``), both sorted."""
+        tasks: dict[str, set[str]] = {}
+        for family in self._families:
+            for category in family.categories:
+                for store in category.stores:
+                    if store.pool is not None:
+                        task = f"retention_{family.family.value}.purge_{store.kind}"
+                        tasks.setdefault(store.pool, set()).add(task)
+        return {pool: sorted(names) for pool, names in sorted(tasks.items())}
+
     def category(self, category_id: str) -> Category:
         """The category with this id.
 

@@ -386,4 +386,28 @@ class PolicyFamily(PolicyModel):
                     category=category.id,
                 )
             seen_rows[category.statement_row] = category.id
+        self._check_pools()
         return self
+
+    def _check_pools(self) -> None:
+        """The stores of one kind are one mapped task (``purge_<kind>``): one pool."""
+        first: dict[str, tuple[str, int, str | None]] = {}
+        for category in self.categories:
+            for index, store in enumerate(category.stores):
+                where, at, pool = first.setdefault(store.kind, (category.id, index, store.pool))
+                if store.pool != pool:
+                    raise RuleViolation(
+                        f"{_pool_text(store.pool)} differs from {_pool_text(pool)} of "
+                        f"{store.kind} store {at} of category {where!r}: a family's "
+                        f"{store.kind} stores are one retention task, which runs in one pool",
+                        field=f"stores[{index}].pool",
+                        category=category.id,
+                    )
+
+    def pool(self, kind: str) -> str | None:
+        """The Airflow pool of the family's stores of ``kind``; None: default_pool."""
+        return next((s.pool for c in self.categories for s in c.stores if s.kind == kind), None)
+
+
+def _pool_text(pool: str | None) -> str:
+    return "no pool (default_pool)" if pool is None else f"pool {pool!r}"

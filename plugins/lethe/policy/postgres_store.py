@@ -22,6 +22,7 @@ from lethe.policy.base import PolicyModel
 from lethe.policy.primitives import (  # noqa: TC001 - pydantic resolves the annotations at runtime
     ConnId,
     Identifier,
+    PoolName,
     QualifiedName,
     Text,
 )
@@ -140,6 +141,13 @@ class PostgresStore(PolicyModel):
 
     kind: Literal["postgres"] = Field(description="Always 'postgres'.")
     conn_id: ConnId = Field(description="Airflow connection of the database.")
+    pool: PoolName | None = Field(
+        None,
+        description="Airflow pool the store's retention task runs in, capping how many "
+        "tasks reach the database at once (create it first: airflow pools set NAME SLOTS "
+        "DESCRIPTION); the stores of one kind in a family share one task, so one pool. "
+        "None: default_pool.",
+    )
     table: QualifiedName = Field(description="Schema-qualified table name.")
     key_columns: tuple[Identifier, ...] = Field(
         min_length=1, description="Columns identifying a row (the primary key)."

@@ -204,6 +204,8 @@ class Duration:
 _IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]*")
 _SNAKE_RE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _CONN_ID_RE = re.compile(r"[a-z][a-z0-9_]*")
+_POOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_MAX_POOL = 256  # Airflow's pool name column
 _GROUP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _SYSTEM_SCHEMAS = ("pg_", "information_schema")
@@ -250,6 +252,16 @@ def check_conn_id(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a valid connection id (lower-case letters, digits and _, "
             f"starting with a letter, so that an AIRFLOW_CONN_<ID> variable can hold it)"
+        )
+    return value
+
+
+def check_pool_name(value: str) -> str:
+    """An Airflow pool's name: letters, digits, ``_``, ``.`` and ``-``, at most 256."""
+    if len(value) > _MAX_POOL or not _POOL_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid pool name (letters, digits, _, . and -, starting with "
+            f"a letter or digit, at most {_MAX_POOL} characters)"
         )
     return value
 
@@ -366,6 +378,9 @@ SnakeId = Annotated[str, AfterValidator(check_snake_id)]
 
 ConnId = Annotated[str, AfterValidator(check_conn_id)]
 """An Airflow connection id."""
+
+PoolName = Annotated[str, AfterValidator(check_pool_name)]
+"""An Airflow pool's name."""
 
 GroupName = Annotated[str, AfterValidator(check_group_name)]
 """A named group of a regular expression."""

@@ -23,6 +23,7 @@ from lethe.policy.primitives import (  # noqa: TC001 - pydantic resolves the ann
     ConnId,
     Identifier,
     KeyLayout,
+    PoolName,
     S3Prefix,
     Text,
 )
@@ -72,6 +73,13 @@ class S3Store(PolicyModel):
 
     kind: Literal["s3"] = Field(description="Always 's3'.")
     conn_id: ConnId = Field(description="Airflow connection of the object store.")
+    pool: PoolName | None = Field(
+        None,
+        description="Airflow pool the store's retention task runs in, capping how many "
+        "tasks reach the object store at once (create it first: airflow pools set NAME SLOTS "
+        "DESCRIPTION); the stores of one kind in a family share one task, so one pool. "
+        "None: default_pool.",
+    )
     bucket: BucketName = Field(description="Bucket name.")
     prefix: S3Prefix = Field("", description="Static prefix every key starts with (ends in /).")
     key_layout: KeyLayout = Field(description="The whole key with {placeholders}.")

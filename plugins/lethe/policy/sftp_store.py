@@ -14,6 +14,7 @@ from lethe.policy.base import PolicyModel
 from lethe.policy.primitives import (  # noqa: TC001 - pydantic resolves the annotations at runtime
     ConnId,
     GroupName,
+    PoolName,
     PosixRoot,
     Regex,
 )
@@ -104,6 +105,13 @@ class SftpStore(PolicyModel):
 
     kind: Literal["sftp"] = Field(description="Always 'sftp'.")
     conn_id: ConnId = Field(description="Airflow connection of the SFTP server.")
+    pool: PoolName | None = Field(
+        None,
+        description="Airflow pool the store's retention task runs in, capping how many "
+        "tasks reach the server at once (create it first: airflow pools set NAME SLOTS "
+        "DESCRIPTION); the stores of one kind in a family share one task, so one pool. "
+        "None: default_pool.",
+    )
     root: PosixRoot = Field(description="Absolute directory the files live under.")
     pattern: Regex = Field(
         description="Regular expression matched (fullmatch) against the path relative to root."

@@ -27,12 +27,16 @@ def ensure_pools(pools: dict[str, list[str]], slots: int) -> list[str]:
     for name, tasks in pools.items():
         existing = Pool.get_pool(name)
         if existing is not None:
-            lines.append(f"{name}: exists ({existing.slots} slots), left as it is")
+            lines.append(f"{name}: exists ({_slots_text(existing.slots)}), left as it is")
             continue
         description = f"Lethe: {', '.join(tasks)}"[:500]
         Pool.create_or_update_pool(name, slots, description, include_deferred=False)
-        lines.append(f"{name}: created with {slots} slots for {', '.join(tasks)}")
+        lines.append(f"{name}: created with {_slots_text(slots)} for {', '.join(tasks)}")
     return lines
+
+
+def _slots_text(slots: int) -> str:
+    return f"{slots} slot" if slots == 1 else f"{slots} slots"
 
 
 def _slots() -> int:

@@ -17,6 +17,11 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+
+# Imported when the tests are collected, not in the first test that makes a hook: its
+# first import configures Airflow's logging, which replaces the root logger's handlers and
+# so drops pytest's caplog handler in the middle of that test.
+from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
 
 from lethe import connections
@@ -214,9 +219,7 @@ def fresh_schema(dsn: str, schema: str) -> Iterator[Db]:
     database.conn.close()
 
 
-def make_hook(conn_id: str = CONN_ID):
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+def make_hook(conn_id: str = CONN_ID) -> PostgresHook:
     return PostgresHook(postgres_conn_id=conn_id)
 
 

@@ -595,6 +595,77 @@ def test_a_purge_walks_the_removable_blocks_on_several_sessions_at_once(
     assert all(session.conn.closed for session in opened)
 
 
+def test_a_purge_walks_on_fewer_sessions_when_the_server_refuses_another(
+    db, tickets_category, monkeypatch, caplog
+):
+    """The login may hold 2 connections: the third session is refused by the server, and
+    the purge walks on the two it has instead of failing (and retrying) while connections
+    are scarce."""
+    import json
+    import uuid
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    kept = _alternating_tickets(db)
+    login = f"lethe_limited_{uuid.uuid4().hex[:8]}"
+    role, schema = sql.Identifier(login), sql.Identifier(SCHEMA)
+    db.run(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'limited-pw' CONNECTION LIMIT 2").format(role))
+    db.run(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+    db.run(sql.SQL("GRANT SELECT, DELETE ON {}.tickets TO {}").format(schema, role))
+    params = conninfo_to_dict(db.conn.info.dsn)
+    connection = {
+        "conn_type": "postgres",
+        "host": params.get("host", "127.0.0.1"),
+        "port": int(params.get("port", 5432)),
+        "login": login,
+        "password": "limited-pw",
+        "schema": db.conn.info.dbname,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_LETHE_LIMITED_TEST", json.dumps(connection))
+    monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 4)
+    units, opened = _sessions_seen(monkeypatch)
+    retention = PostgresRetentionAdapter(
+        hook=make_hook("lethe_limited_test"),
+        store=tickets_store(),
+        category=tickets_category,
+        batch_size=200,
+        purge_sessions=3,
+    )
+    cutoff = Cutoff(default=utc(2024, 1, 1))
+    try:
+        with retention.session():
+            survey = retention.survey(cutoff, HELD_TICKET)
+            _wait_until_gone(db, login)  # the survey's backend: the purge may have both
+            with caplog.at_level(logging.WARNING, logger="lethe"):
+                result = retention.purge(cutoff, HELD_TICKET)
+    finally:
+        _wait_until_gone(db, login)
+        db.run(sql.SQL("DROP OWNED BY {}").format(role))
+        db.run(sql.SQL("DROP ROLE {}").format(role))
+
+    assert survey.removable == result.removed == 2_999
+    assert db.ids("tickets", "ticket_id") == kept
+    assert sum(rows for _, rows in units) == 2_999
+    assert len({pid for pid, _ in units}) == 2
+    assert all(session.conn.closed for session in opened)
+    (warning,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("lethe")
+    ]
+    assert "another session could not be opened" in warning
+    assert "walking on 2 session(s) instead of 3" in warning
+
+
+def _wait_until_gone(db: Db, login: str) -> None:
+    for _ in range(100):
+        (count,) = db.one("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (login,))
+        if count == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{login} still has {count} sessions")
+
+
 def test_a_failure_on_one_session_stops_the_walk_and_counts_what_every_session_committed(
     db, tickets_category, monkeypatch
 ):

@@ -104,20 +104,25 @@ def purge_relation(
     :param within: the first and last block to walk (where a survey found removable rows);
         None: the whole relation, and the blocks added while it is walked.
     :param sessions: how many sessions may walk ``within`` at once, each its own part of
-        it (see :func:`_parts`); the others are opened by ``open_session`` and closed here.
+        it (see :func:`_parts`); the others are opened by ``open_session`` (fewer when it
+        fails: :func:`_open_sessions`) and closed here.
     :return: the rows removed or anonymised.
     """
     walk = _Walk(session.conn, store, table, purge_plan, batch_size, progress)
     parts = _parts(within, sessions if open_session is not None else 1)
     if len(parts) < 2:
         return walk.run(session, within, None)
+    others = _open_sessions(store, open_session, len(parts) - 1)
+    if not others:
+        return walk.run(session, within, None)
+    parts = _parts(within, 1 + len(others))
     log.info(
         "%s: %d blocks walked in %d parts, each on a session of its own",
         store.table,
         within[1] - within[0] + 1,
         len(parts),
     )
-    return _in_parts(walk, session, open_session, parts)
+    return _in_parts(walk, session, others, parts)
 
 
 def _parts(within: tuple[int, int] | None, sessions: int) -> list[tuple[int, int] | None]:
@@ -132,28 +137,51 @@ def _parts(within: tuple[int, int] | None, sessions: int) -> list[tuple[int, int
     return [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
 
 
-def _in_parts(
-    walk: _Walk,
-    session: Session,
-    open_session: Callable[[], Session],
-    parts: list[tuple[int, int] | None],
-) -> int:
-    """Walk ``parts[0]`` on ``session`` and each other part on a session of its own, at
-    once. The parts are disjoint block ranges, so no two sessions touch one row.
+def _open_sessions(
+    store: PostgresStore, open_session: Callable[[], Session], wanted: int
+) -> list[Session]:
+    """Up to ``wanted`` more sessions, opened in the calling thread (a connection's lookup
+    goes through Airflow, which a task's threads should not share).
 
-    The other sessions are opened here, in the calling thread, before any walk starts (a
-    connection's lookup goes through Airflow, which a task's threads should not share). A
-    failure in any walk stops the others after their transaction in progress; the first
-    one's error is raised once they have stopped (what they committed is in ``progress``).
+    One that cannot be had (the server's or the login's connection limit reached, say)
+    ends the attempt with a warning: the purge walks on the sessions it has rather than
+    failing, and retrying, while connections are scarce.
     """
     opened: list[Session] = []
     try:
-        for _ in parts[1:]:
-            opened.append(open_session())
+        while len(opened) < wanted:
+            try:
+                opened.append(open_session())
+            except StoreError as exc:
+                log.warning(
+                    "%s: another session could not be opened (%s); walking on %d session(s) "
+                    "instead of %d",
+                    store.table,
+                    exc,
+                    1 + len(opened),
+                    1 + wanted,
+                )
+                break
     except BaseException:
         for own in opened:
             own.close()
         raise
+    return opened
+
+
+def _in_parts(
+    walk: _Walk,
+    session: Session,
+    opened: list[Session],
+    parts: list[tuple[int, int] | None],
+) -> int:
+    """Walk ``parts[0]`` on ``session`` and each other part on one of the ``opened``
+    sessions (closed here), at once. The parts are disjoint block ranges, so no two
+    sessions touch one row.
+
+    A failure in any walk stops the others after their transaction in progress; the first
+    one's error is raised once they have stopped (what they committed is in ``progress``).
+    """
     stop = threading.Event()
 
     def helper(own: Session, part: tuple[int, int] | None) -> int:

@@ -7,10 +7,12 @@ checks row by row what is left.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +25,15 @@ from lethe.domain.protection import Protection
 from lethe.exceptions import PurgeError, StoreError
 from lethe.policy import Duration
 from lethe.policy.vocabulary import Identity
-from lethe.stores.postgres import PostgresRetentionAdapter, blocks, partitions
+from lethe.stores.postgres import PostgresRetentionAdapter, blocks
+from lethe.stores.postgres import connection as pg_connection
 from lethe.stores.postgres import purge as retention_module
 from lethe.stores.postgres.connection import Progress as blocks_progress
 from tests.stores.conftest import CONN_ID, ams, fresh_schema, make_hook, postgres_store, utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from lethe.policy.models import PostgresStore
     from tests.stores.conftest import Db
 
@@ -705,7 +710,6 @@ def test_a_purge_interrupted_while_it_waits_for_the_other_sessions_stops_them(
     """A task killed (SIGTERM: an exception in its main thread) while its own part is done
     and the other sessions still walk: they stop after their transaction in progress."""
     import concurrent.futures
-    import threading
 
     _alternating_tickets(db)
     monkeypatch.setattr(blocks, "MIN_PART_BLOCKS", 4)
@@ -740,6 +744,54 @@ def test_a_purge_interrupted_while_it_waits_for_the_other_sessions_stops_them(
     assert left > 0, f"the other session walked its whole part ({waited:.1f} s)"
     assert sum(rows for _, rows in units) == 2_999 - left
     assert all(session.conn.closed for session in opened)
+
+
+def test_a_batch_fails_rather_than_waits_behind_another_sessions_row_lock(
+    db, tickets_category, stack, monkeypatch
+):
+    """An application's transaction holds an expired row: the batch that reaches it fails
+    after LOCK_TIMEOUT instead of waiting (with its own locks held) until that transaction
+    ends; what was committed before stays removed and is counted."""
+    _alternating_tickets(db)
+    monkeypatch.setattr(pg_connection, "LOCK_TIMEOUT", "200ms")
+    lock = db.q("SELECT 1 FROM {s}.tickets WHERE ticket_id = 5001 FOR UPDATE")
+    with _held_elsewhere(stack, lock) as still_held:
+        retention = adapter(tickets_store(), tickets_category, batch_size=200, purge_sessions=1)
+        with pytest.raises(PurgeError, match="55P03") as raised:
+            retention.purge(Cutoff(default=utc(2024, 1, 1)), HELD_TICKET)
+        held_on = still_held()
+
+    assert held_on, "the lock was released before the purge failed: the purge waited"
+    assert "another session held a lock it needed for more than 200ms" in str(raised.value)
+    (left,) = db.one("SELECT count(*) FROM {s}.tickets WHERE closed_at < '2024-01-01'")
+    assert raised.value.removed == 3_000 - left > 0
+    assert 5_001 in db.ids("tickets", "ticket_id")
+
+
+@contextlib.contextmanager
+def _held_elsewhere(stack, statement: sql.Composable) -> Iterator[Callable[[], bool]]:
+    """Another session runs ``statement`` and keeps its transaction (and locks) open until
+    the block ends, or for 30 s at most: a purge that waits for the locks (no lock
+    timeout) then goes on instead of hanging the suite. Yields: is it still held?"""
+    other = psycopg.connect(stack.postgres_dsn)
+    done = threading.Event()
+    given_up = threading.Event()
+
+    def give_up_at_last() -> None:
+        if not done.wait(30):
+            given_up.set()
+            other.rollback()
+
+    watchdog = threading.Thread(target=give_up_at_last, daemon=True)
+    try:
+        other.execute(statement)
+        watchdog.start()
+        yield lambda: not given_up.is_set()
+    finally:
+        done.set()
+        if watchdog.is_alive():
+            watchdog.join()
+        other.close()
 
 
 def test_batch_progress_is_logged_at_info_with_counts_only(
@@ -1019,7 +1071,7 @@ def test_partitions_are_dropped_only_before_the_earliest_subject_cutoff(db, cata
 
 
 def test_a_partition_drop_fails_rather_than_blocks(db, catalog, stack, monkeypatch):
-    monkeypatch.setattr(partitions, "DROP_LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(pg_connection, "LOCK_TIMEOUT", "200ms")
     category = catalog.category("usage_records")
     make_usage(
         db,
@@ -1030,19 +1082,14 @@ def test_a_partition_drop_fails_rather_than_blocks(db, catalog, stack, monkeypat
             (3, 1, "+31600000003", utc(2024, 3, 10)),
         ],
     )
-    reader = psycopg.connect(stack.postgres_dsn)
-    try:
-        with reader.cursor() as cur:  # a long report reading February holds its lock
-            cur.execute(db.q("SELECT count(*) FROM {s}.usage_records_p202402"))
-        started = datetime.now(UTC)
+    # A long report reading February holds its lock.
+    report = db.q("SELECT count(*) FROM {s}.usage_records_p202402")
+    with _held_elsewhere(stack, report) as still_held:
         with pytest.raises(PurgeError, match="55P03") as raised:
             adapter(usage_store(catalog), category).purge(
                 Cutoff(default=utc(2024, 3, 1)), Protection()
             )
-        assert datetime.now(UTC) - started < timedelta(seconds=3)
-    finally:
-        reader.rollback()
-        reader.close()
+        assert still_held(), "the report ended before the purge failed: the drop waited"
     assert raised.value.removed == 1  # January was dropped before February's lock failed
     assert raised.value.failed == 1
     assert "usage_records_p202402" in str(raised.value)

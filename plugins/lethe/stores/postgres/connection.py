@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long any statement of a store session waits for a lock before it fails: a purge
+#: batch, a partition drop or a subject's erase never queues for long behind another
+#: session's transaction (holding the locks it has already taken, and stalling whoever
+#: queues behind it). The task fails naming SQLSTATE 55P03, and its retry tries again.
+LOCK_TIMEOUT = "5s"
+
 
 def db_errors() -> tuple[type[Exception], ...]:
     """The base error class of the one PostgreSQL driver Lethe speaks (psycopg 3)."""
@@ -132,7 +138,8 @@ class Progress:
 
 
 def connect(hook: PostgresHook, store: PostgresStore, error: type[StoreError]) -> Session:
-    """A session in the provider's time zone; ``error`` when it cannot be had.
+    """A session in the provider's time zone, waiting at most :data:`LOCK_TIMEOUT` for
+    any lock; ``error`` when it cannot be had.
 
     A connection of another driver than psycopg 3 (the postgres provider hands out
     psycopg2 when psycopg 3 or SQLAlchemy 2 is missing) is closed and refused.
@@ -160,8 +167,9 @@ def connect(hook: PostgresHook, store: PostgresStore, error: type[StoreError]) -
     try:
         with opened.cursor() as cur:
             cur.execute(
-                "SELECT pg_catalog.set_config('TimeZone', %(tz)s, false)",
-                {"tz": PROVIDER_TZ.key},
+                "SELECT pg_catalog.set_config('TimeZone', %(tz)s, false), "
+                "pg_catalog.set_config('lock_timeout', %(lock)s, false)",
+                {"tz": PROVIDER_TZ.key, "lock": LOCK_TIMEOUT},
             )
         opened.commit()
     except psycopg.Error as exc:
@@ -179,6 +187,11 @@ def failure(
         f"{action} of {store.table} (connection {store.conn_id!r}) failed: "
         f"PostgreSQL error {code} ({type(exc).__name__})"
     )
+    if code == "55P03":
+        message += (
+            f": another session held a lock it needed for more than {LOCK_TIMEOUT} (a long "
+            "transaction on the table?)"
+        )
     if removed is not None:
         message += f"; {removed} rows were removed before the failure"
     return message

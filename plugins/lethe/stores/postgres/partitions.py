@@ -1,9 +1,10 @@
 """Dropping whole month partitions of a range-partitioned table in a purge.
 
 A partition whose upper bound is at or before the earliest cutoff holds only expired
-rows: unless it holds a held or restricted row, it is detached and dropped, under a short
-``lock_timeout`` so a purge never queues behind long transactions. A partition holding a
-protected row stays; its other rows go in the purge's batches.
+rows: unless it holds a held or restricted row, it is detached and dropped, under the
+session's short ``lock_timeout`` (:data:`~lethe.stores.postgres.connection.LOCK_TIMEOUT`)
+so a purge never queues behind long transactions. A partition holding a protected row
+stays; its other rows go in the purge's batches.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long dropping a partition may wait for its locks before it fails instead of blocking.
-DROP_LOCK_TIMEOUT = "5s"
 #: Partition-key column types whose bounds are instants (or local dates) we can compare.
 _TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
 #: Pulls the upper bound literal out of ``FOR VALUES FROM (...) TO ('...')``.
@@ -87,10 +86,6 @@ def drop_partitions(
         part = sql.Identifier(schema, name)
         progress.action = f"dropping partition {schema}.{name}"
         with session.cursor() as cur:
-            cur.execute(
-                "SELECT pg_catalog.set_config('lock_timeout', %(timeout)s, true)",
-                {"timeout": DROP_LOCK_TIMEOUT},
-            )
             # Writers wait (readers do not) while the partition is counted.
             cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
             if check:

@@ -57,6 +57,7 @@ def test_the_purge_task_runs_in_the_pool_its_stores_name(pooled_policies):
     # What the scheduler reads: the serialized DAG.
     served = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     pools = {task.task_id: task.pool for task in served.tasks}
+    assert "(pool `lethe_telecom_db`)" in dag.doc_md  # the store table says so
     # The website's S3 store names no pool: its task stays in default_pool.
     assert pools == {
         "purge_postgres": "lethe_telecom_db",

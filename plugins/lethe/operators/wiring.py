@@ -198,7 +198,11 @@ class RetentionPolicy:
             "|---|---|---|---|---|---|",
         ]
         for category in family.categories:
-            stores = ", ".join(f"{store.kind} `{store.location}`" for store in category.stores)
+            stores = ", ".join(
+                f"{store.kind} `{store.location}`"
+                + (f" (pool `{store.pool}`)" if store.pool else "")
+                for store in category.stores
+            )
             rows.append(
                 f"| {category.statement_row or '-'} | {category.title} | "
                 f"{category.retention.human()} | {category.controller.value} | "

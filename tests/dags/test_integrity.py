@@ -178,3 +178,17 @@ def _within(module: str, package: str) -> bool:
     """``module`` is ``package`` or inside it (not merely a name that starts the same, as
     ``psycopg2`` does with ``psycopg``)."""
     return module == package or module.startswith(f"{package}.")
+
+
+def test_retention_tasks_time_out_before_the_next_days_run(parsed):
+    """A hung purge fails (and is mailed) instead of holding its slots for good."""
+    from datetime import timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    retention = [dag for dag_id, dag in parsed.dags.items() if dag_id.startswith("retention_")]
+    assert retention
+    for dag in retention:
+        served = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        for task in served.tasks:
+            assert task.execution_timeout == timedelta(hours=20), (dag.dag_id, task.task_id)

@@ -433,6 +433,18 @@ class TestFailureOnTheWay:
         assert entry["counts"]["matched"] == 3
         assert "removed" not in entry["counts"]
 
+    def test_a_purge_that_runs_out_of_time_is_recorded(self, control):
+        """execution_timeout raises AirflowTaskTimeout, a BaseException, in the task."""
+        from airflow.sdk.exceptions import AirflowTaskTimeout
+
+        adapter = FakeAdapter(Survey(total=10, expired=3), fail=AirflowTaskTimeout("Timeout"))
+        with pytest.raises(AirflowTaskTimeout):
+            _operator(adapter).execute(_context("purge-timeout"))
+        (entry,) = _logged(control, "purge-timeout")
+        assert (entry["outcome"], entry["details"]["phase"]) == ("failed", "purge")
+        assert entry["details"]["reason"] == "AirflowTaskTimeout"
+        assert "removed" not in entry["counts"]
+
 
 class TestNotRetried:
     """What no retry fixes fails the task at once (AirflowFailException): an undefined

@@ -184,7 +184,7 @@ class BaseRetentionOperator(BaseOperator):
         self._progress: dict[str, Any] = {"phase": "cutoff", "written": False}
         try:
             return self._run(context, moment, started, label, dry_run, override)
-        except Exception as exc:
+        except BaseException as exc:  # also a task timing out (AirflowTaskTimeout)
             if not self._progress["written"]:
                 self._record_failure(context, exc, dry_run, override, started)
             raise
@@ -319,13 +319,14 @@ class BaseRetentionOperator(BaseOperator):
     def _record_failure(
         self,
         context: Context,
-        error: Exception,
+        error: BaseException,
         dry_run: bool,
         override: bool,
         started: float,
     ) -> None:
         """The ledger entry of a task that failed before it could write its own (the
-        cutoff, the control schema, the store's survey or an unexpected purge error).
+        cutoff, the control schema, the store's survey, an unexpected purge error or the
+        task's time running out).
 
         The reason is the message of lethe's own errors (which never carry personal data)
         and only the type (and SQLSTATE) of any other, whose text may quote stored values.

@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 #: the schedule is unaffected (the first scheduled run is the latest interval).
 RETENTION_START_DATE = pendulum.datetime(2000, 1, 1, tz="Europe/Amsterdam")
 
+#: The longest a retention task may run. A purge that hangs (a store that stops answering
+#: without closing the connection) then fails, is mailed and frees its worker slot and pool
+#: slot before the next day's run, instead of holding them for good. A purge cut short
+#: resumes on the next run: what it committed is in the ledger, what it did not stays.
+RETENTION_TASK_TIMEOUT = timedelta(hours=20)
+
 #: Retries with backoff: a store that is briefly unreachable is tried again; a purge guard
 #: stop, a policy that does not load and an undefined connection are not (the operators
 #: raise AirflowFailException: lethe.operators.failures.not_retried). A task's last failure
@@ -55,6 +61,7 @@ RETENTION_DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(hours=1),
+    "execution_timeout": RETENTION_TASK_TIMEOUT,
     "on_failure_callback": [AlertEmailNotifier()],
 }
 

@@ -211,14 +211,23 @@ _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _SYSTEM_SCHEMAS = ("pg_", "information_schema")
 
 
+def _matching(value: str, pattern: re.Pattern[str], longest: int, what: str) -> str:
+    """``value`` when it has at most ``longest`` characters and ``pattern`` matches it
+    whole; else a ValueError saying it is not ``what``."""
+    if len(value) > longest or not pattern.fullmatch(value):
+        raise ValueError(f"{value!r} is not {what}")
+    return value
+
+
 def check_identifier(value: str) -> str:
     """A PostgreSQL identifier that needs no quoting: ``^[a-z_][a-z0-9_]*$``, at most 63."""
-    if len(value) > _MAX_IDENTIFIER or not _IDENTIFIER_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid identifier (lower-case letters, digits and _, "
-            f"not starting with a digit, at most {_MAX_IDENTIFIER} characters)"
-        )
-    return value
+    return _matching(
+        value,
+        _IDENTIFIER_RE,
+        _MAX_IDENTIFIER,
+        f"a valid identifier (lower-case letters, digits and _, not starting with a digit, "
+        f"at most {_MAX_IDENTIFIER} characters)",
+    )
 
 
 def check_qualified_name(value: str) -> str:
@@ -238,32 +247,35 @@ def check_qualified_name(value: str) -> str:
 
 def check_snake_id(value: str) -> str:
     """A snake_case id: lower-case words of letters and digits joined by single ``_``."""
-    if len(value) > _MAX_IDENTIFIER or not _SNAKE_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a snake_case id (lower-case letters and digits in words "
-            f"joined by single _, starting with a letter, at most {_MAX_IDENTIFIER} characters)"
-        )
-    return value
+    return _matching(
+        value,
+        _SNAKE_RE,
+        _MAX_IDENTIFIER,
+        f"a snake_case id (lower-case letters and digits in words joined by single _, "
+        f"starting with a letter, at most {_MAX_IDENTIFIER} characters)",
+    )
 
 
 def check_conn_id(value: str) -> str:
     """An Airflow connection id that can also be read from an ``AIRFLOW_CONN_*`` variable."""
-    if len(value) > 250 or not _CONN_ID_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid connection id (lower-case letters, digits and _, "
-            f"starting with a letter, so that an AIRFLOW_CONN_<ID> variable can hold it)"
-        )
-    return value
+    return _matching(
+        value,
+        _CONN_ID_RE,
+        250,
+        "a valid connection id (lower-case letters, digits and _, starting with a letter, "
+        "so that an AIRFLOW_CONN_<ID> variable can hold it)",
+    )
 
 
 def check_pool_name(value: str) -> str:
     """An Airflow pool's name: letters, digits, ``_``, ``.`` and ``-``, at most 256."""
-    if len(value) > _MAX_POOL or not _POOL_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid pool name (letters, digits, _, . and -, starting with "
-            f"a letter or digit, at most {_MAX_POOL} characters)"
-        )
-    return value
+    return _matching(
+        value,
+        _POOL_RE,
+        _MAX_POOL,
+        f"a valid pool name (letters, digits, _, . and -, starting with a letter or digit, "
+        f"at most {_MAX_POOL} characters)",
+    )
 
 
 def check_group_name(value: str) -> str:

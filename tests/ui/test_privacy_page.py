@@ -230,3 +230,42 @@ def test_the_export_links_to_its_request_page_which_shows_the_handover(
     assert expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") in answer.text
     assert 'id="download"' in answer.text
     assert EMAIL not in answer.text
+
+
+def test_a_pool_the_policies_name_but_airflow_lacks_is_shown(
+    api_client, token, stores, tmp_path, monkeypatch
+):
+    """A task in a pool that does not exist is never scheduled: the page says which."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+    from airflow.models.pool import Pool
+
+    from lethe.policy import clear_cache
+
+    pool = f"lethe_test_{datetime.now(UTC):%H%M%S%f}"
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "include" / "policies", policies)
+    website = yaml.safe_load((policies / "website.yaml").read_text())
+    for category in website["categories"]:
+        for store in category["stores"]:
+            if store["kind"] == "postgres":
+                store["pool"] = pool
+    (policies / "website.yaml").write_text(yaml.safe_dump(website, sort_keys=False))
+    monkeypatch.setenv("LETHE_POLICY_DIR", str(policies))
+    clear_cache()
+    try:
+        missing = api_client.get("/lethe/", headers=bearer(token())).text
+        Pool.create_or_update_pool(pool, 2, "made by the test", include_deferred=False)
+        present = api_client.get("/lethe/", headers=bearer(token())).text
+    finally:
+        if Pool.get_pool(pool) is not None:
+            Pool.delete_pool(pool)
+        clear_cache()
+
+    shown = re.search(rf'<p class="bad" data-pool="{pool}">.*?</p>', missing, re.S)
+    assert shown, missing
+    assert "retention_website.purge_postgres" in shown.group(0)
+    assert "never scheduled" in shown.group(0)
+    assert "data-pool=" not in present

@@ -5,10 +5,10 @@ links so the page works under any base URL and inside the UI's frame):
 
 - ``/lethe/``: per category (the 16 statement rows and the subject exports): stores,
   items, oldest age against the limit, verdict, last retention run and its ledger
-  outcome; open subject requests with their deadlines; the audit ledger's check (the keyed
-  check when this server can read the ledger key connection, else the unkeyed hash chain,
-  saying so);
-  the latest stored compliance report.
+  outcome; any pool the policies name that Airflow does not have (its tasks would never
+  be scheduled); open subject requests with their deadlines; the audit ledger's check
+  (the keyed check when this server can read the ledger key connection, else the unkeyed
+  hash chain, saying so); the latest stored compliance report.
 - ``/lethe/requests/<request id>``: one request, with its export's key, checksum, expiry
   and download link.
 - ``/lethe/reports/latest.html`` and ``latest.csv``: the newest stored report.
@@ -90,7 +90,7 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
     from lethe.exceptions import LetheError
     from lethe.report.render import chart_svg, rows_table
     from lethe.report.status import ledger_chain, ledger_keys
-    from lethe.ui.queries import open_requests
+    from lethe.ui.queries import missing_pools, open_requests
 
     try:
         moment, rows = surveyed_rows(refresh)
@@ -107,6 +107,13 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
         intact, _, chain = ledger_chain(control, key=key, retired=retired, no_key=no_key)
         requests = open_requests(control)
     out_of_policy = sum(not row.compliant for row in rows)
+    pools_html = "".join(
+        f'<p class="bad" data-pool="{escape(pool)}">Pool <code>{escape(pool)}</code>, named '
+        f"by the policies for {escape(', '.join(tasks))}, does not exist in Airflow: those "
+        "tasks are never scheduled. Create it (<code>airflow pools set "
+        f"{escape(pool)} 4 'Lethe'</code>, or run airflow-init again).</p>"
+        for pool, tasks in missing_pools().items()
+    )
     now = datetime.now(UTC)
     request_lines = [
         f'<tr data-request="{r.request_id}"><td><a href="requests/{r.request_id}">'
@@ -128,6 +135,7 @@ def privacy_page(refresh: bool = False) -> HTMLResponse:
         '<a href="?refresh=1">survey again</a>). Counts, ids and dates only.</p>',
         f'<p class="{"bad" if out_of_policy else "ok"}" id="summary">'
         f"{out_of_policy} of {len(rows)} categories out of policy.</p>",
+        pools_html,
         '<p>Latest compliance report: <a href="reports/latest.html">HTML</a> · '
         '<a href="reports/latest.csv">CSV</a></p>',
         "<h2>Statement rows</h2>",

@@ -746,3 +746,58 @@ def test_a_purge_after_its_survey_in_one_session_does_not_list_again(
     assert object_keys(client, bucket) == {held, young}
     if versioned:
         assert _versions(client, bucket) == {held: 1, young: 1}
+
+
+# ============================================================================ timestamps
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-01-05T10:00:00.000Z",  # S3 and MinIO listings
+        "2024-01-05T10:00:00Z",
+        "2024-02-29T23:59:59.123456Z",
+        "2024-01-05T10:00:00.1234567Z",  # more digits than microseconds: botocore's parser
+        "Fri, 05 Jan 2024 10:00:00 GMT",  # an HTTP date (HeadObject): botocore's parser
+        "2024-01-05T11:00:00+01:00",
+        1704448800,
+    ],
+)
+def test_s3_timestamps_are_read_as_botocore_reads_them(value):
+    from botocore import parsers
+
+    from lethe.stores.s3.access import s3_timestamp
+
+    read, botocores = s3_timestamp(value), parsers.DEFAULT_TIMESTAMP_PARSER(value)
+    assert read == botocores
+    assert read.utcoffset() == botocores.utcoffset()
+
+
+def test_the_stores_client_reads_listed_timestamps_fast_and_alike(
+    hook, catalog, bucket, monkeypatch
+):
+    """Through the embedded S3: the listing's LastModified never reaches botocore's own
+    (slow) parser, and is the instant the HEAD's HTTP date, read by that parser, gives."""
+    from botocore import parsers
+
+    from lethe.stores.s3.access import S3Access
+
+    botocores, slow = parsers.DEFAULT_TIMESTAMP_PARSER, []
+    monkeypatch.setattr(
+        parsers, "DEFAULT_TIMESTAMP_PARSER", lambda value: slow.append(value) or botocores(value)
+    )
+    client = S3Access(hook=hook, store=_web_store(catalog, bucket), category=None).client()
+    for day in ("05", "06", "07"):
+        put_object(client, bucket, f"exports/2024/01/{day}/visits.csv", b"x")
+    listed = client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(listed) == 3
+    assert slow == []
+    headed = client.head_object(Bucket=bucket, Key=listed[0]["Key"])["LastModified"]
+    assert len(slow) == 1  # the HTTP date: botocore's parser
+    assert listed[0]["LastModified"] == headed
+    assert listed[0]["LastModified"].utcoffset() == timedelta(0)
+
+
+def _web_store(catalog, bucket: str) -> S3Store:
+    store = next(s for s in catalog.category("web_statistics").stores if s.kind == "s3")
+    return store.model_copy(update={"bucket": bucket})
